@@ -1,0 +1,44 @@
+# shopbusy: `make run` trains, validates, evaluates and (if the gates hold) pushes the model;
+# `make test` proves it. Both install what is missing first.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+# Keras 2 (tf_keras) with TF 2.16: set before anything imports TensorFlow (see DESIGN.md).
+export TF_USE_LEGACY_KERAS := 1
+
+.PHONY: install lock run test test-all clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock setup.py
+	@py=$$(scripts/find-python.sh) || exit 1; \
+	  echo "Creating $(VENV) with $$py"; \
+	  [ -x $(BIN)/python ] || $$py -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+# Regenerates the fully pinned lock from setup.py's requirements (about a minute).
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip compile --python-version 3.10 --python $(BIN)/python setup.py --extra test -o requirements.lock
+
+$(BIN)/python:
+	@py=$$(scripts/find-python.sh) || exit 1; $$py -m venv $(VENV)
+
+run: install
+	$(BIN)/shopbusy run
+
+# The default suite: unit tests plus the end-to-end pipeline tests (under 25 min on 2 cores).
+test: install
+	$(BIN)/python -m pytest -m "not slow" tests
+
+# Everything, including tests marked slow.
+test-all: install
+	$(BIN)/python -m pytest tests
+
+clean:
+	rm -rf workdir .pytest_cache

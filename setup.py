@@ -1,0 +1,31 @@
+"""shopbusy: a TFX pipeline that trains, validates, gates and pushes the drone-shop "busy" classifier."""
+
+from setuptools import find_packages, setup
+
+# The stack is settled (see README "Stack"): TFX 1.16 is the newest release whose wheels
+# install here, and Beam 2.59 is the newest that tfx-bsl 1.16 imports with.
+INSTALL_REQUIRES = [
+    "tfx[kfp]==1.16.0",
+    "apache-beam[gcp]==2.59.0",
+    "tensorflow==2.16.2",
+    "tf-keras==2.16.0",
+    "tensorflow-model-analysis==0.47.1",
+    "tensorflow-data-validation==1.16.1",
+    "tensorflow-transform==1.16.0",
+    # TFX builds module-file wheels with `setup.py bdist_wheel` and Beam still imports
+    # pkg_resources, which newer setuptools releases dropped.
+    "setuptools<81",
+    "wheel",
+    "pip",
+]
+
+setup(
+    name="shopbusy",
+    version="0.1.0",
+    description="TFX pipeline for the drone-delivery shop 'busy' classifier",
+    python_requires="==3.10.*",
+    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": ["pytest", "pytest-timeout"]},
+    entry_points={"console_scripts": ["shopbusy=pipeline.cli:main"]},
+)
