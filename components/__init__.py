@@ -1,0 +1,1 @@
+"""TFX component code for shopbusy: module files (modules/) and custom components."""

@@ -1,0 +1,41 @@
+"""A gate between ExampleValidator and Transform: anomalies stop the run.
+
+ExampleValidator records anomalies but lets the pipeline go on; a model trained on data
+that breaks the contract must never be pushed, so this component fails the run instead,
+with one line per column and TFDV's own description of what is wrong.
+"""
+
+import json
+import os
+
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx import v1 as tfx
+
+ANOMALIES_FILE = "SchemaDiff.pb"  # what ExampleValidator writes for each split
+
+
+class AnomaliesFoundError(RuntimeError):
+    """The data does not match the curated schema."""
+
+
+def describe_anomalies(anomalies_uri: str, split_names: list) -> list:
+    """One line per split and column that has an anomaly, with TFDV's descriptions."""
+    problems = []
+    for split in split_names:
+        with open(os.path.join(anomalies_uri, f"Split-{split}", ANOMALIES_FILE), "rb") as f:
+            anomalies = anomalies_pb2.Anomalies.FromString(f.read())
+        for column, info in sorted(anomalies.anomaly_info.items()):
+            reasons = "; ".join(f"{r.short_description}: {r.description}" for r in info.reason) or info.description
+            problems.append(f"split {split}, column '{column}': {reasons}")
+        if anomalies.HasField("dataset_anomaly_info"):
+            reasons = "; ".join(r.description for r in anomalies.dataset_anomaly_info.reason)
+            problems.append(f"split {split}, whole dataset: {reasons}")
+    return problems
+
+
+@tfx.dsl.components.component
+def AnomalyGate(anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies]):
+    """Raises AnomaliesFoundError when ExampleValidator found anything in any split."""
+    problems = describe_anomalies(anomalies.uri, json.loads(anomalies.split_names))
+    if problems:
+        raise AnomaliesFoundError("the data does not match the schema:\n  " + "\n  ".join(problems))

@@ -1,0 +1,1 @@
+"""The bundled dataset (data/shops/) and the generator that made it."""

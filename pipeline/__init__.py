@@ -1,0 +1,1 @@
+"""shopbusy's pipeline definition, configuration, runners and command line."""

@@ -1,0 +1,186 @@
+"""The `shopbusy` command. Heavy imports (TensorFlow, TFX) happen inside the commands that
+need them, so `--help` and argument errors answer at once.
+
+Exit codes of `shopbusy run`: 0 blessed and pushed; 3 ran, not blessed, nothing pushed;
+2 input rejected (nothing trained or pushed); 1 any other failure.
+"""
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import time
+import warnings
+
+EXIT_PUSHED, EXIT_FAILED, EXIT_INPUT_REJECTED, EXIT_NOT_BLESSED = 0, 1, 2, 3
+
+
+def _prepare_environment(verbose: bool) -> None:
+    """Settles Keras 2 and log levels before TensorFlow is first imported."""
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        warnings.filterwarnings("ignore")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.INFO if verbose else logging.ERROR)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
+
+
+@contextlib.contextmanager
+def _console(log_path: str, verbose: bool):
+    """Yields (out, err) printers for the user. Unless verbose, everything else written to
+    the process's stdout and stderr, by TensorFlow's C++ logs, Beam and the subprocesses TFX
+    starts (wheel builds, pip), goes to `log_path` instead."""
+    if verbose:
+        yield (lambda line: print(line, flush=True)), (lambda line: print(line, file=sys.stderr, flush=True))
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "ab") as log, os.fdopen(os.dup(saved[0]), "w") as out, os.fdopen(os.dup(saved[1]), "w") as err:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield (lambda line: print(line, file=out, flush=True)), (lambda line: print(line, file=err, flush=True))
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from pipeline import config  # light: no TensorFlow
+
+    parser = argparse.ArgumentParser(
+        prog="shopbusy", description="Train, validate, gate and push the drone-shop busy classifier with TFX."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the whole pipeline locally (Beam DirectRunner)")
+    run.add_argument("--data", default=config.DEFAULT_DATA, help="a CSV file or a folder of CSVs (default: bundled)")
+    run.add_argument("--workdir", default=config.DEFAULT_WORKDIR, help="pipeline root, metadata.sqlite, serving/")
+    run.add_argument(
+        "--beam-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="a Beam pipeline option passed through, e.g. --beam-arg=--runner=FlinkRunner (repeatable)",
+    )
+    defaults = config.Gates()
+    run.add_argument("--min-accuracy", type=float, default=defaults.min_accuracy, help="gate: overall accuracy >= X")
+    run.add_argument("--max-fpr", type=float, default=defaults.max_fpr, help="gate: false-positive rate <= X")
+    run.add_argument("--max-fnr", type=float, default=defaults.max_fnr, help="gate: false-negative rate <= X")
+    run.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        default=defaults.max_accuracy_drop,
+        help="gate: accuracy may fall at most X below the latest blessed model",
+    )
+    run.add_argument("--epochs", type=int, default=config.Training().epochs, help="most training epochs")
+    run.add_argument("--verbose", action="store_true", help="show TensorFlow, Beam and TFX logs")
+    run.set_defaults(handler=_run)
+
+    from data.generator import DEFAULT_ROWS, DEFAULT_SEED
+
+    generate = commands.add_parser("generate", help="write a synthetic dataset in the seed's CSV format")
+    generate.add_argument("--rows", type=int, default=DEFAULT_ROWS)
+    generate.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    generate.add_argument("--out", required=True, help="CSV file to write")
+    generate.set_defaults(handler=_generate)
+    return parser
+
+
+def _run(args) -> int:
+    import dataclasses
+
+    from pipeline import config, inputs
+
+    started = time.monotonic()
+    try:
+        source = inputs.resolve(args.data)
+        rows = inputs.check(source)
+    except inputs.InputError as e:
+        print(f"shopbusy: {e}", file=sys.stderr)
+        return EXIT_INPUT_REJECTED
+    workdir = config.Workdir(os.path.abspath(args.workdir))
+    run_config = config.RunConfig(
+        data_root=source.root,
+        data_pattern=source.pattern,
+        workdir=workdir,
+        gates=config.Gates(args.min_accuracy, args.max_fpr, args.max_fnr, args.max_accuracy_drop),
+        training=dataclasses.replace(config.Training(), epochs=args.epochs),
+        beam_args=config.default_beam_args(source.total_bytes, args.beam_arg),
+    )
+    log_path = os.path.join(workdir.root, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
+    try:
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    except OSError as e:
+        print(f"shopbusy: cannot use workdir {workdir.root}: {e.strerror}", file=sys.stderr)
+        return EXIT_INPUT_REJECTED
+    with _console(log_path, args.verbose) as (out, err):
+        out(f"shopbusy: {rows} rows from {args.data}; workdir {workdir.root}")
+        if not args.verbose:
+            out(f"shopbusy: TensorFlow, Beam and TFX logs go to {log_path}")
+        return _run_pipeline(run_config, args.data, started, out, err, log_path if not args.verbose else "the log above")
+
+
+def _run_pipeline(run_config, data, started, out, err, log_hint) -> int:
+    """Runs the pipeline and reports: progress, per-component times, gates, verdict."""
+    from components.anomaly_gate import AnomaliesFoundError
+    from pipeline import local_runner
+
+    try:
+        outcome = local_runner.run(run_config, out)
+    except AnomaliesFoundError as e:
+        err(f"shopbusy: input rejected: {data}: {e}")
+        err("Nothing was trained or pushed; serving/ is unchanged.")
+        return EXIT_INPUT_REJECTED
+    except Exception as e:  # noqa: BLE001 - any other failure is reported in one line
+        logging.getLogger(__name__).error("the run failed", exc_info=True)
+        err(f"shopbusy: the run failed: {type(e).__name__}: {e} (details in {log_hint})")
+        return EXIT_FAILED
+
+    out(f"\nRun {outcome.run_id} in {time.monotonic() - started:.0f}s:")
+    for execution in outcome.executions:
+        out(f"  {execution.node:<32} {execution.state.lower():<9} {execution.seconds:7.1f}s")
+    out("\nGates (overall slice of the eval split):")
+    for gate in outcome.gates:
+        out(f"  {gate.describe()}")
+    if outcome.pushed_model:
+        out(f"\nBlessed and pushed: {outcome.pushed_model}")
+        return EXIT_PUSHED
+    out("\nNot blessed: nothing pushed; serving/ is unchanged.")
+    return EXIT_NOT_BLESSED
+
+
+def _generate(args) -> int:
+    from data import generator
+
+    dataset = generator.generate(rows=args.rows, seed=args.seed)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    generator.write_csv(dataset, args.out)
+    busy = int(dataset.columns["class"].sum())
+    print(f"wrote {dataset.num_rows} rows to {args.out}: {dataset.num_rows - busy} not busy, {busy} busy")
+    print(f"Bayes accuracy (best achievable): {dataset.bayes_accuracy:.4f} expected, "
+          f"{dataset.bayes_realised_accuracy:.4f} on these labels")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _build_parser().parse_args(argv)
+    _prepare_environment(getattr(args, "verbose", False))
+    code = args.handler(args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # TensorFlow's finalizers print spurious tracebacks at interpreter exit; the run's
+    # results are written and flushed by now, so leave without them.
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Every default of the pipeline, in one place. The CLI overrides some of them per run."""
+
+import dataclasses
+import os
+from typing import List, Optional
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PIPELINE_NAME = "shopbusy"  # also valid as a Kubeflow pipeline name: [a-z0-9][a-z0-9-]*
+DEFAULT_DATA = os.path.join(PROJECT_ROOT, "data", "shops", "shops.csv")
+DEFAULT_WORKDIR = "workdir"
+SCHEMA_PATH = os.path.join(PROJECT_ROOT, "schemas", "schema.pbtxt")
+MODULES_DIR = os.path.join(PROJECT_ROOT, "components", "modules")
+PREPROCESSING_MODULE = os.path.join(MODULES_DIR, "preprocessing.py")
+TRAINER_MODULE = os.path.join(MODULES_DIR, "model.py")
+
+# ExampleGen's hash split, in buckets: 60 % to fit the model (50 % train, 10 % for early
+# stopping) and 40 % held out for the Evaluator, as the article's 60/40 split.
+SPLIT_BUCKETS = {"train": 5, "valid": 1, "eval": 4}
+TRAIN_SPLIT, VALID_SPLIT, EVAL_SPLIT = "train", "valid", "eval"
+
+# Inputs larger than this run Beam with one worker process per core; smaller ones in
+# memory, where worker start-up (each re-imports TensorFlow) would dominate.
+MULTI_PROCESSING_MIN_BYTES = 50 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Gates:
+    """The push gates, checked by TFMA on the overall slice of the eval split."""
+
+    min_accuracy: float = 0.85
+    max_fpr: float = 0.20
+    max_fnr: float = 0.20
+    max_accuracy_drop: float = 0.01  # against the latest blessed model
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """Trainer hyperparameters: the article's network and schedule, seeded."""
+
+    epochs: int = 200
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    dropout: float = 0.2
+    early_stopping_patience: int = 15
+    seed: int = 0
+
+    def as_custom_config(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Workdir:
+    """The layout of a workdir, which successive runs share (baseline, cache, served models)."""
+
+    root: str
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.root, "pipeline")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.root, "metadata.sqlite")
+
+    @property
+    def serving_dir(self) -> str:
+        return os.path.join(self.root, "serving")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """What one pipeline run needs; built by the CLI from defaults and flags."""
+
+    data_root: str
+    data_pattern: str
+    workdir: Workdir
+    gates: Gates = Gates()
+    training: Training = Training()
+    beam_args: List[str] = dataclasses.field(default_factory=list)
+
+
+def default_beam_args(input_bytes: int, extra: Optional[List[str]] = None) -> List[str]:
+    """DirectRunner options sized for the input; `extra` (from --beam-arg) goes last and wins."""
+    if input_bytes >= MULTI_PROCESSING_MIN_BYTES:
+        mode = ["--direct_running_mode=multi_processing", f"--direct_num_workers={os.cpu_count() or 1}"]
+    else:
+        mode = ["--direct_running_mode=in_memory"]
+    return mode + list(extra or [])

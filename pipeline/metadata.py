@@ -1,0 +1,80 @@
+"""Reads what a pipeline run did from ML Metadata: executions, their times and outputs."""
+
+import dataclasses
+from typing import Dict, List, Optional
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+RUN_CONTEXT_TYPE = "pipeline_run"
+NODE_CONTEXT_TYPE = "node"
+_STATES = metadata_store_pb2.Execution.State
+
+
+@dataclasses.dataclass
+class ComponentExecution:
+    """One component's execution within a run."""
+
+    node: str
+    state: str  # COMPLETE, CACHED, FAILED, RUNNING, ...
+    seconds: float
+    outputs: Dict[str, List[metadata_store_pb2.Artifact]]
+
+
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+    config_proto = metadata_store_pb2.ConnectionConfig()
+    config_proto.sqlite.filename_uri = metadata_path
+    config_proto.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config_proto)
+
+
+def latest_run_id(store: metadata_store.MetadataStore) -> Optional[str]:
+    runs = store.get_contexts_by_type(RUN_CONTEXT_TYPE)
+    return max(runs, key=lambda c: c.create_time_since_epoch).name if runs else None
+
+
+def run_executions(store: metadata_store.MetadataStore, run_id: str) -> List[ComponentExecution]:
+    """The run's component executions in the order they started."""
+    run_context = store.get_context_by_type_and_name(RUN_CONTEXT_TYPE, run_id)
+    executions = sorted(store.get_executions_by_context(run_context.id), key=lambda e: e.create_time_since_epoch)
+    result = []
+    for execution in executions:
+        node = next(
+            (c.name for c in store.get_contexts_by_execution(execution.id) if _context_type(store, c) == NODE_CONTEXT_TYPE),
+            str(execution.type_id),
+        )
+        result.append(
+            ComponentExecution(
+                node=node.split(".", 1)[-1],  # node contexts are named '<pipeline>.<node id>'
+                state=_STATES.Name(execution.last_known_state),
+                seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000,
+                outputs=_outputs(store, execution.id),
+            )
+        )
+    return result
+
+
+def _context_type(store, context) -> str:
+    return store.get_context_types_by_id([context.type_id])[0].name
+
+
+def _outputs(store, execution_id: int) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+    events = [
+        e
+        for e in store.get_events_by_execution_ids([execution_id])
+        if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+    ]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    outputs: Dict[str, List[metadata_store_pb2.Artifact]] = {}
+    for event in events:
+        key = event.path.steps[0].key if event.path.steps else ""
+        outputs.setdefault(key, []).append(artifacts[event.artifact_id])
+    return outputs
+
+
+def custom_property(artifact: metadata_store_pb2.Artifact, name: str):
+    """A custom property's value, whichever type it was stored as (None when absent)."""
+    if name not in artifact.custom_properties:
+        return None
+    value = artifact.custom_properties[name]
+    return getattr(value, value.WhichOneof("value"))

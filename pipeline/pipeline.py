@@ -1,0 +1,150 @@
+"""The shopbusy DAG, defined once for every runner.
+
+CsvExampleGen -> StatisticsGen -> ImportSchemaGen (curated) -> ExampleValidator -> AnomalyGate
+-> Transform -> Trainer -> Evaluator (TFMA, baseline = latest blessed model) -> Pusher (if blessed)
+"""
+
+from typing import List
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components.anomaly_gate import AnomalyGate
+from components.modules import features
+from pipeline import config
+
+REPORTED_METRICS = [
+    "ExampleCount",
+    "BinaryAccuracy",
+    "AUC",
+    "Precision",
+    "Recall",
+    "FallOut",
+    "MissRate",
+    "TruePositives",
+    "TrueNegatives",
+    "FalsePositives",
+    "FalseNegatives",
+]
+
+
+def _overall(threshold: tfma.MetricThreshold) -> List[tfma.PerSliceMetricThreshold]:
+    """A threshold on the overall slice only: a per-class slice has no FPR or FNR to gate."""
+    return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
+
+
+def eval_config(gates: config.Gates) -> tfma.EvalConfig:
+    """TFMA slices, metrics and the push gates."""
+    accuracy_gate = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gates.min_accuracy}),
+        # Ignored on the first run, when no blessed model exists yet.
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -gates.max_accuracy_drop}
+        ),
+    )
+    gated = {
+        "BinaryAccuracy": accuracy_gate,
+        "FallOut": tfma.MetricThreshold(
+            value_threshold=tfma.GenericValueThreshold(upper_bound={"value": gates.max_fpr})
+        ),
+        "MissRate": tfma.MetricThreshold(
+            value_threshold=tfma.GenericValueThreshold(upper_bound={"value": gates.max_fnr})
+        ),
+    }
+    metrics = [
+        tfma.MetricConfig(class_name=name, per_slice_thresholds=_overall(gated[name]) if name in gated else [])
+        for name in REPORTED_METRICS
+    ]
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_default",
+                label_key=features.LABEL_KEY,
+                preprocessing_function_names=["transform_features"],
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=keys) for keys in features.SLICE_KEYS],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+    )
+
+
+def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
+    """The whole DAG for one data location and workdir."""
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=run.data_root,
+        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=run.data_pattern)]),
+        output_config=tfx.proto.Output(
+            split_config=tfx.proto.SplitConfig(
+                splits=[
+                    tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)
+                    for name, buckets in config.SPLIT_BUCKETS.items()
+                ]
+            )
+        ),
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.SCHEMA_PATH)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        module_file=config.PREPROCESSING_MODULE,
+    )
+    transform.add_upstream_node(anomaly_gate)
+
+    trainer = tfx.components.Trainer(
+        module_file=config.TRAINER_MODULE,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=[config.TRAIN_SPLIT]),
+        eval_args=tfx.proto.EvalArgs(splits=[config.VALID_SPLIT]),
+        custom_config=run.training.as_custom_config(),
+    )
+
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=eval_config(run.gates),
+        example_splits=[config.EVAL_SPLIT],
+    )
+
+    with tfx.dsl.Cond(evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1):
+        pusher = tfx.components.Pusher(
+            model=trainer.outputs["model"],
+            model_blessing=evaluator.outputs["blessing"],
+            push_destination=tfx.proto.PushDestination(
+                filesystem=tfx.proto.PushDestination.Filesystem(base_directory=run.workdir.serving_dir)
+            ),
+        )
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.PIPELINE_NAME,
+        pipeline_root=run.workdir.pipeline_root,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(run.workdir.metadata_path),
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            example_validator,
+            anomaly_gate,
+            transform,
+            trainer,
+            model_resolver,
+            evaluator,
+            pusher,
+        ],
+        enable_cache=True,
+        beam_pipeline_args=run.beam_args,
+    )

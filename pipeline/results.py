@@ -1,0 +1,73 @@
+"""What an Evaluator run decided: each gate's value, bound, baseline and verdict, via TFMA."""
+
+import dataclasses
+from typing import Dict, List, Optional, Tuple
+
+import tensorflow_model_analysis as tfma
+
+from pipeline import config
+
+ACCURACY, FPR, FNR = "binary_accuracy", "fall_out", "miss_rate"
+BASELINE_MODEL = "baseline"
+
+
+@dataclasses.dataclass
+class GateResult:
+    """One gate on the overall slice."""
+
+    name: str
+    value: Optional[float]
+    comparison: str  # ">=" or "<="
+    bound: float
+    baseline: Optional[float]
+    passed: bool
+    message: str = ""
+
+    def describe(self) -> str:
+        value = "n/a" if self.value is None else f"{self.value:.4f}"
+        baseline = "" if self.baseline is None else f" (baseline {self.baseline:.4f})"
+        verdict = "pass" if self.passed else f"FAIL {self.message}".rstrip()
+        return f"{self.name:<28} {value:>8} {self.comparison} {self.bound:<6g}{baseline}  {verdict}"
+
+
+def overall_metrics(evaluation_uri: str) -> Dict[Tuple[str, str, bool], float]:
+    """Overall-slice metrics keyed by (metric name, model name, is_diff)."""
+    values = {}
+    for metrics in tfma.load_metrics(evaluation_uri):
+        if metrics.slice_key.single_slice_keys:
+            continue
+        for kv in metrics.metric_keys_and_values:
+            values[(kv.key.name, kv.key.model_name, kv.key.is_diff)] = kv.value.double_value.value
+    return values
+
+
+def gate_results(evaluation_uri: str, gates: config.Gates) -> List[GateResult]:
+    """Every gate of `gates`, judged by TFMA's validation result for the run."""
+    metrics = overall_metrics(evaluation_uri)
+    has_baseline = any(model == BASELINE_MODEL for _, model, _ in metrics)
+    candidate = next((model for _, model, diff in metrics if model != BASELINE_MODEL and not diff), "")
+    failures = {}
+    validation = tfma.load_validation_result(evaluation_uri)
+    for per_slice in validation.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            failures[(failure.metric_key.name, failure.metric_key.is_diff)] = failure.message
+
+    def gate(name, metric, comparison, bound, is_diff=False):
+        return GateResult(
+            name=name,
+            value=metrics.get((metric, candidate, is_diff)),
+            comparison=comparison,
+            bound=bound,
+            baseline=metrics.get((metric, BASELINE_MODEL, False)) if has_baseline else None,
+            passed=(metric, is_diff) not in failures,
+            message=failures.get((metric, is_diff), ""),
+        )
+
+    results = [
+        gate("accuracy", ACCURACY, ">=", gates.min_accuracy),
+        gate("false-positive rate", FPR, "<=", gates.max_fpr),
+        gate("false-negative rate", FNR, "<=", gates.max_fnr),
+    ]
+    if has_baseline:
+        results.insert(1, gate("accuracy change vs baseline", ACCURACY, ">=", -gates.max_accuracy_drop, is_diff=True))
+    return results

@@ -1,0 +1,75 @@
+"""Input that cannot even be read is rejected before any TFX component runs, by name."""
+
+import os
+
+import pytest
+
+from pipeline import inputs
+from tests.conftest import run_cli
+
+HEADER = "class,shop_id,shop_type,shop_location,weekday,hour,avgTime,avgDistance,avgRating,another1,another2,another3,another4,another5"
+ROW = "1,1,2,7,1,12,27,19,3,2,45,8,18,801"
+
+
+def _write(tmp_path, text, name="shops.csv", mode="w"):
+    path = tmp_path / name
+    if mode == "wb":
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return str(path)
+
+
+def _rejection(path) -> str:
+    with pytest.raises(inputs.InputError) as error:
+        inputs.check(inputs.resolve(path))
+    return str(error.value)
+
+
+def test_a_valid_file_and_a_folder_are_accepted(tmp_path):
+    path = _write(tmp_path, f"{HEADER}\n{ROW}\n{ROW}\n")
+    assert inputs.check(inputs.resolve(path)) == 2
+    _write(tmp_path, f"{HEADER}\n{ROW}\n", name="more.csv")
+    source = inputs.resolve(str(tmp_path))
+    assert (source.root, source.pattern, len(source.files)) == (str(tmp_path), "*", 2)
+    assert inputs.check(source) == 3
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(inputs.InputError, match="no such file or folder"):
+        inputs.resolve(str(tmp_path / "nope.csv"))
+
+
+def test_empty_file_and_header_only(tmp_path):
+    assert "shops.csv: the file is empty" in _rejection(_write(tmp_path, ""))
+    assert "no data rows" in _rejection(_write(tmp_path, HEADER + "\n"))
+
+
+def test_missing_and_unknown_columns_are_named(tmp_path):
+    header = HEADER.replace("avgRating", "stars")
+    message = _rejection(_write(tmp_path, f"{header}\n{ROW}\n"))
+    assert "column 'avgRating' is missing" in message
+    assert "column 'stars' is not part of the data contract" in message
+
+
+def test_non_integer_value_names_file_line_and_column(tmp_path):
+    bad = ROW.replace(",27,", ",abc,")
+    path = _write(tmp_path, f"{HEADER}\n{ROW}\n{bad}\n")
+    assert f"{path}, line 3, column 'avgTime': 'abc' is not an integer" in _rejection(path)
+
+
+def test_ragged_row_and_non_utf8(tmp_path):
+    assert "line 2: 13 values where the header has 14" in _rejection(
+        _write(tmp_path, f"{HEADER}\n{ROW.rsplit(',', 1)[0]}\n")
+    )
+    assert "not UTF-8" in _rejection(_write(tmp_path, (HEADER + "\n1,\xff\n").encode("latin-1"), mode="wb"))
+
+
+def test_cli_exits_2_naming_the_problem_and_creates_nothing(tmp_path):
+    path = _write(tmp_path, f"{HEADER}\n{ROW.replace(',3,', ',x,')}\n")
+    workdir = tmp_path / "workdir"
+    result = run_cli("run", "--data", path, "--workdir", workdir, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "column 'avgRating'" in result.stderr and path in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not os.path.exists(workdir)

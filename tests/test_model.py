@@ -1,0 +1,38 @@
+"""The article's network, built on Transform's outputs."""
+
+import numpy as np
+import tf_keras as keras
+
+from components.modules import features
+from components.modules.model import build_model
+from pipeline import config
+
+xf = features.transformed_name
+SIZES = {xf("shop_type"): 21, xf("shop_location"): 21, xf("weekday"): 7, xf("hour"): 24}
+
+
+def test_architecture_is_dense_128_256_128_with_dropout_and_sigmoid():
+    model = build_model(SIZES, config.Training().as_custom_config())
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [layer.units for layer in dense] == [128, 256, 128, 1]
+    assert dense[-1].activation.__name__ == "sigmoid"
+    assert sum(isinstance(layer, keras.layers.Dropout) for layer in model.layers) == 3
+    one_hot_width = sum(SIZES.values()) + len(features.NUMERIC_FEATURE_KEYS)
+    assert dense[0].kernel.shape == (one_hot_width, 128)
+    # The article's 67,841 parameters on 13 raw inputs, plus 128 per extra one-hot input.
+    assert model.count_params() == 67_841 + 128 * (one_hot_width - 13)
+
+
+def test_model_learns_a_separable_rule_and_outputs_probabilities():
+    training = config.Training(epochs=5, seed=1).as_custom_config()
+    keras.utils.set_random_seed(1)
+    model = build_model(SIZES, training)
+    rng = np.random.default_rng(0)
+    n = 2000
+    inputs = {xf(k): rng.normal(size=(n, 1)).astype("float32") for k in features.NUMERIC_FEATURE_KEYS}
+    inputs.update({name: rng.integers(0, size, (n, 1)) for name, size in SIZES.items()})
+    labels = (inputs[xf("avgTime")][:, 0] + (inputs[xf("hour")][:, 0] > 11) > 0.5).astype("float32")
+    model.fit(inputs, labels, epochs=training["epochs"], batch_size=32, verbose=0)
+    predictions = model.predict(inputs, verbose=0)[:, 0]
+    assert predictions.min() >= 0 and predictions.max() <= 1
+    assert np.mean((predictions > 0.5) == labels) > 0.9

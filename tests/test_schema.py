@@ -1,0 +1,61 @@
+"""The curated schema accepts the bundled data and catches each kind of bad value."""
+
+import pytest
+import tensorflow_data_validation as tfdv
+
+from components.modules.features import CSV_COLUMNS, LABEL_KEY
+from pipeline import config
+from tests.conftest import write_dataset
+
+SCHEMA = tfdv.load_schema_text(config.SCHEMA_PATH)
+
+
+def _anomalies(path):
+    statistics = tfdv.generate_statistics_from_csv(path)
+    return tfdv.validate_statistics(statistics, SCHEMA, environment="TRAINING").anomaly_info
+
+
+def test_bundled_data_has_no_anomalies():
+    assert dict(_anomalies(config.DEFAULT_DATA)) == {}
+
+
+def test_schema_covers_the_contract_and_serving_has_no_label():
+    assert [f.name for f in SCHEMA.feature] == CSV_COLUMNS
+    assert list(tfdv.get_feature(SCHEMA, LABEL_KEY).not_in_environment) == ["SERVING"]
+
+
+def _set(column, value):
+    def change(columns):
+        columns[column][:5] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "column,value",
+    [
+        ("class", 2),
+        ("weekday", 8),
+        ("hour", 24),
+        ("avgRating", 9),
+        ("avgTime", 0),
+        ("avgDistance", -3),
+        ("another2", -1),
+    ],
+)
+def test_out_of_domain_values_are_anomalies_of_their_column(tmp_path, column, value):
+    path = write_dataset(tmp_path / "bad.csv", rows=200, seed=1, transform=_set(column, value))
+    anomalies = _anomalies(path)
+    assert list(anomalies) == [column]
+    assert anomalies[column].description
+
+
+def test_missing_values_are_anomalies(tmp_path):
+    path = tmp_path / "gaps.csv"
+    write_dataset(path, rows=200, seed=1)
+    lines = path.read_text().splitlines()
+    cells = lines[5].split(",")
+    cells[8] = ""  # avgRating left empty
+    lines[5] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    assert "avgRating" in _anomalies(str(path))
