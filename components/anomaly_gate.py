@@ -19,18 +19,18 @@ class AnomaliesFoundError(RuntimeError):
 
 
 def describe_anomalies(anomalies_uri: str, split_names: list) -> list:
-    """One line per split and column that has an anomaly, with TFDV's descriptions."""
-    problems = []
+    """One line per column with an anomaly: TFDV's descriptions and the splits it is in."""
+    splits_by_problem = {}
     for split in split_names:
         with open(os.path.join(anomalies_uri, f"Split-{split}", ANOMALIES_FILE), "rb") as f:
             anomalies = anomalies_pb2.Anomalies.FromString(f.read())
-        for column, info in sorted(anomalies.anomaly_info.items()):
+        for column, info in anomalies.anomaly_info.items():
             reasons = "; ".join(f"{r.short_description}: {r.description}" for r in info.reason) or info.description
-            problems.append(f"split {split}, column '{column}': {reasons}")
+            splits_by_problem.setdefault(f"column '{column}': {reasons}", []).append(split)
         if anomalies.HasField("dataset_anomaly_info"):
             reasons = "; ".join(r.description for r in anomalies.dataset_anomaly_info.reason)
-            problems.append(f"split {split}, whole dataset: {reasons}")
-    return problems
+            splits_by_problem.setdefault(f"whole dataset: {reasons}", []).append(split)
+    return [f"{problem} (splits: {', '.join(splits)})" for problem, splits in sorted(splits_by_problem.items())]
 
 
 @tfx.dsl.components.component
