@@ -24,7 +24,7 @@ setup(
     version="0.1.0",
     description="TFX pipeline for the drone-delivery shop 'busy' classifier",
     python_requires="==3.10.*",
-    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*", "data"]),
+    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*", "data", "kubeflow"]),
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest", "pytest-timeout"]},
     entry_points={"console_scripts": ["shopbusy=pipeline.cli:main"]},

@@ -108,10 +108,10 @@ def _run(args) -> int:
         print(f"shopbusy: {e}", file=sys.stderr)
         return EXIT_INPUT_REJECTED
     workdir = config.Workdir(os.path.abspath(args.workdir))
-    run_config = config.RunConfig(
-        data_root=source.root,
-        data_pattern=source.pattern,
-        workdir=workdir,
+    run_config = config.RunConfig.local(
+        source.root,
+        source.pattern,
+        workdir,
         gates=config.Gates(args.min_accuracy, args.max_fpr, args.max_fnr, args.max_accuracy_drop),
         training=dataclasses.replace(config.Training(), epochs=args.epochs),
         beam_args=config.default_beam_args(source.total_bytes, args.beam_arg),

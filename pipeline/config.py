@@ -9,9 +9,15 @@ PIPELINE_NAME = "shopbusy"  # also valid as a Kubeflow pipeline name: [a-z0-9][a
 DEFAULT_DATA = os.path.join(PROJECT_ROOT, "data", "shops", "shops.csv")
 DEFAULT_WORKDIR = "workdir"
 SCHEMA_PATH = os.path.join(PROJECT_ROOT, "schemas", "schema.pbtxt")
+# The Transform and Trainer user code. Locally TFX packages the module files into wheels
+# under the pipeline root and fingerprints them (a code change re-runs the component); on a
+# cluster the image has this project installed and the functions are named by import path,
+# so no path of the compiling machine ends up in the pipeline spec.
 MODULES_DIR = os.path.join(PROJECT_ROOT, "components", "modules")
 PREPROCESSING_MODULE = os.path.join(MODULES_DIR, "preprocessing.py")
 TRAINER_MODULE = os.path.join(MODULES_DIR, "model.py")
+PREPROCESSING_FN = "components.modules.preprocessing.preprocessing_fn"
+RUN_FN = "components.modules.model.run_fn"
 
 # ExampleGen's hash split, in buckets: 60 % to fit the model (50 % train, 10 % for early
 # stopping) and 40 % held out for the Evaluator, as the article's 60/40 split.
@@ -69,14 +75,30 @@ class Workdir:
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """What one pipeline run needs; built by the CLI from defaults and flags."""
+    """What the pipeline needs, whichever runner runs it; built by the CLI from defaults and flags."""
 
     data_root: str
     data_pattern: str
-    workdir: Workdir
+    pipeline_root: str
+    serving_dir: str
+    metadata_path: Optional[str] = None  # SQLite ML Metadata; None on a cluster, which has its own
+    code_from_package: bool = False  # name the user code by import path instead of packaging files
+    schema_path: str = SCHEMA_PATH
     gates: Gates = Gates()
     training: Training = Training()
     beam_args: List[str] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def local(cls, data_root: str, data_pattern: str, workdir: Workdir, **kwargs) -> "RunConfig":
+        """A run on this machine, keeping everything in `workdir`."""
+        return cls(
+            data_root=data_root,
+            data_pattern=data_pattern,
+            pipeline_root=workdir.pipeline_root,
+            serving_dir=workdir.serving_dir,
+            metadata_path=workdir.metadata_path,
+            **kwargs,
+        )
 
 
 def default_beam_args(input_bytes: int, extra: Optional[List[str]] = None) -> List[str]:

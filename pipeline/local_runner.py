@@ -63,12 +63,12 @@ def run(run_config: config.RunConfig, out: Callable[[str], None] = print) -> Run
         tfx.orchestration.LocalDagRunner().run(create_pipeline(run_config))
     finally:
         absl_logger.removeHandler(handler)
-    return outcome(run_config.workdir, run_config.gates)
+    return outcome(run_config.metadata_path, run_config.gates)
 
 
-def outcome(workdir: config.Workdir, gates: config.Gates) -> RunOutcome:
-    """Reads the latest run of `workdir` back from ML Metadata."""
-    store = metadata.open_store(workdir.metadata_path)
+def outcome(metadata_path: str, gates: config.Gates) -> RunOutcome:
+    """Reads the latest run back from ML Metadata."""
+    store = metadata.open_store(metadata_path)
     run_id = metadata.latest_run_id(store)
     executions = metadata.run_executions(store, run_id)
     by_node = {e.node: e for e in executions}

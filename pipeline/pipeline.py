@@ -69,7 +69,7 @@ def eval_config(gates: config.Gates) -> tfma.EvalConfig:
 
 
 def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
-    """The whole DAG for one data location and workdir."""
+    """The whole DAG, for the local runner and for Kubeflow alike."""
     example_gen = tfx.components.CsvExampleGen(
         input_base=run.data_root,
         input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=run.data_pattern)]),
@@ -83,27 +83,29 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         ),
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.SCHEMA_PATH)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=run.schema_path)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
 
+    if run.code_from_package:
+        transform_code, trainer_code = {"preprocessing_fn": config.PREPROCESSING_FN}, {"run_fn": config.RUN_FN}
+    else:
+        transform_code, trainer_code = {"module_file": config.PREPROCESSING_MODULE}, {"module_file": config.TRAINER_MODULE}
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
-        module_file=config.PREPROCESSING_MODULE,
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"], **transform_code
     )
     transform.add_upstream_node(anomaly_gate)
 
     trainer = tfx.components.Trainer(
-        module_file=config.TRAINER_MODULE,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=[config.TRAIN_SPLIT]),
         eval_args=tfx.proto.EvalArgs(splits=[config.VALID_SPLIT]),
         custom_config=run.training.as_custom_config(),
+        **trainer_code,
     )
 
     model_resolver = tfx.dsl.Resolver(
@@ -125,14 +127,18 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
             model=trainer.outputs["model"],
             model_blessing=evaluator.outputs["blessing"],
             push_destination=tfx.proto.PushDestination(
-                filesystem=tfx.proto.PushDestination.Filesystem(base_directory=run.workdir.serving_dir)
+                filesystem=tfx.proto.PushDestination.Filesystem(base_directory=run.serving_dir)
             ),
         )
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.PIPELINE_NAME,
-        pipeline_root=run.workdir.pipeline_root,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(run.workdir.metadata_path),
+        pipeline_root=run.pipeline_root,
+        metadata_connection_config=(
+            tfx.orchestration.metadata.sqlite_metadata_connection_config(run.metadata_path)
+            if run.metadata_path
+            else None
+        ),
         components=[
             example_gen,
             statistics_gen,

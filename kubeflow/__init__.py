@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines v2 runner for shopbusy: compile, submit, schedule."""
