@@ -46,13 +46,13 @@ def cluster_run_config(
 ) -> config.RunConfig:
     """The pipeline's configuration for a cluster: everything under a root the pods can read,
     the data root a runtime parameter defaulting to `data_root`."""
-    from tfx import v1 as tfx
-
     if not (pipeline_root.startswith(REMOTE_SCHEMES) or pipeline_root.startswith("/")):
         raise KubeflowError(
             f"--pipeline-root {pipeline_root!r} must be a location every pod can read: "
             "gs://, s3:// or an absolute path on a shared volume"
         )
+    from tfx import v1 as tfx
+
     return config.RunConfig(
         data_root=tfx.dsl.experimental.RuntimeParameter(name=DATA_ROOT_PARAMETER, ptype=str, default=data_root),
         data_pattern="*",

@@ -53,6 +53,35 @@ def _console(log_path: str, verbose: bool):
             os.close(saved[1])
 
 
+def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """Beam options and gates: shared by `run` and `kubeflow compile`."""
+    from pipeline import config
+
+    parser.add_argument(
+        "--beam-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="a Beam pipeline option passed through, e.g. --beam-arg=--runner=FlinkRunner (repeatable)",
+    )
+    defaults = config.Gates()
+    parser.add_argument("--min-accuracy", type=float, default=defaults.min_accuracy, help="gate: overall accuracy >= X")
+    parser.add_argument("--max-fpr", type=float, default=defaults.max_fpr, help="gate: false-positive rate <= X")
+    parser.add_argument("--max-fnr", type=float, default=defaults.max_fnr, help="gate: false-negative rate <= X")
+    parser.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        default=defaults.max_accuracy_drop,
+        help="gate: accuracy may fall at most X below the latest blessed model",
+    )
+
+
+def _gates(args):
+    from pipeline import config
+
+    return config.Gates(args.min_accuracy, args.max_fpr, args.max_fnr, args.max_accuracy_drop)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from pipeline import config  # light: no TensorFlow
 
@@ -64,23 +93,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the whole pipeline locally (Beam DirectRunner)")
     run.add_argument("--data", default=config.DEFAULT_DATA, help="a CSV file or a folder of CSVs (default: bundled)")
     run.add_argument("--workdir", default=config.DEFAULT_WORKDIR, help="pipeline root, metadata.sqlite, serving/")
-    run.add_argument(
-        "--beam-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="a Beam pipeline option passed through, e.g. --beam-arg=--runner=FlinkRunner (repeatable)",
-    )
-    defaults = config.Gates()
-    run.add_argument("--min-accuracy", type=float, default=defaults.min_accuracy, help="gate: overall accuracy >= X")
-    run.add_argument("--max-fpr", type=float, default=defaults.max_fpr, help="gate: false-positive rate <= X")
-    run.add_argument("--max-fnr", type=float, default=defaults.max_fnr, help="gate: false-negative rate <= X")
-    run.add_argument(
-        "--max-accuracy-drop",
-        type=float,
-        default=defaults.max_accuracy_drop,
-        help="gate: accuracy may fall at most X below the latest blessed model",
-    )
+    _add_pipeline_arguments(run)
     run.add_argument("--epochs", type=int, default=config.Training().epochs, help="most training epochs")
     run.add_argument("--verbose", action="store_true", help="show TensorFlow, Beam and TFX logs")
     run.set_defaults(handler=_run)
@@ -92,6 +105,33 @@ def _build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=DEFAULT_SEED)
     generate.add_argument("--out", required=True, help="CSV file to write")
     generate.set_defaults(handler=_generate)
+
+    from kubeflow.runner import DEFAULT_OUTPUT, IMAGE_DATA_ROOT
+
+    kubeflow = commands.add_parser("kubeflow", help="compile, submit or schedule the pipeline on Kubeflow Pipelines")
+    kubeflow_commands = kubeflow.add_subparsers(dest="kubeflow_command", required=True)
+    compile_ = kubeflow_commands.add_parser("compile", help="write the pipeline spec")
+    compile_.add_argument("--pipeline-root", required=True, help="gs://, s3:// or a shared volume every pod can read")
+    compile_.add_argument("--image", required=True, help="the image built from kubeflow/Dockerfile")
+    compile_.add_argument(
+        "--data-root", default=IMAGE_DATA_ROOT, help="default of the data-root runtime parameter (default: bundled)"
+    )
+    compile_.add_argument(
+        "--output", default=DEFAULT_OUTPUT, help=".yaml: PipelineSpec for Kubeflow; .json: PipelineJob for Vertex AI"
+    )
+    _add_pipeline_arguments(compile_)
+    compile_.set_defaults(handler=_kubeflow_compile)
+    for name, handler, help_text in (
+        ("submit", _kubeflow_submit, "start a run of a compiled pipeline"),
+        ("schedule", _kubeflow_schedule, "create a recurring run of a compiled pipeline"),
+    ):
+        command = kubeflow_commands.add_parser(name, help=help_text)
+        command.add_argument("--host", required=True, help="the Kubeflow Pipelines URL")
+        if name == "schedule":
+            command.add_argument("--cron", required=True, help="six fields, seconds first: '0 0 3 * * *' is 03:00 daily")
+        command.add_argument("--package", default=DEFAULT_OUTPUT, help="the compiled pipeline spec")
+        command.add_argument("--experiment", default=config.PIPELINE_NAME, help="the Kubeflow experiment")
+        command.set_defaults(handler=handler)
     return parser
 
 
@@ -112,7 +152,7 @@ def _run(args) -> int:
         source.root,
         source.pattern,
         workdir,
-        gates=config.Gates(args.min_accuracy, args.max_fpr, args.max_fnr, args.max_accuracy_drop),
+        gates=_gates(args),
         training=dataclasses.replace(config.Training(), epochs=args.epochs),
         beam_args=config.default_beam_args(source.total_bytes, args.beam_arg),
     )
@@ -168,6 +208,43 @@ def _generate(args) -> int:
     print(f"wrote {dataset.num_rows} rows to {args.out}: {dataset.num_rows - busy} not busy, {busy} busy")
     print(f"Bayes accuracy (best achievable): {dataset.bayes_accuracy:.4f} expected, "
           f"{dataset.bayes_realised_accuracy:.4f} on these labels")
+    return 0
+
+
+def _kubeflow_compile(args) -> int:
+    from kubeflow import runner
+
+    try:
+        run_config = runner.cluster_run_config(args.pipeline_root, args.data_root, args.beam_arg, _gates(args))
+        path = runner.compile_pipeline(run_config, args.image, args.output)
+    except runner.KubeflowError as e:
+        print(f"shopbusy: {e}", file=sys.stderr)
+        return EXIT_INPUT_REJECTED
+    print(f"wrote {path} ({os.path.getsize(path)} bytes): image {args.image}, pipeline root {args.pipeline_root}")
+    return 0
+
+
+def _kubeflow_submit(args) -> int:
+    from kubeflow import runner
+
+    try:
+        run_id = runner.submit(args.host, args.package, args.experiment)
+    except runner.KubeflowError as e:
+        print(f"shopbusy: {e}", file=sys.stderr)
+        return EXIT_INPUT_REJECTED
+    print(f"started run {run_id} of {args.package} in experiment {args.experiment!r} at {args.host}")
+    return 0
+
+
+def _kubeflow_schedule(args) -> int:
+    from kubeflow import runner
+
+    try:
+        recurring_run_id = runner.schedule(args.host, args.cron, args.package, args.experiment)
+    except runner.KubeflowError as e:
+        print(f"shopbusy: {e}", file=sys.stderr)
+        return EXIT_INPUT_REJECTED
+    print(f"created recurring run {recurring_run_id} ({args.cron!r}) of {args.package} at {args.host}")
     return 0
 
 

@@ -1,0 +1,181 @@
+"""The pipeline compiled for Kubeflow Pipelines v2, and submitted and scheduled through the
+real kfp client against a recording stand-in of the KFP API on 127.0.0.1."""
+
+import json
+import os
+import tempfile
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from kubeflow import runner
+from pipeline import config
+from tests.conftest import run_cli
+from tests.kfp_server import RecordingKfpServer
+
+IMAGE = "europe-docker.pkg.dev/acme/ml/shopbusy:1.0"
+PIPELINE_ROOT = "gs://acme-ml/shopbusy"
+DATA_ROOT = "gs://acme-ml/shops/week-47"
+COMPONENTS = [
+    "CsvExampleGen",
+    "StatisticsGen",
+    "ImportSchemaGen",
+    "ExampleValidator",
+    "AnomalyGate",
+    "Transform",
+    "Trainer",
+    "Evaluator",
+    "Pusher",
+]
+BEAM_COMPONENTS = ["CsvExampleGen", "StatisticsGen", "Transform", "Evaluator"]
+COMPILE_ARGS = [
+    "--pipeline-root", PIPELINE_ROOT, "--image", IMAGE, "--data-root", DATA_ROOT,
+    "--beam-arg=--direct_num_workers=4", "--min-accuracy", "0.87", "--max-fpr", "0.15",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """Both outputs, compiled by the CLI as a user would: {suffix: (path, PipelineSpec, raw text)}."""
+    folder = tmp_path_factory.mktemp("kfp")
+    outputs = {}
+    for suffix in ("yaml", "json"):
+        path = folder / f"shopbusy.{suffix}"
+        result = run_cli("kubeflow", "compile", *COMPILE_ARGS, "--output", path, timeout=600)
+        assert result.returncode == 0, result.stderr
+        assert f"wrote {path}" in result.stdout
+        text = path.read_text()
+        document = yaml.safe_load(text) if suffix == "yaml" else json.loads(text)["pipelineSpec"]
+        # Strict: an unknown field fails the parse.
+        spec = json_format.ParseDict(document, pipeline_spec_pb2.PipelineSpec())
+        outputs[suffix] = (path, spec, text)
+    return outputs
+
+
+@pytest.fixture(params=["yaml", "json"])
+def spec(request, compiled):
+    return compiled[request.param][1]
+
+
+def _parameter(task, name):
+    return task.inputs.parameters[name].runtime_value.constant.string_value
+
+
+def test_every_component_and_the_resolver_are_tasks(spec):
+    tasks = set(spec.root.dag.tasks)
+    assert set(COMPONENTS) <= tasks
+    resolvers = tasks - set(COMPONENTS)
+    assert resolvers and all(t.startswith("latest_blessed_model_resolver") for t in resolvers)
+    assert spec.pipeline_info.name == config.PIPELINE_NAME
+
+
+def test_every_executor_runs_in_the_given_image(spec):
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
+    for name, executor in executors.items():
+        if name.startswith("latest_blessed_model_resolver"):
+            assert "resolver" in executor  # resolved by the orchestrator, not in a container
+        else:
+            assert executor["container"]["image"] == IMAGE, name
+    assert {f"{c}_executor" for c in COMPONENTS} <= set(executors)
+
+
+def test_pusher_runs_only_on_a_blessing_and_transform_after_the_anomaly_gate(spec):
+    tasks = spec.root.dag.tasks
+    condition = tasks["Pusher"].trigger_policy.condition
+    assert "Evaluator.blessing" in condition and "['blessed'] == 1" in condition
+    assert "AnomalyGate" in tasks["Transform"].dependent_tasks
+
+
+def test_user_code_is_named_by_import_path(spec):
+    tasks = spec.root.dag.tasks
+    assert _parameter(tasks["Transform"], "preprocessing_fn") == config.PREPROCESSING_FN
+    assert _parameter(tasks["Trainer"], "run_fn") == config.RUN_FN
+    assert _parameter(tasks["ImportSchemaGen"], "schema_file") == runner.IMAGE_SCHEMA_PATH
+
+
+def test_no_path_of_the_compiling_machine(compiled):
+    for _, _, text in compiled.values():
+        for local in (config.PROJECT_ROOT, tempfile.gettempdir() + "/", os.path.expanduser("~")):
+            assert local not in text
+        assert "_wheels" not in text
+
+
+def test_beam_arguments_gates_and_data_root_reach_the_components(spec):
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
+    for component in BEAM_COMPONENTS:
+        args = executors[f"{component}_executor"]["container"]["args"]
+        assert "--direct_running_mode=multi_processing" in args and "--direct_num_workers=4" in args, component
+    eval_config = json.loads(_parameter(spec.root.dag.tasks["Evaluator"], "eval_config"))
+    bounds = {
+        metric["class_name"]: metric["per_slice_thresholds"][0]["threshold"]["value_threshold"]
+        for metric in eval_config["metrics_specs"][0]["metrics"]
+        if metric.get("per_slice_thresholds")
+    }
+    assert bounds["BinaryAccuracy"]["lower_bound"] == 0.87
+    assert bounds["FallOut"]["upper_bound"] == 0.15
+    assert bounds["MissRate"]["upper_bound"] == config.Gates().max_fnr
+    parameter = spec.root.input_definitions.parameters[runner.DATA_ROOT_PARAMETER]
+    assert parameter.default_value.string_value == DATA_ROOT
+    example_gen = spec.root.dag.tasks["CsvExampleGen"]
+    assert example_gen.inputs.parameters["input_base"].component_input_parameter == runner.DATA_ROOT_PARAMETER
+
+
+def test_json_output_is_a_vertex_pipeline_job(compiled):
+    job = json.loads(compiled["json"][2])
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == PIPELINE_ROOT
+    assert job["runtimeConfig"]["parameterValues"] == {runner.DATA_ROOT_PARAMETER: DATA_ROOT}
+
+
+def test_a_pipeline_root_pods_cannot_read_is_refused(tmp_path):
+    result = run_cli("kubeflow", "compile", "--pipeline-root", "relative/root", "--image", IMAGE, timeout=600)
+    assert result.returncode == 2
+    assert "must be a location every pod can read" in result.stderr
+
+
+def test_submit_sends_the_compiled_spec(compiled):
+    path, _, text = compiled["yaml"]
+    with RecordingKfpServer() as server:
+        result = run_cli("kubeflow", "submit", "--host", server.url, "--package", path, "--experiment", "nightly")
+    assert result.returncode == 0, result.stderr
+    assert "started run run-1" in result.stdout
+    assert server.posted("experiments")[0]["display_name"] == "nightly"
+    (run,) = server.posted("runs")
+    assert run["experiment_id"] == "exp-1"
+    assert run["pipeline_spec"] == yaml.safe_load(text)
+
+
+def test_schedule_sends_the_spec_and_the_cron_expression(compiled):
+    path, _, text = compiled["yaml"]
+    with RecordingKfpServer() as server:
+        result = run_cli("kubeflow", "schedule", "--host", server.url, "--cron", "0 30 2 * * *", "--package", path)
+    assert result.returncode == 0, result.stderr
+    (recurring,) = server.posted("recurringruns")
+    assert recurring["trigger"]["cron_schedule"]["cron"] == "0 30 2 * * *"
+    assert recurring["pipeline_spec"] == yaml.safe_load(text)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["submit", "--host", "http://127.0.0.1:9"], "cannot reach Kubeflow Pipelines at http://127.0.0.1:9"),
+        (["submit", "--host", "not-a-url"], "must be the Kubeflow Pipelines URL"),
+        (["schedule", "--host", "http://127.0.0.1:9", "--cron", "0 3 * * *"], "six fields, seconds first"),
+        (["submit", "--host", "http://127.0.0.1:9", "--package", "missing.yaml"], "'missing.yaml': no such file"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(compiled, args, message):
+    if "--package" not in args:
+        args = args + ["--package", str(compiled["yaml"][0])]
+    result = run_cli("kubeflow", *args, timeout=120)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_dockerfile_builds_on_tfx_1_16_with_keras_2_and_the_project_where_the_spec_expects_it():
+    dockerfile = open(os.path.join(config.PROJECT_ROOT, "kubeflow", "Dockerfile")).read()
+    assert "FROM tensorflow/tfx:1.16.0" in dockerfile
+    assert "ENV TF_USE_LEGACY_KERAS=1" in dockerfile
+    assert f"WORKDIR {runner.IMAGE_PROJECT_ROOT}" in dockerfile
