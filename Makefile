@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Keras 2 (tf_keras) with TF 2.16: set before anything imports TensorFlow (see DESIGN.md).
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: install lock run test test-all clean
+.PHONY: install lock run test test-deps test-all clean
 
 install: $(STAMP)
 
@@ -32,12 +32,15 @@ $(BIN)/python:
 run: install
 	$(BIN)/shopbusy run
 
+test-deps:
+	@scripts/install-test-deps.sh
+
 # The default suite: unit tests plus the end-to-end pipeline tests (under 25 min on 2 cores).
-test: install
+test: install test-deps
 	$(BIN)/python -m pytest -m "not slow" tests
 
 # Everything, including tests marked slow.
-test-all: install
+test-all: install test-deps
 	$(BIN)/python -m pytest tests
 
 clean:

@@ -15,6 +15,8 @@ INSTALL_REQUIRES = [
     # TFX builds module-file wheels with `setup.py bdist_wheel` and Beam still imports
     # pkg_resources, which newer setuptools releases dropped.
     "setuptools<81",
+    # Slice report: confusion-matrix heatmaps and training curves as inline SVG.
+    "matplotlib",
     "wheel",
     "pip",
 ]

@@ -106,6 +106,20 @@ def _build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", required=True, help="CSV file to write")
     generate.set_defaults(handler=_generate)
 
+    report = commands.add_parser("report", help="write a run's slice report (one self-contained HTML page)")
+    report.add_argument("--workdir", default=config.DEFAULT_WORKDIR)
+    report.add_argument("--run", help="run id (default: the latest; see `shopbusy runs`)")
+    report.add_argument("--out", help="folder to write into (default: WORKDIR/report)")
+    report.set_defaults(handler=_report)
+
+    history = commands.add_parser("runs", help="the workdir's run history from ML Metadata, newest first")
+    history.add_argument("--workdir", default=config.DEFAULT_WORKDIR)
+    history_commands = history.add_subparsers(dest="runs_command")
+    show = history_commands.add_parser("show", help="one run's lineage with artifact URIs")
+    show.add_argument("run_id")
+    show.add_argument("--workdir", default=argparse.SUPPRESS)  # either side of `show`
+    history.set_defaults(handler=_runs)
+
     from kubeflow.runner import DEFAULT_OUTPUT, IMAGE_DATA_ROOT
 
     kubeflow = commands.add_parser("kubeflow", help="compile, submit or schedule the pipeline on Kubeflow Pipelines")
@@ -141,12 +155,8 @@ def _run(args) -> int:
     from pipeline import config, inputs
 
     started = time.monotonic()
-    try:
-        source = inputs.resolve(args.data)
-        rows = inputs.check(source)
-    except inputs.InputError as e:
-        print(f"shopbusy: {e}", file=sys.stderr)
-        return EXIT_INPUT_REJECTED
+    source = inputs.resolve(args.data)
+    rows = inputs.check(source)
     workdir = config.Workdir(os.path.abspath(args.workdir))
     run_config = config.RunConfig.local(
         source.root,
@@ -160,42 +170,112 @@ def _run(args) -> int:
     try:
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
     except OSError as e:
-        print(f"shopbusy: cannot use workdir {workdir.root}: {e.strerror}", file=sys.stderr)
-        return EXIT_INPUT_REJECTED
+        raise inputs.InputError(f"cannot use workdir {workdir.root}: {e.strerror}") from e
     with _console(log_path, args.verbose) as (out, err):
         out(f"shopbusy: {rows} rows from {args.data}; workdir {workdir.root}")
         if not args.verbose:
             out(f"shopbusy: TensorFlow, Beam and TFX logs go to {log_path}")
-        return _run_pipeline(run_config, args.data, started, out, err, log_path if not args.verbose else "the log above")
+        log_hint = log_path if not args.verbose else "the log above"
+        return _run_pipeline(run_config, workdir, args.data, started, out, err, log_hint)
 
 
-def _run_pipeline(run_config, data, started, out, err, log_hint) -> int:
-    """Runs the pipeline and reports: progress, per-component times, gates, verdict."""
+def _run_pipeline(run_config, workdir, data, started, out, err, log_hint) -> int:
+    """Runs the pipeline and reports: progress, per-component times, gates, verdict, report."""
     from components.anomaly_gate import AnomaliesFoundError
-    from pipeline import local_runner
+    from pipeline import local_runner, results
 
     try:
-        outcome = local_runner.run(run_config, out)
+        record = local_runner.run(run_config, out)
     except AnomaliesFoundError as e:
         err(f"shopbusy: input rejected: {data}: {e}")
         err("Nothing was trained or pushed; serving/ is unchanged.")
+        _write_report(workdir, out, err)
         return EXIT_INPUT_REJECTED
     except Exception as e:  # noqa: BLE001 - any other failure is reported in one line
         logging.getLogger(__name__).error("the run failed", exc_info=True)
         err(f"shopbusy: the run failed: {type(e).__name__}: {e} (details in {log_hint})")
         return EXIT_FAILED
 
-    out(f"\nRun {outcome.run_id} in {time.monotonic() - started:.0f}s:")
-    for execution in outcome.executions:
+    out(f"\nRun {record.run_id} in {time.monotonic() - started:.0f}s:")
+    for execution in record.executions.values():
         out(f"  {execution.node:<32} {execution.state.lower():<9} {execution.seconds:7.1f}s")
     out("\nGates (overall slice of the eval split):")
-    for gate in outcome.gates:
+    for gate in results.gate_results(record.evaluation_uri, run_config.gates):
         out(f"  {gate.describe()}")
-    if outcome.pushed_model:
-        out(f"\nBlessed and pushed: {outcome.pushed_model}")
+    _write_report(workdir, out, err)
+    if record.pushed_model:
+        out(f"\nBlessed and pushed: {record.pushed_model}")
         return EXIT_PUSHED
     out("\nNot blessed: nothing pushed; serving/ is unchanged.")
     return EXIT_NOT_BLESSED
+
+
+def _write_report(workdir, out, err) -> None:
+    """The slice report of the workdir's latest run; a report that fails does not fail the run."""
+    from pipeline import local_runner, report
+
+    try:
+        path = report.write(local_runner.latest_run(workdir.metadata_path), workdir.report_dir)
+    except Exception as e:  # noqa: BLE001
+        logging.getLogger(__name__).error("writing the report failed", exc_info=True)
+        err(f"shopbusy: could not write the slice report: {type(e).__name__}: {e}")
+        return
+    out(f"\nSlice report: {path}\n  (the latest run's is always {os.path.join(workdir.report_dir, 'latest.html')})")
+
+
+def _workdir_with_runs(path: str):
+    """The workdir at `path`, if a run has left ML Metadata there."""
+    from pipeline import config, inputs
+
+    workdir = config.Workdir(os.path.abspath(path))
+    if not os.path.exists(workdir.metadata_path):
+        raise inputs.InputError(f"{workdir.root} holds no runs (no metadata.sqlite)")
+    return workdir
+
+
+def _report(args) -> int:
+    from pipeline import inputs, metadata, report, runs
+
+    workdir = _workdir_with_runs(args.workdir)
+    store = metadata.open_store(workdir.metadata_path)
+    run_id = args.run or metadata.latest_run_id(store)
+    if run_id not in metadata.run_ids(store):
+        raise inputs.InputError(f"no run {run_id!r} in {workdir.root} (see `shopbusy runs`)")
+    path = report.write(runs.load(store, run_id), os.path.abspath(args.out or workdir.report_dir))
+    print(path)
+    return 0
+
+
+def _runs(args) -> int:
+    from pipeline import inputs, metadata, results, runs
+
+    workdir = _workdir_with_runs(args.workdir)
+    records = runs.history(workdir.metadata_path)
+    if args.runs_command == "show":
+        record = next((r for r in records if r.run_id == args.run_id), None)
+        if record is None:
+            raise inputs.InputError(f"no run {args.run_id!r} in {workdir.root} (see `shopbusy runs`)")
+        print(f"run {record.run_id} ({record.started:%Y-%m-%d %H:%M:%S}): {record.verdict}")
+        print(f"  data {record.data_path}  [{record.data_fingerprint}]")
+        for node, key in runs.LINEAGE:
+            execution = record.executions.get(node)
+            state = execution.state.lower() if execution else "did not run"
+            uri = record.output_uri(node, key) if key and execution else None
+            print(f"  -> {node:<17} {state:<12} {uri or ''}")
+        return 0
+    print(f"{'run':<28} {'started':<19} {'data':<40} {'fingerprint':<10} {'model':<40} {'accuracy':>8} {'blessed':>7}  pushed")
+    for record in records:
+        accuracy = None
+        if record.evaluation_uri:
+            overall = results.slice_metrics(record.evaluation_uri)[()]
+            accuracy = overall.get((results.ACCURACY, results.candidate_name(overall), False))
+        fingerprint = metadata.fingerprint_digest(record.data_fingerprint) if record.data_fingerprint else "-"
+        print(
+            f"{record.run_id:<28} {record.started:%Y-%m-%d %H:%M:%S} {str(record.data_path):<40} {fingerprint:<10} "
+            f"{str(record.model_uri or '-'):<40} {'-' if accuracy is None else f'{accuracy:.4f}':>8} "
+            f"{ {True: 'yes', False: 'no', None: '-'}[record.blessed]:>7}  {record.pushed_version or '-'}"
+        )
+    return 0
 
 
 def _generate(args) -> int:
@@ -214,12 +294,8 @@ def _generate(args) -> int:
 def _kubeflow_compile(args) -> int:
     from kubeflow import runner
 
-    try:
-        run_config = runner.cluster_run_config(args.pipeline_root, args.data_root, args.beam_arg, _gates(args))
-        path = runner.compile_pipeline(run_config, args.image, args.output)
-    except runner.KubeflowError as e:
-        print(f"shopbusy: {e}", file=sys.stderr)
-        return EXIT_INPUT_REJECTED
+    run_config = runner.cluster_run_config(args.pipeline_root, args.data_root, args.beam_arg, _gates(args))
+    path = runner.compile_pipeline(run_config, args.image, args.output)
     print(f"wrote {path} ({os.path.getsize(path)} bytes): image {args.image}, pipeline root {args.pipeline_root}")
     return 0
 
@@ -227,11 +303,7 @@ def _kubeflow_compile(args) -> int:
 def _kubeflow_submit(args) -> int:
     from kubeflow import runner
 
-    try:
-        run_id = runner.submit(args.host, args.package, args.experiment)
-    except runner.KubeflowError as e:
-        print(f"shopbusy: {e}", file=sys.stderr)
-        return EXIT_INPUT_REJECTED
+    run_id = runner.submit(args.host, args.package, args.experiment)
     print(f"started run {run_id} of {args.package} in experiment {args.experiment!r} at {args.host}")
     return 0
 
@@ -239,11 +311,7 @@ def _kubeflow_submit(args) -> int:
 def _kubeflow_schedule(args) -> int:
     from kubeflow import runner
 
-    try:
-        recurring_run_id = runner.schedule(args.host, args.cron, args.package, args.experiment)
-    except runner.KubeflowError as e:
-        print(f"shopbusy: {e}", file=sys.stderr)
-        return EXIT_INPUT_REJECTED
+    recurring_run_id = runner.schedule(args.host, args.cron, args.package, args.experiment)
     print(f"created recurring run {recurring_run_id} ({args.cron!r}) of {args.package} at {args.host}")
     return 0
 
@@ -251,7 +319,14 @@ def _kubeflow_schedule(args) -> int:
 def main(argv=None) -> int:
     args = _build_parser().parse_args(argv)
     _prepare_environment(getattr(args, "verbose", False))
-    code = args.handler(args)
+    from kubeflow.runner import KubeflowError
+    from pipeline.inputs import InputError
+
+    try:
+        code = args.handler(args)
+    except (InputError, KubeflowError) as e:  # rejected input or usage, explained in one line
+        print(f"shopbusy: {e}", file=sys.stderr)
+        code = EXIT_INPUT_REJECTED
     sys.stdout.flush()
     sys.stderr.flush()
     # TensorFlow's finalizers print spurious tracebacks at interpreter exit; the run's

@@ -29,6 +29,10 @@ TRAIN_SPLIT, VALID_SPLIT, EVAL_SPLIT = "train", "valid", "eval"
 MULTI_PROCESSING_MIN_BYTES = 50 * 1024 * 1024
 
 
+# The slice report marks slices with fewer eval examples than this as too few to trust.
+REPORT_MIN_SLICE_EXAMPLES = 30
+
+
 @dataclasses.dataclass(frozen=True)
 class Gates:
     """The push gates, checked by TFMA on the overall slice of the eval split."""
@@ -71,6 +75,10 @@ class Workdir:
     @property
     def serving_dir(self) -> str:
         return os.path.join(self.root, "serving")
+
+    @property
+    def report_dir(self) -> str:
+        return os.path.join(self.root, "report")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Reads what a pipeline run did from ML Metadata: executions, their times and outputs."""
 
 import dataclasses
+import hashlib
 from typing import Dict, List, Optional
 
 from ml_metadata import metadata_store
@@ -9,6 +10,8 @@ from ml_metadata.proto import metadata_store_pb2
 RUN_CONTEXT_TYPE = "pipeline_run"
 NODE_CONTEXT_TYPE = "node"
 _STATES = metadata_store_pb2.Execution.State
+OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
 
 
 @dataclasses.dataclass
@@ -17,8 +20,11 @@ class ComponentExecution:
 
     node: str
     state: str  # COMPLETE, CACHED, FAILED, RUNNING, ...
+    started: float  # seconds since the epoch
     seconds: float
     outputs: Dict[str, List[metadata_store_pb2.Artifact]]
+    inputs: Dict[str, List[metadata_store_pb2.Artifact]]
+    execution: metadata_store_pb2.Execution
 
 
 def open_store(metadata_path: str) -> metadata_store.MetadataStore:
@@ -28,9 +34,15 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config_proto)
 
 
-def latest_run_id(store: metadata_store.MetadataStore) -> Optional[str]:
+def run_ids(store: metadata_store.MetadataStore) -> List[str]:
+    """Every run's id, newest first."""
     runs = store.get_contexts_by_type(RUN_CONTEXT_TYPE)
-    return max(runs, key=lambda c: c.create_time_since_epoch).name if runs else None
+    return [c.name for c in sorted(runs, key=lambda c: c.create_time_since_epoch, reverse=True)]
+
+
+def latest_run_id(store: metadata_store.MetadataStore) -> Optional[str]:
+    ids = run_ids(store)
+    return ids[0] if ids else None
 
 
 def run_executions(store: metadata_store.MetadataStore, run_id: str) -> List[ComponentExecution]:
@@ -47,8 +59,11 @@ def run_executions(store: metadata_store.MetadataStore, run_id: str) -> List[Com
             ComponentExecution(
                 node=node.split(".", 1)[-1],  # node contexts are named '<pipeline>.<node id>'
                 state=_STATES.Name(execution.last_known_state),
+                started=execution.create_time_since_epoch / 1000,
                 seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000,
-                outputs=_outputs(store, execution.id),
+                outputs=_artifacts(store, execution.id, OUTPUT_EVENTS),
+                inputs=_artifacts(store, execution.id, INPUT_EVENTS),
+                execution=execution,
             )
         )
     return result
@@ -58,23 +73,25 @@ def _context_type(store, context) -> str:
     return store.get_context_types_by_id([context.type_id])[0].name
 
 
-def _outputs(store, execution_id: int) -> Dict[str, List[metadata_store_pb2.Artifact]]:
-    events = [
-        e
-        for e in store.get_events_by_execution_ids([execution_id])
-        if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
-    ]
+def _artifacts(store, execution_id: int, event_types) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+    """The execution's input or output artifacts by key ('examples', 'model', ...)."""
+    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in event_types]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    outputs: Dict[str, List[metadata_store_pb2.Artifact]] = {}
+    by_key: Dict[str, List[metadata_store_pb2.Artifact]] = {}
     for event in events:
         key = event.path.steps[0].key if event.path.steps else ""
-        outputs.setdefault(key, []).append(artifacts[event.artifact_id])
-    return outputs
+        by_key.setdefault(key, []).append(artifacts[event.artifact_id])
+    return by_key
 
 
-def custom_property(artifact: metadata_store_pb2.Artifact, name: str):
-    """A custom property's value, whichever type it was stored as (None when absent)."""
-    if name not in artifact.custom_properties:
+def fingerprint_digest(fingerprint: str) -> str:
+    """A short, stable digest of ExampleGen's input fingerprint, to tell data versions apart."""
+    return hashlib.sha256(fingerprint.encode()).hexdigest()[:10]
+
+
+def custom_property(node, name: str):
+    """An artifact's or execution's custom property, whichever type it was stored as (None when absent)."""
+    if name not in node.custom_properties:
         return None
-    value = artifact.custom_properties[name]
+    value = node.custom_properties[name]
     return getattr(value, value.WhichOneof("value"))

@@ -68,6 +68,22 @@ def eval_config(gates: config.Gates) -> tfma.EvalConfig:
     )
 
 
+def gates_of(config_proto: tfma.EvalConfig) -> config.Gates:
+    """The gates an eval config enforces: the inverse of eval_config(), to report old runs."""
+    thresholds = {
+        metric.class_name: metric.per_slice_thresholds[0].threshold
+        for metric in config_proto.metrics_specs[0].metrics
+        if metric.per_slice_thresholds
+    }
+    accuracy = thresholds["BinaryAccuracy"]
+    return config.Gates(
+        min_accuracy=accuracy.value_threshold.lower_bound.value,
+        max_fpr=thresholds["FallOut"].value_threshold.upper_bound.value,
+        max_fnr=thresholds["MissRate"].value_threshold.upper_bound.value,
+        max_accuracy_drop=-accuracy.change_threshold.absolute.value,
+    )
+
+
 def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
     """The whole DAG, for the local runner and for Kubeflow alike."""
     example_gen = tfx.components.CsvExampleGen(

@@ -22,6 +22,14 @@ class GateResult:
     baseline: Optional[float]
     passed: bool
     message: str = ""
+    is_change: bool = False  # value is the candidate's difference to the baseline
+
+    @property
+    def difference(self) -> Optional[float]:
+        """Candidate minus baseline; for a change gate that is the value itself."""
+        if self.baseline is None or self.value is None:
+            return None
+        return self.value if self.is_change else self.value - self.baseline
 
     def describe(self) -> str:
         value = "n/a" if self.value is None else f"{self.value:.4f}"
@@ -30,22 +38,34 @@ class GateResult:
         return f"{self.name:<28} {value:>8} {self.comparison} {self.bound:<6g}{baseline}  {verdict}"
 
 
-def overall_metrics(evaluation_uri: str) -> Dict[Tuple[str, str, bool], float]:
-    """Overall-slice metrics keyed by (metric name, model name, is_diff)."""
-    values = {}
+SliceKey = Tuple[Tuple[str, object], ...]  # ((column, value), ...); () is the overall slice
+MetricValues = Dict[Tuple[str, str, bool], float]  # (metric name, model name, is_diff) -> value
+
+
+def slice_metrics(evaluation_uri: str) -> Dict[SliceKey, MetricValues]:
+    """Every slice's metrics, for the candidate, the baseline and their difference."""
+    slices = {}
     for metrics in tfma.load_metrics(evaluation_uri):
-        if metrics.slice_key.single_slice_keys:
-            continue
-        for kv in metrics.metric_keys_and_values:
-            values[(kv.key.name, kv.key.model_name, kv.key.is_diff)] = kv.value.double_value.value
-    return values
+        key = tuple(
+            (k.column, getattr(k, k.WhichOneof("kind"))) for k in metrics.slice_key.single_slice_keys
+        )
+        slices[key] = {
+            (kv.key.name, kv.key.model_name, kv.key.is_diff): kv.value.double_value.value
+            for kv in metrics.metric_keys_and_values
+        }
+    return slices
+
+
+def candidate_name(metrics: MetricValues) -> str:
+    """The candidate's model name: '' without a baseline, 'candidate' with one."""
+    return next((model for _, model, diff in metrics if model != BASELINE_MODEL and not diff), "")
 
 
 def gate_results(evaluation_uri: str, gates: config.Gates) -> List[GateResult]:
     """Every gate of `gates`, judged by TFMA's validation result for the run."""
-    metrics = overall_metrics(evaluation_uri)
+    metrics = slice_metrics(evaluation_uri)[()]
     has_baseline = any(model == BASELINE_MODEL for _, model, _ in metrics)
-    candidate = next((model for _, model, diff in metrics if model != BASELINE_MODEL and not diff), "")
+    candidate = candidate_name(metrics)
     failures = {}
     validation = tfma.load_validation_result(evaluation_uri)
     for per_slice in validation.metric_validations_per_slice:
@@ -61,6 +81,7 @@ def gate_results(evaluation_uri: str, gates: config.Gates) -> List[GateResult]:
             baseline=metrics.get((metric, BASELINE_MODEL, False)) if has_baseline else None,
             passed=(metric, is_diff) not in failures,
             message=failures.get((metric, is_diff), ""),
+            is_change=is_diff,
         )
 
     results = [

@@ -11,6 +11,10 @@ import sys  # noqa: E402
 import pytest  # noqa: E402
 
 from data import generator  # noqa: E402
+from pipeline import config  # noqa: E402
+
+# Files the tests leave for people to look at (screenshots of the report).
+ARTIFACTS_DIR = os.path.join(config.PROJECT_ROOT, "test-artifacts")
 
 
 def run_cli(*args, timeout=1200) -> subprocess.CompletedProcess:

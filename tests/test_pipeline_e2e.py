@@ -5,16 +5,24 @@ The runs share a workdir on purpose: the later ones need the earlier ones' basel
 cache and served model, as a user's successive runs do.
 """
 
+import glob
 import hashlib
 import os
+import re
+import shutil
+import subprocess
+import tempfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import nbclient
+import nbformat
+
 from components.modules.features import CSV_COLUMNS, LABEL_KEY
 from pipeline import config, metadata
-from tests.conftest import run_cli, write_dataset
+from tests.conftest import ARTIFACTS_DIR, run_cli, write_dataset
 
 ROWS, EPOCHS = 1000, 15
 # The gates' mechanics on 600 training rows and 15 epochs: a real model clears these,
@@ -67,6 +75,35 @@ def _examples(csv_path, with_label):
     return data[:, CSV_COLUMNS.index(LABEL_KEY)], tf.constant(examples)
 
 
+def _report(workdir, result):
+    """The run's own report page, as `shopbusy run` announced it."""
+    match = re.search(r"Slice report: (\S+)", result.stdout)
+    assert match, result.stdout
+    assert os.path.exists(workdir / "report" / "latest.html")
+    with open(match.group(1)) as f:
+        return f.read()
+
+
+def _screenshot(page, name):
+    """Renders the page in headless Chromium; returns the console lines and the screenshot path."""
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is missing: `make test` installs it (scripts/install-test-deps.sh)"
+    os.makedirs(ARTIFACTS_DIR, exist_ok=True)
+    screenshot = os.path.join(ARTIFACTS_DIR, f"{name}.png")
+    with tempfile.TemporaryDirectory() as profile:
+        result = subprocess.run(
+            [
+                chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--window-size=1280,3000",
+                f"--screenshot={screenshot}", f"file://{page}",
+            ],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stderr.splitlines() if "CONSOLE" in line], screenshot
+
+
 class TestLocalPipeline:
     def test_first_run_is_blessed_and_pushes_a_model_that_serves_raw_examples(self, workdir, data_dir):
         data = write_dataset(data_dir / "good" / "shops.csv", rows=ROWS, seed=21)
@@ -93,6 +130,20 @@ class TestLocalPipeline:
         assert ((probabilities >= 0) & (probabilities <= 1)).all()
         assert np.mean((probabilities > 0.5) == labels) > 0.7
 
+        page = _report(workdir, result)
+        assert "blessed and pushed" in page and os.path.basename(destination) in page
+        for gate in ("accuracy", "false-positive rate", "false-negative rate"):
+            assert re.search(rf"<td>{gate}</td>.*?class=\"pass\"", page, re.S), gate
+        for title in ("Overall", "shop_type", "weekday", "class", "shop_type × weekday"):
+            assert f'data-slice="{title}"' in page
+        for label in [f"shop_type = {t}" for t in range(1, 21)] + [f"weekday = {d}" for d in range(1, 8)]:
+            assert f"<td>{label}</td>" in page
+        assert "<td>class = 0</td>" in page and "<td>class = 1</td>" in page
+        assert "b&#39;" not in page and "b'" not in page  # readable labels
+        assert page.count("<svg") >= 1 + 2 + 20 + 1  # heatmaps: overall, classes, shop types; curves
+        assert "lowest validation loss" in page and "<td>train</td>" in page
+        assert re.search(r'id="anomalies">\s*<p>none</p>', page)
+
     def test_second_run_reuses_the_cached_upstream_components(self, workdir, data_dir):
         result = _run(str(data_dir / "good" / "shops.csv"), workdir)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -101,6 +152,8 @@ class TestLocalPipeline:
             assert executions[component].state == "CACHED", component
         # The first run's model is now the baseline: the change gate is checked.
         assert "accuracy change vs baseline" in result.stdout
+        page = _report(workdir, result)
+        assert "Candidate against baseline" in page and "no baseline yet" not in page
 
     def test_bad_data_exits_2_trains_nothing_and_keeps_the_served_model(self, workdir, data_dir):
         served_before = _tree_digest(workdir / "serving")
@@ -117,6 +170,8 @@ class TestLocalPipeline:
         assert executions["AnomalyGate"].state == "FAILED"
         assert "Transform" not in executions and "Trainer" not in executions and "Pusher" not in executions
         assert _tree_digest(workdir / "serving") == served_before
+        page = _report(workdir, result)
+        assert "input rejected" in page and "column &#39;avgRating&#39;" in page
 
     def test_shuffled_labels_exit_3_and_push_nothing(self, workdir, data_dir):
         served_before = _tree_digest(workdir / "serving")
@@ -132,3 +187,46 @@ class TestLocalPipeline:
         assert metadata.custom_property(executions["Evaluator"].outputs["blessing"][0], "blessed") == 0
         assert "Pusher" not in executions or executions["Pusher"].state != "COMPLETE"
         assert _tree_digest(workdir / "serving") == served_before
+        page = _report(workdir, result)
+        assert "not blessed: nothing pushed" in page
+        failed = re.search(r"<td>accuracy</td>\s*<td>([0-9.]+)</td>\s*<td>&gt;= 0.65</td>.*?class=\"fail\">FAIL", page, re.S)
+        assert failed and float(failed.group(1)) < 0.65
+
+    def test_reports_render_in_a_browser_without_console_messages(self, workdir):
+        for name, page in (("report-blessed", 0), ("report-not-blessed", -1)):
+            pages = sorted(glob.glob(str(workdir / "report" / "*" / "index.html")))
+            html = open(pages[page]).read()
+            assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing fetched
+            console, screenshot = _screenshot(pages[page], name)
+            assert console == []
+            assert os.path.getsize(screenshot) > 50_000
+
+    def test_runs_lists_the_history_and_one_runs_lineage(self, workdir):
+        result = run_cli("runs", "--workdir", workdir, timeout=300)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()[1:]
+        store = metadata.open_store(config.Workdir(str(workdir)).metadata_path)
+        run_ids = metadata.run_ids(store)
+        assert len(lines) == len(run_ids) == 4
+        assert [line.split()[0] for line in lines] == run_ids  # newest first
+        assert lines[-1].split()[-2:] == ["yes", sorted(os.listdir(workdir / "serving"))[0]]
+        assert lines[0].split()[-2:] == ["no", "-"]  # shuffled labels: not blessed, not pushed
+
+        result = run_cli("runs", "show", run_ids[-1], "--workdir", workdir, timeout=300)
+        assert result.returncode == 0, result.stderr
+        for node in ("CsvExampleGen", "StatisticsGen", "ExampleValidator", "Transform", "Trainer", "Evaluator", "Pusher"):
+            line = next(line for line in result.stdout.splitlines() if f"-> {node}" in line)
+            uri = line.split()[-1]
+            assert os.path.isdir(uri), line
+
+    def test_notebook_runs_headless_on_the_latest_run(self, workdir, monkeypatch):
+        monkeypatch.setenv("SHOPBUSY_WORKDIR", str(workdir))
+        notebook = nbformat.read(os.path.join(config.PROJECT_ROOT, "notebooks", "latest_run.ipynb"), as_version=4)
+        nbclient.NotebookClient(
+            notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": os.path.join(config.PROJECT_ROOT, "notebooks")}}
+        ).execute()
+        outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+        assert not [o for o in outputs if o.output_type == "error"]
+        kinds = {key for o in outputs if o.output_type == "display_data" for key in o.data}
+        assert "application/vnd.jupyter.widget-view+json" in kinds  # TFMA's slicing view
+        assert "text/html" in kinds  # TFDV's statistics view

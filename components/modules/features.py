@@ -28,22 +28,13 @@ NUMERIC_FEATURE_KEYS = [
     "another5",
 ]
 
-# Column order of the CSV format (the seed article's), label first.
+# Column order of the CSV format (the seed article's): label, id, then the features.
 CSV_COLUMNS = [
     LABEL_KEY,
     SHOP_ID_KEY,
-    "shop_type",
-    "shop_location",
-    "weekday",
-    "hour",
-    "avgTime",
-    "avgDistance",
-    "avgRating",
-    "another1",
-    "another2",
-    "another3",
-    "another4",
-    "another5",
+    *CATEGORICAL_FEATURE_KEYS,
+    *FIXED_DOMAIN_FEATURES,
+    *NUMERIC_FEATURE_KEYS,
 ]
 
 # TFMA slices, beside the overall one.
