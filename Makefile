@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Keras 2 (tf_keras) with TF 2.16: set before anything imports TensorFlow (see DESIGN.md).
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: install lock run test test-deps test-all clean
+.PHONY: install lock run test test-deps test-faults test-all clean
 
 install: $(STAMP)
 
@@ -37,7 +37,11 @@ test-deps:
 
 # The default suite: unit tests plus the end-to-end pipeline tests (under 25 min on 2 cores).
 test: install test-deps
-	$(BIN)/python -m pytest -m "not slow" tests
+	$(BIN)/python -m pytest -m "not slow and not faults" tests
+
+# Runs killed inside each component, and runs racing for a workdir (about 10 minutes).
+test-faults: install
+	$(BIN)/python -m pytest -m faults tests
 
 # Everything, including tests marked slow.
 test-all: install test-deps

@@ -28,6 +28,6 @@ setup(
     python_requires="==3.10.*",
     packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*", "data", "kubeflow"]),
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest", "pytest-timeout"]},
+    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis"]},
     entry_points={"console_scripts": ["shopbusy=pipeline.cli:main"]},
 )

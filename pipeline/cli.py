@@ -2,7 +2,8 @@
 need them, so `--help` and argument errors answer at once.
 
 Exit codes of `shopbusy run`: 0 blessed and pushed; 3 ran, not blessed, nothing pushed;
-2 input rejected (nothing trained or pushed); 1 any other failure.
+2 input rejected (nothing trained or pushed); 4 the workdir is in use by another run;
+1 any other failure.
 """
 
 import argparse
@@ -13,7 +14,7 @@ import sys
 import time
 import warnings
 
-EXIT_PUSHED, EXIT_FAILED, EXIT_INPUT_REJECTED, EXIT_NOT_BLESSED = 0, 1, 2, 3
+EXIT_PUSHED, EXIT_FAILED, EXIT_INPUT_REJECTED, EXIT_NOT_BLESSED, EXIT_WORKDIR_BUSY = 0, 1, 2, 3, 4
 
 
 def _prepare_environment(verbose: bool) -> None:
@@ -76,6 +77,13 @@ def _add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _gates(args):
     from pipeline import config
 
@@ -94,14 +102,22 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", default=config.DEFAULT_DATA, help="a CSV file or a folder of CSVs (default: bundled)")
     run.add_argument("--workdir", default=config.DEFAULT_WORKDIR, help="pipeline root, metadata.sqlite, serving/")
     _add_pipeline_arguments(run)
-    run.add_argument("--epochs", type=int, default=config.Training().epochs, help="most training epochs")
+    run.add_argument("--epochs", type=_positive_int, default=config.Training().epochs, help="most training epochs")
+    run.add_argument("--wait", action="store_true", help="queue behind a run that holds the workdir")
     run.add_argument("--verbose", action="store_true", help="show TensorFlow, Beam and TFX logs")
     run.set_defaults(handler=_run)
+
+    predict = commands.add_parser("predict", help="score CSV rows with a pushed model (serving_default)")
+    predict.add_argument("--data", required=True, help="a CSV in the seed format; the class column may be absent")
+    predict.add_argument("--model", default="latest", help="a SavedModel folder, or 'latest' pushed in the workdir")
+    predict.add_argument("--workdir", default=config.DEFAULT_WORKDIR)
+    predict.add_argument("--out", help="CSV to write (default: DATA with .predictions.csv)")
+    predict.set_defaults(handler=_predict)
 
     from data.generator import DEFAULT_ROWS, DEFAULT_SEED
 
     generate = commands.add_parser("generate", help="write a synthetic dataset in the seed's CSV format")
-    generate.add_argument("--rows", type=int, default=DEFAULT_ROWS)
+    generate.add_argument("--rows", type=_positive_int, default=DEFAULT_ROWS)
     generate.add_argument("--seed", type=int, default=DEFAULT_SEED)
     generate.add_argument("--out", required=True, help="CSV file to write")
     generate.set_defaults(handler=_generate)
@@ -171,12 +187,23 @@ def _run(args) -> int:
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
     except OSError as e:
         raise inputs.InputError(f"cannot use workdir {workdir.root}: {e.strerror}") from e
-    with _console(log_path, args.verbose) as (out, err):
-        out(f"shopbusy: {rows} rows from {args.data}; workdir {workdir.root}")
-        if not args.verbose:
-            out(f"shopbusy: TensorFlow, Beam and TFX logs go to {log_path}")
-        log_hint = log_path if not args.verbose else "the log above"
-        return _run_pipeline(run_config, workdir, args.data, started, out, err, log_hint)
+    from pipeline.lock import WorkdirBusyError, workdir_lock
+
+    try:
+        with workdir_lock(workdir.root, args.wait, on_takeover=_announce_takeover):
+            with _console(log_path, args.verbose) as (out, err):
+                out(f"shopbusy: {rows} rows from {args.data}; workdir {workdir.root}")
+                if not args.verbose:
+                    out(f"shopbusy: TensorFlow, Beam and TFX logs go to {log_path}")
+                log_hint = log_path if not args.verbose else "the log above"
+                return _run_pipeline(run_config, workdir, args.data, started, out, err, log_hint)
+    except WorkdirBusyError as e:
+        print(f"shopbusy: {e}", file=sys.stderr)
+        return EXIT_WORKDIR_BUSY
+
+
+def _announce_takeover(holder: str) -> None:
+    print(f"shopbusy: took over the workdir from {holder}, which is gone", flush=True)
 
 
 def _run_pipeline(run_config, workdir, data, started, out, err, log_hint) -> int:
@@ -288,6 +315,18 @@ def _generate(args) -> int:
     print(f"wrote {dataset.num_rows} rows to {args.out}: {dataset.num_rows - busy} not busy, {busy} busy")
     print(f"Bayes accuracy (best achievable): {dataset.bayes_accuracy:.4f} expected, "
           f"{dataset.bayes_realised_accuracy:.4f} on these labels")
+    return 0
+
+
+def _predict(args) -> int:
+    from pipeline import config, inputs, predict
+
+    source = inputs.resolve(args.data)
+    model_dir = predict.resolve_model(args.model, config.Workdir(os.path.abspath(args.workdir)).serving_dir)
+    predict.validate(source)
+    out = args.out or os.path.splitext(os.path.abspath(args.data))[0] + ".predictions.csv"
+    rows = predict.predict(model_dir, source, out)
+    print(f"scored {rows} rows with {model_dir}: {out}")
     return 0
 
 

@@ -15,6 +15,8 @@ from typing import List
 from components.modules.features import CSV_COLUMNS
 
 INTEGER = re.compile(r"-?\d+")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what a tf.Example int64 feature holds
+BOM = "\ufeff"
 MAX_REPORTED = 10  # problems listed before the rest are summarised
 
 
@@ -47,11 +49,12 @@ def resolve(path: str) -> DataSource:
     return DataSource(root, pattern, files, sum(os.path.getsize(f) for f in files))
 
 
-def check(source: DataSource) -> int:
-    """Raises InputError listing every problem found; returns the number of data rows."""
+def check(source: DataSource, optional_columns=()) -> int:
+    """Raises InputError listing every problem found; returns the number of data rows.
+    `optional_columns` may be absent (the label, when scoring)."""
     problems, rows, header = [], 0, None
     for path in source.files:
-        file_header, file_rows = _check_file(path, problems)
+        file_header, file_rows = _check_file(path, problems, optional_columns)
         rows += file_rows
         if header is None:
             header = file_header
@@ -67,7 +70,18 @@ def check(source: DataSource) -> int:
     return rows
 
 
-def _check_file(path: str, problems: List[str]):
+def _value_problem(value: str):
+    """Why a cell cannot be an integer feature, or None."""
+    if value == "":
+        return "the value is missing"
+    if not INTEGER.fullmatch(value):
+        return f"{value[:40]!r} is not an integer"
+    if not INT64_MIN <= int(value) <= INT64_MAX:
+        return f"{value[:40]} does not fit a 64-bit integer"
+    return None
+
+
+def _check_file(path: str, problems: List[str], optional_columns=()):
     """Appends the file's problems; returns its header (or None) and its data row count."""
     if os.path.getsize(path) == 0:
         problems.append(f"{path}: the file is empty (a header line and data rows are expected)")
@@ -77,7 +91,10 @@ def _check_file(path: str, problems: List[str]):
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
             header = next(reader, [])
-            missing = [c for c in CSV_COLUMNS if c not in header]
+            if header and header[0].startswith(BOM):
+                problems.append(f"{path}: the file starts with a byte-order mark; save it as UTF-8 without one")
+                return header, 0
+            missing = [c for c in CSV_COLUMNS if c not in header and c not in optional_columns]
             unknown = [c for c in header if c not in CSV_COLUMNS]
             duplicated = sorted({c for c in header if header.count(c) > 1})
             for column in missing:
@@ -97,9 +114,11 @@ def _check_file(path: str, problems: List[str]):
                     problems.append(f"{path}, line {line_number}: {len(row)} values where the header has {len(header)}")
                     continue
                 for column, value in zip(header, row):
-                    if column not in bad_columns and not INTEGER.fullmatch(value):
-                        bad_columns.add(column)  # one report per column keeps the message short
-                        problem = "the value is missing" if value == "" else f"{value!r} is not an integer"
+                    if column in bad_columns:
+                        continue  # one report per column keeps the message short
+                    problem = _value_problem(value)
+                    if problem:
+                        bad_columns.add(column)
                         problems.append(f"{path}, line {line_number}, column '{column}': {problem}")
     except UnicodeDecodeError as e:
         problems.append(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})")

@@ -8,8 +8,10 @@ from typing import List
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
 from components.anomaly_gate import AnomalyGate
+from components.atomic_pusher import AtomicPusherExecutor
 from components.modules import features
 from pipeline import config
 
@@ -145,6 +147,7 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(base_directory=run.serving_dir)
             ),
+            custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor),
         )
 
     return tfx.dsl.Pipeline(

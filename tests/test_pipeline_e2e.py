@@ -21,7 +21,7 @@ import nbclient
 import nbformat
 
 from components.modules.features import CSV_COLUMNS, LABEL_KEY
-from pipeline import config, metadata
+from pipeline import config, metadata, results
 from tests.conftest import ARTIFACTS_DIR, run_cli, write_dataset
 
 ROWS, EPOCHS = 1000, 15
@@ -218,6 +218,50 @@ class TestLocalPipeline:
             line = next(line for line in result.stdout.splitlines() if f"-> {node}" in line)
             uri = line.split()[-1]
             assert os.path.isdir(uri), line
+
+    def test_predict_agrees_with_the_evaluator_on_the_eval_split(self, workdir, tmp_path):
+        store = metadata.open_store(config.Workdir(str(workdir)).metadata_path)
+        second_run = metadata.run_ids(store)[-2]  # evaluated the model that is served now
+        executions = {e.node: e for e in metadata.run_executions(store, second_run)}
+        eval_files = glob.glob(os.path.join(executions["CsvExampleGen"].outputs["examples"][0].uri, "Split-eval", "*"))
+        spec = {c: tf.io.FixedLenFeature([1], tf.int64) for c in CSV_COLUMNS}
+        rows = [
+            {c: int(v[0]) for c, v in tf.io.parse_single_example(record, spec).items()}
+            for record in tf.data.TFRecordDataset(eval_files, compression_type="GZIP")
+        ]
+        eval_csv = tmp_path / "eval.csv"
+        eval_csv.write_text(
+            ",".join(CSV_COLUMNS) + "\n" + "".join(",".join(str(r[c]) for c in CSV_COLUMNS) + "\n" for r in rows)
+        )
+        out = tmp_path / "scored.csv"
+        result = run_cli("predict", "--data", eval_csv, "--workdir", workdir, "--out", out, timeout=600)
+        assert result.returncode == 0, result.stderr
+        scored = np.genfromtxt(out, delimiter=",", names=True)
+        assert len(scored) == len(rows)
+        counts = {
+            "true_positives": np.sum((scored["busy"] == 1) & (scored["class"] == 1)),
+            "true_negatives": np.sum((scored["busy"] == 0) & (scored["class"] == 0)),
+            "false_positives": np.sum((scored["busy"] == 1) & (scored["class"] == 0)),
+            "false_negatives": np.sum((scored["busy"] == 0) & (scored["class"] == 1)),
+        }
+        evaluation = results.slice_metrics(executions["Evaluator"].outputs["evaluation"][0].uri)[()]
+        candidate = results.candidate_name(evaluation)
+        assert counts == {name: evaluation[(name, candidate, False)] for name in counts}
+
+    def test_predict_scores_rows_without_labels_and_rejects_bad_rows(self, workdir, data_dir, tmp_path):
+        unlabelled = tmp_path / "unlabelled.csv"
+        with open(data_dir / "good" / "shops.csv") as f:
+            lines = [line.split(",", 1)[1] for line in f]  # drop the class column
+        unlabelled.write_text("".join(lines[:51]))
+        result = run_cli("predict", "--data", unlabelled, "--workdir", workdir, timeout=600)
+        assert result.returncode == 0, result.stderr
+        scored = (tmp_path / "unlabelled.predictions.csv").read_text().splitlines()
+        assert scored[0].endswith(",busy_probability,busy") and "class" not in scored[0]
+        assert len(scored) == 51
+
+        result = run_cli("predict", "--data", data_dir / "bad" / "shops.csv", "--workdir", workdir, timeout=600)
+        assert result.returncode == 2
+        assert "column 'avgRating'" in result.stderr and "Traceback" not in result.stderr
 
     def test_notebook_runs_headless_on_the_latest_run(self, workdir, monkeypatch):
         monkeypatch.setenv("SHOPBUSY_WORKDIR", str(workdir))

@@ -1,0 +1,36 @@
+"""A Pusher whose push becomes visible at once: no reader of the serving directory ever sees
+a version folder without a complete SavedModel.
+
+TFX's Pusher copies the model file by file into SERVING/<version>/; a process killed half
+way leaves a partial version there for good. This executor lets the stock Pusher write into
+a hidden staging folder beside the versions, then renames the finished folder into place
+(atomic on one filesystem) and clears staging left by killed pushes.
+"""
+
+import json
+import os
+
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.io import fileio
+
+STAGING_DIR = ".staging"  # hidden: model servers only load numeric version folders
+
+
+class AtomicPusherExecutor(pusher_executor.Executor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        destination = json.loads(exec_properties["push_destination"])
+        serving_dir = destination["filesystem"]["base_directory"]
+        staging_dir = os.path.join(serving_dir, STAGING_DIR)
+        if fileio.exists(staging_dir):
+            fileio.rmtree(staging_dir)  # what a killed push left behind
+        destination["filesystem"]["base_directory"] = staging_dir
+        super().Do(input_dict, output_dict, dict(exec_properties, push_destination=json.dumps(destination)))
+
+        pushed_model = output_dict["pushed_model"][0]
+        if pushed_model.get_int_custom_property("pushed") == 1:
+            version = pushed_model.get_string_custom_property("pushed_version")
+            final = os.path.join(serving_dir, version)
+            fileio.rename(os.path.join(staging_dir, version), final)
+            pushed_model.set_string_custom_property("pushed_destination", final)
+        if fileio.exists(staging_dir):
+            fileio.rmtree(staging_dir)
