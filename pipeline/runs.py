@@ -27,13 +27,57 @@ class RunRecord:
     run_id: str
     started: datetime.datetime
     executions: Dict[str, metadata.ComponentExecution]
-    data_path: Optional[str]
-    data_fingerprint: Optional[str]
-    model_uri: Optional[str]
-    evaluation_uri: Optional[str]
-    eval_config_json: Optional[str]
-    blessed: Optional[bool]  # None when the run never reached the Evaluator
-    pushed_model: Optional[str]
+
+    def output(self, node: str, key: str):
+        """The first artifact `node` output under `key` in this run (reused ones included)."""
+        execution = self.executions.get(node)
+        artifacts = execution.outputs.get(key) if execution else None
+        return artifacts[0] if artifacts else None
+
+    def output_uri(self, node: str, key: str) -> Optional[str]:
+        artifact = self.output(node, key)
+        return artifact.uri if artifact else None
+
+    def split_names(self, node: str, key: str) -> List[str]:
+        return json.loads(self.output(node, key).properties["split_names"].string_value or "[]")
+
+    def _execution_property(self, node: str, name: str):
+        execution = self.executions.get(node)
+        return metadata.custom_property(execution.execution, name) if execution else None
+
+    @property
+    def data_path(self) -> Optional[str]:
+        return self._execution_property("CsvExampleGen", "input_base")
+
+    @property
+    def data_fingerprint(self) -> Optional[str]:
+        examples = self.output("CsvExampleGen", "examples")
+        return metadata.custom_property(examples, "input_fingerprint") if examples else None
+
+    @property
+    def model_uri(self) -> Optional[str]:
+        return self.output_uri("Trainer", "model")
+
+    @property
+    def evaluation_uri(self) -> Optional[str]:
+        return self.output_uri("Evaluator", "evaluation")
+
+    @property
+    def eval_config_json(self) -> Optional[str]:
+        return self._execution_property("Evaluator", "eval_config")
+
+    @property
+    def blessed(self) -> Optional[bool]:
+        """None when the run never reached the Evaluator."""
+        blessing = self.output("Evaluator", "blessing")
+        return metadata.custom_property(blessing, "blessed") == 1 if blessing else None
+
+    @property
+    def pushed_model(self) -> Optional[str]:
+        pushed = self.output("Pusher", "pushed_model")
+        if pushed and metadata.custom_property(pushed, "pushed") == 1:
+            return metadata.custom_property(pushed, "pushed_destination")
+        return None
 
     @property
     def verdict(self) -> str:
@@ -54,48 +98,14 @@ class RunRecord:
     def pushed_version(self) -> Optional[str]:
         return os.path.basename(self.pushed_model) if self.pushed_model else None
 
-    def output_uri(self, node: str, key: str) -> Optional[str]:
-        execution = self.executions.get(node)
-        artifacts = execution.outputs.get(key) if execution else None
-        return artifacts[0].uri if artifacts else None
-
-    def split_names(self, node: str, key: str) -> List[str]:
-        artifacts = self.executions[node].outputs[key]
-        return json.loads(artifacts[0].properties["split_names"].string_value or "[]")
-
 
 def load(store, run_id: str) -> RunRecord:
     """Reads one run; cached executions point at the artifacts they reused."""
-    executions = {e.node: e for e in metadata.run_executions(store, run_id)}
     context = store.get_context_by_type_and_name(metadata.RUN_CONTEXT_TYPE, run_id)
-
-    def first_output(node, key):
-        execution = executions.get(node)
-        artifacts = execution.outputs.get(key) if execution else None
-        return artifacts[0] if artifacts else None
-
-    examples = first_output("CsvExampleGen", "examples")
-    blessing = first_output("Evaluator", "blessing")
-    pushed = first_output("Pusher", "pushed_model")
-    evaluation = first_output("Evaluator", "evaluation")
-    model = first_output("Trainer", "model")
-    example_gen = executions.get("CsvExampleGen")
-    evaluator = executions.get("Evaluator")
     return RunRecord(
         run_id=run_id,
         started=datetime.datetime.fromtimestamp(context.create_time_since_epoch / 1000),
-        executions=executions,
-        data_path=metadata.custom_property(example_gen.execution, "input_base") if example_gen else None,
-        data_fingerprint=metadata.custom_property(examples, "input_fingerprint") if examples else None,
-        model_uri=model.uri if model else None,
-        evaluation_uri=evaluation.uri if evaluation else None,
-        eval_config_json=metadata.custom_property(evaluator.execution, "eval_config") if evaluator else None,
-        blessed=(metadata.custom_property(blessing, "blessed") == 1) if blessing else None,
-        pushed_model=(
-            metadata.custom_property(pushed, "pushed_destination")
-            if pushed and metadata.custom_property(pushed, "pushed") == 1
-            else None
-        ),
+        executions={e.node: e for e in metadata.run_executions(store, run_id)},
     )
 
 
