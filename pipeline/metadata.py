@@ -11,7 +11,6 @@ RUN_CONTEXT_TYPE = "pipeline_run"
 NODE_CONTEXT_TYPE = "node"
 _STATES = metadata_store_pb2.Execution.State
 OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
-INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
 
 
 @dataclasses.dataclass
@@ -20,10 +19,8 @@ class ComponentExecution:
 
     node: str
     state: str  # COMPLETE, CACHED, FAILED, RUNNING, ...
-    started: float  # seconds since the epoch
     seconds: float
     outputs: Dict[str, List[metadata_store_pb2.Artifact]]
-    inputs: Dict[str, List[metadata_store_pb2.Artifact]]
     execution: metadata_store_pb2.Execution
 
 
@@ -59,10 +56,8 @@ def run_executions(store: metadata_store.MetadataStore, run_id: str) -> List[Com
             ComponentExecution(
                 node=node.split(".", 1)[-1],  # node contexts are named '<pipeline>.<node id>'
                 state=_STATES.Name(execution.last_known_state),
-                started=execution.create_time_since_epoch / 1000,
                 seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000,
-                outputs=_artifacts(store, execution.id, OUTPUT_EVENTS),
-                inputs=_artifacts(store, execution.id, INPUT_EVENTS),
+                outputs=_outputs(store, execution.id),
                 execution=execution,
             )
         )
@@ -73,9 +68,9 @@ def _context_type(store, context) -> str:
     return store.get_context_types_by_id([context.type_id])[0].name
 
 
-def _artifacts(store, execution_id: int, event_types) -> Dict[str, List[metadata_store_pb2.Artifact]]:
-    """The execution's input or output artifacts by key ('examples', 'model', ...)."""
-    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in event_types]
+def _outputs(store, execution_id: int) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+    """The execution's output artifacts by key ('examples', 'model', ...)."""
+    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in OUTPUT_EVENTS]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
     by_key: Dict[str, List[metadata_store_pb2.Artifact]] = {}
     for event in events:
