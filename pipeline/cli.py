@@ -229,7 +229,7 @@ def _run_pipeline(run_config, workdir, data, started, out, err, log_hint) -> int
     out("\nGates (overall slice of the eval split):")
     for gate in results.gate_results(record.evaluation_uri, run_config.gates):
         out(f"  {gate.describe()}")
-    _write_report(workdir, out, err)
+    _write_report(workdir, out, err, record)
     if record.pushed_model:
         out(f"\nBlessed and pushed: {record.pushed_model}")
         return EXIT_PUSHED
@@ -237,12 +237,13 @@ def _run_pipeline(run_config, workdir, data, started, out, err, log_hint) -> int
     return EXIT_NOT_BLESSED
 
 
-def _write_report(workdir, out, err) -> None:
-    """The slice report of the workdir's latest run; a report that fails does not fail the run."""
+def _write_report(workdir, out, err, record=None) -> None:
+    """The slice report of `record`, else of the workdir's latest run (a run that failed
+    returns none); a report that fails does not fail the run."""
     from pipeline import local_runner, report
 
     try:
-        path = report.write(local_runner.latest_run(workdir.metadata_path), workdir.report_dir)
+        path = report.write(record or local_runner.latest_run(workdir.metadata_path), workdir.report_dir)
     except Exception as e:  # noqa: BLE001
         logging.getLogger(__name__).error("writing the report failed", exc_info=True)
         err(f"shopbusy: could not write the slice report: {type(e).__name__}: {e}")
