@@ -9,7 +9,8 @@ import json
 import os
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx import v1 as tfx
+
+from pipeline.tfx_api import tfx
 
 ANOMALIES_FILE = "SchemaDiff.pb"  # what ExampleValidator writes for each split
 

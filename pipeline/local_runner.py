@@ -7,10 +7,10 @@ import time
 from typing import Callable
 
 from absl import flags
-from tfx import v1 as tfx
 
 from pipeline import config, metadata, runs
 from pipeline.pipeline import create_pipeline
+from pipeline.tfx_api import tfx
 
 
 class _ProgressHandler(logging.Handler):
