@@ -102,8 +102,20 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", default=config.DEFAULT_DATA, help="a CSV file or a folder of CSVs (default: bundled)")
     run.add_argument("--workdir", default=config.DEFAULT_WORKDIR, help="pipeline root, metadata.sqlite, serving/")
     _add_pipeline_arguments(run)
-    run.add_argument("--epochs", type=_positive_int, default=config.Training().epochs, help="most training epochs")
+    training = config.Training()
+    run.add_argument("--epochs", type=_positive_int, default=training.epochs, help="most training epochs")
+    run.add_argument(
+        "--restarts",
+        type=_positive_int,
+        default=training.restarts,
+        help=f"seeded starts tried for {training.restart_epochs} epochs each; training continues from the best "
+        f"on validation loss (default {training.restarts})",
+    )
+    run.add_argument("--seed", type=int, default=training.seed, help="seed of the initialisations and shuffling")
     run.add_argument("--wait", action="store_true", help="queue behind a run that holds the workdir")
+    run.add_argument(
+        "--force", action="store_true", help="run even when the last run had the same data, configuration and code"
+    )
     run.add_argument("--verbose", action="store_true", help="show TensorFlow, Beam and TFX logs")
     run.set_defaults(handler=_run)
 
@@ -179,7 +191,7 @@ def _run(args) -> int:
         source.pattern,
         workdir,
         gates=_gates(args),
-        training=dataclasses.replace(config.Training(), epochs=args.epochs),
+        training=dataclasses.replace(config.Training(), epochs=args.epochs, restarts=args.restarts, seed=args.seed),
         beam_args=config.default_beam_args(source.total_bytes, args.beam_arg),
     )
     log_path = os.path.join(workdir.root, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
@@ -187,16 +199,21 @@ def _run(args) -> int:
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
     except OSError as e:
         raise inputs.InputError(f"cannot use workdir {workdir.root}: {e.strerror}") from e
+    from pipeline import up_to_date
     from pipeline.lock import WorkdirBusyError, workdir_lock
 
+    digest = up_to_date.inputs_digest(run_config, source)
     try:
         with workdir_lock(workdir.root, args.wait, on_takeover=_announce_takeover):
+            finished = None if args.force else up_to_date.finished_run(workdir.metadata_path, digest)
+            if finished:
+                return _report_up_to_date(finished, workdir)
             with _console(log_path, args.verbose) as (out, err):
                 out(f"shopbusy: {rows} rows from {args.data}; workdir {workdir.root}")
                 if not args.verbose:
                     out(f"shopbusy: TensorFlow, Beam and TFX logs go to {log_path}")
                 log_hint = log_path if not args.verbose else "the log above"
-                return _run_pipeline(run_config, workdir, args.data, started, out, err, log_hint)
+                return _run_pipeline(run_config, workdir, args.data, started, out, err, log_hint, digest)
     except WorkdirBusyError as e:
         print(f"shopbusy: {e}", file=sys.stderr)
         return EXIT_WORKDIR_BUSY
@@ -206,10 +223,26 @@ def _announce_takeover(holder: str) -> None:
     print(f"shopbusy: took over the workdir from {holder}, which is gone", flush=True)
 
 
-def _run_pipeline(run_config, workdir, data, started, out, err, log_hint) -> int:
+def _report_up_to_date(record, workdir) -> int:
+    """The answer when the newest run already ran on these inputs: its verdict, at once."""
+    from pipeline import config
+
+    print(
+        f"shopbusy: up to date: data, configuration and code are unchanged since run {record.run_id} "
+        f"({record.started:%Y-%m-%d %H:%M:%S}); nothing to run (--force runs it again)."
+    )
+    print(f"Slice report: {config.report_page(workdir.report_dir, record.run_id)}")
+    if record.pushed_model:
+        print(f"Blessed and pushed: {record.pushed_model}")
+        return EXIT_PUSHED
+    print("Not blessed: nothing pushed; serving/ is unchanged.")
+    return EXIT_NOT_BLESSED
+
+
+def _run_pipeline(run_config, workdir, data, started, out, err, log_hint, digest) -> int:
     """Runs the pipeline and reports: progress, per-component times, gates, verdict, report."""
     from components.anomaly_gate import AnomaliesFoundError
-    from pipeline import local_runner, results
+    from pipeline import local_runner, results, up_to_date
 
     try:
         record = local_runner.run(run_config, out)
@@ -230,6 +263,7 @@ def _run_pipeline(run_config, workdir, data, started, out, err, log_hint) -> int
     for gate in results.gate_results(record.evaluation_uri, run_config.gates):
         out(f"  {gate.describe()}")
     _write_report(workdir, out, err, record)
+    up_to_date.record_finished(run_config.metadata_path, record.run_id, digest)
     if record.pushed_model:
         out(f"\nBlessed and pushed: {record.pushed_model}")
         return EXIT_PUSHED

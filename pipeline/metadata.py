@@ -24,10 +24,14 @@ class ComponentExecution:
     execution: metadata_store_pb2.Execution
 
 
-def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+def open_store(metadata_path: str, readonly: bool = True) -> metadata_store.MetadataStore:
     config_proto = metadata_store_pb2.ConnectionConfig()
     config_proto.sqlite.filename_uri = metadata_path
-    config_proto.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    config_proto.sqlite.connection_mode = (
+        metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+        if readonly
+        else metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
+    )
     return metadata_store.MetadataStore(config_proto)
 
 
@@ -42,10 +46,13 @@ def latest_run_id(store: metadata_store.MetadataStore) -> Optional[str]:
     return ids[0] if ids else None
 
 
+def run_context(store: metadata_store.MetadataStore, run_id: str) -> metadata_store_pb2.Context:
+    return store.get_context_by_type_and_name(RUN_CONTEXT_TYPE, run_id)
+
+
 def run_executions(store: metadata_store.MetadataStore, run_id: str) -> List[ComponentExecution]:
     """The run's component executions in the order they started."""
-    run_context = store.get_context_by_type_and_name(RUN_CONTEXT_TYPE, run_id)
-    executions = sorted(store.get_executions_by_context(run_context.id), key=lambda e: e.create_time_since_epoch)
+    executions = sorted(store.get_executions_by_context(run_context(store, run_id).id), key=lambda e: e.create_time_since_epoch)
     result = []
     for execution in executions:
         node = next(

@@ -86,7 +86,8 @@ def confusion_svg(title: str, values: Dict[str, float]) -> Markup:
 def curves_svg(record: dict) -> Markup:
     """Loss and accuracy per epoch, train against validation, the restored epoch marked."""
     history = record["history"]
-    epochs = range(1, len(history["loss"]) + 1)
+    first = record.get("first_epoch", 1)  # later epochs, after the restarts' warm-up
+    epochs = range(first, first + len(history["loss"]))
     figure, panels = plt.subplots(1, 2, figsize=(9, 3.2))
     for axes, metric in zip(panels, ("loss", "accuracy")):
         axes.plot(epochs, history[metric], label="train")
@@ -182,9 +183,8 @@ def render(record: runs.RunRecord) -> str:
 def write(record: runs.RunRecord, report_root: str) -> str:
     """Writes REPORT_ROOT/<run>/index.html and REPORT_ROOT/latest.html; returns the former."""
     page = render(record)
-    run_dir = os.path.join(report_root, record.run_id.replace(":", "-"))
-    os.makedirs(run_dir, exist_ok=True)
-    path = os.path.join(run_dir, "index.html")
+    path = config.report_page(report_root, record.run_id)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     for target in (path, os.path.join(report_root, "latest.html")):
         with open(target + ".tmp", "w") as f:
             f.write(page)

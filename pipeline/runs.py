@@ -101,7 +101,7 @@ class RunRecord:
 
 def load(store, run_id: str) -> RunRecord:
     """Reads one run; cached executions point at the artifacts they reused."""
-    context = store.get_context_by_type_and_name(metadata.RUN_CONTEXT_TYPE, run_id)
+    context = metadata.run_context(store, run_id)
     return RunRecord(
         run_id=run_id,
         started=datetime.datetime.fromtimestamp(context.create_time_since_epoch / 1000),

@@ -41,8 +41,8 @@ def data_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("inputs")
 
 
-def _run(data, workdir):
-    return run_cli("run", "--data", data, "--workdir", workdir, "--epochs", EPOCHS, *GATE_ARGS)
+def _run(data, workdir, *args):
+    return run_cli("run", "--data", data, "--workdir", workdir, "--epochs", EPOCHS, *GATE_ARGS, *args)
 
 
 def _latest_run(workdir):
@@ -144,8 +144,18 @@ class TestLocalPipeline:
         assert "lowest validation loss" in page and "<td>train</td>" in page
         assert re.search(r'id="anomalies">\s*<p>none</p>', page)
 
-    def test_second_run_reuses_the_cached_upstream_components(self, workdir, data_dir):
+    def test_unchanged_rerun_answers_from_ml_metadata_without_running(self, workdir, data_dir):
+        store = metadata.open_store(config.Workdir(str(workdir)).metadata_path)
+        runs_before, served_before = metadata.run_ids(store), os.listdir(workdir / "serving")
         result = _run(str(data_dir / "good" / "shops.csv"), workdir)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"unchanged since run {runs_before[0]}" in result.stdout
+        assert "Blessed and pushed:" in result.stdout and "started" not in result.stdout
+        assert metadata.run_ids(metadata.open_store(config.Workdir(str(workdir)).metadata_path)) == runs_before
+        assert os.listdir(workdir / "serving") == served_before
+
+    def test_second_run_reuses_the_cached_upstream_components(self, workdir, data_dir):
+        result = _run(str(data_dir / "good" / "shops.csv"), workdir, "--force")
         assert result.returncode == 0, result.stdout + result.stderr
         executions = _latest_run(workdir)
         for component in UPSTREAM:
