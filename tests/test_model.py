@@ -36,3 +36,39 @@ def test_model_learns_a_separable_rule_and_outputs_probabilities():
     predictions = model.predict(inputs, verbose=0)[:, 0]
     assert predictions.min() >= 0 and predictions.max() <= 1
     assert np.mean((predictions > 0.5) == labels) > 0.9
+
+
+def test_small_data_trains_in_whole_passes_and_large_data_within_the_step_budget():
+    from components.modules.model import _schedule
+
+    training = config.Training().as_custom_config()
+    assert _schedule(2_800, training) == (88, training["epochs"])  # the article's schedule
+    steps_per_epoch, epochs = _schedule(500_000, training)
+    assert steps_per_epoch == training["max_steps_per_epoch"]
+    assert steps_per_epoch * epochs <= training["max_train_steps"]
+    assert _schedule(10, training) == (1, training["epochs"])
+
+
+def test_restarts_continue_from_the_start_with_the_lowest_validation_loss():
+    import tensorflow as tf
+
+    from components.modules.model import _best_start
+
+    rng = np.random.default_rng(3)
+    n = 512
+    inputs = {xf(k): rng.normal(size=(n, 1)).astype("float32") for k in features.NUMERIC_FEATURE_KEYS}
+    inputs.update({name: rng.integers(0, size, (n, 1)) for name, size in SIZES.items()})
+    labels = (inputs[xf("avgRating")][:, 0] > 0).astype("float32")
+    train = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(32).repeat()
+    valid = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(1024)
+    training = config.Training(restarts=4, seed=2).as_custom_config()
+
+    model, restarts = _best_start(SIZES, training, train, valid, (n // 32, 1))
+    losses = restarts["val_loss"]
+    assert len(losses) == 4 and len(set(losses)) == 4  # differently seeded starts
+    assert restarts["chosen"] == int(np.argmin(losses))
+    chosen_loss = model.evaluate(valid, verbose=0)[0]
+    assert abs(chosen_loss - min(losses)) < 1e-4  # the very model that scored best
+
+    single, none_tried = _best_start(SIZES, config.Training(restarts=1).as_custom_config(), train, valid, (n // 32, 1))
+    assert none_tried == {"chosen": 0, "val_loss": []} and not single.history  # not trained yet
