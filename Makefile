@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Keras 2 (tf_keras) with TF 2.16: set before anything imports TensorFlow (see DESIGN.md).
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: install lock run test test-deps test-faults test-all clean
+.PHONY: install lock run test test-deps test-faults test-all bench bench-smoke clean
 
 install: $(STAMP)
 
@@ -42,6 +42,16 @@ test: install test-deps
 # Runs killed inside each component, and runs racing for a workdir (about 10 minutes).
 test-faults: install
 	$(BIN)/python -m pytest -m faults tests
+
+# The benchmark: shopbusy against the article's script, over seeds, and at 10k-1M rows
+# (about an hour and a half on 2 cores). Writes bench/results/<date>-<host>.json and
+# docs/benchmarks.md.
+bench: install
+	$(BIN)/python -m bench.run
+
+# The benchmark harness on small data (a few minutes); part of `make test`.
+bench-smoke: install
+	$(BIN)/python -m pytest tests/test_bench.py
 
 # Everything, including tests marked slow.
 test-all: install test-deps

@@ -15,6 +15,8 @@ INSTALL_REQUIRES = [
     # TFX builds module-file wheels with `setup.py bdist_wheel` and Beam still imports
     # pkg_resources, which newer setuptools releases dropped.
     "setuptools<81",
+    # CsvExampleGen's columnar executor parses CSV with pyarrow (already tfx-bsl's).
+    "pyarrow",
     # Slice report: confusion-matrix heatmaps and training curves as inline SVG.
     "matplotlib",
     "wheel",
@@ -28,6 +30,7 @@ setup(
     python_requires="==3.10.*",
     packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*", "data", "kubeflow"]),
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis"]},
+    # bench/ (make bench) runs the article's pandas script and samples process-tree memory.
+    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis", "pandas", "psutil"]},
     entry_points={"console_scripts": ["shopbusy=pipeline.cli:main"]},
 )

@@ -263,7 +263,10 @@ def _run_pipeline(run_config, workdir, data, started, out, err, log_hint, digest
     for gate in results.gate_results(record.evaluation_uri, run_config.gates):
         out(f"  {gate.describe()}")
     _write_report(workdir, out, err, record)
-    up_to_date.record_finished(run_config.metadata_path, record.run_id, digest)
+    try:
+        up_to_date.record_finished(run_config.metadata_path, record.run_id, digest)
+    except Exception:  # noqa: BLE001 - the next run then runs instead of answering at once
+        logging.getLogger(__name__).warning("could not record the run's inputs digest", exc_info=True)
     if record.pushed_model:
         out(f"\nBlessed and pushed: {record.pushed_model}")
         return EXIT_PUSHED

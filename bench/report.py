@@ -1,0 +1,172 @@
+"""The benchmark's verdict on the issue's targets, and docs/benchmarks.md."""
+
+import statistics
+from typing import List
+
+# The targets of the benchmark issue (2 cores, measured side by side in one run).
+MAX_FRESH_OVER_BASELINE = 3.0
+MAX_CACHED_OVER_FRESH = 0.15
+MAX_1M_SECONDS = 15 * 60
+MAX_1M_PEAK_MB = 4 * 1024
+MAX_1M_OVER_100K = 10.0
+MAX_BAYES_GAP = 0.02
+PIPELINE_NODES = ["CsvExampleGen", "StatisticsGen", "ExampleValidator", "Transform", "Trainer", "Evaluator", "Pusher"]
+
+
+def _median(values: List[float]) -> float:
+    return statistics.median(values)
+
+
+def _walls(runs: List[dict]) -> List[float]:
+    return [run["wall_seconds"] for run in runs]
+
+
+def targets(results: dict) -> List[dict]:
+    """Every target the results can judge, met or missed, with the measured figure."""
+    verdicts = []
+
+    def judge(target: str, value: float, bound: float, measured: str) -> None:
+        verdicts.append({"target": target, "value": value, "bound": bound, "met": value <= bound, "measured": measured})
+
+    first_name, first = next(iter(results["datasets"].items()))
+    fresh = _median(_walls(first["shopbusy"]))
+    baseline = _median(_walls(first["baseline"]))
+    judge(
+        f"fresh run <= {MAX_FRESH_OVER_BASELINE:g} x the baseline script ({first_name} data)",
+        fresh / baseline,
+        MAX_FRESH_OVER_BASELINE,
+        f"{fresh:.0f} s / {baseline:.0f} s = {fresh / baseline:.2f} x (medians)",
+    )
+    cached = _median([run["rerun_unchanged"]["wall_seconds"] for run in first["shopbusy"]])
+    judge(
+        f"cached re-run <= {MAX_CACHED_OVER_FRESH:.0%} of the fresh run",
+        cached / fresh,
+        MAX_CACHED_OVER_FRESH,
+        f"{cached:.1f} s / {fresh:.0f} s = {cached / fresh:.1%} (medians)",
+    )
+    scale = results["scale"]
+    if "1000000" in scale:
+        million = scale["1000000"]
+        judge("1M rows end to end <= 15 min", million["wall_seconds"], MAX_1M_SECONDS, f"{million['wall_seconds'] / 60:.1f} min")
+        judge("1M rows peak memory <= 4 GiB", million["peak_rss_mb"], MAX_1M_PEAK_MB, f"{million['peak_rss_mb'] / 1024:.2f} GiB")
+        if "100000" in scale:
+            ratio = million["wall_seconds"] / scale["100000"]["wall_seconds"]
+            judge("time(1M) / time(100k) <= 10", ratio, MAX_1M_OVER_100K, f"{ratio:.1f}")
+    for name, dataset in results["datasets"].items():
+        gaps = [dataset["bayes_accuracy"] - run["test_accuracy"] for run in dataset["shopbusy"]]
+        judge(
+            f"every seed within {MAX_BAYES_GAP} of Bayes accuracy ({name} data)",
+            max(gaps),
+            MAX_BAYES_GAP,
+            f"worst gap {max(gaps):.4f} over {len(gaps)} seeds (Bayes {dataset['bayes_accuracy']:.4f})",
+        )
+    return verdicts
+
+
+def _spread(values: List[float], digits: int) -> str:
+    return f"{min(values):.{digits}f} / {_median(values):.{digits}f} / {max(values):.{digits}f}"
+
+
+def _table(header: List[str], rows: List[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown(results: dict, results_path: str, notes: str = "") -> str:
+    """docs/benchmarks.md: the latest benchmark's tables, then `notes` (bench/notes.md,
+    written by hand); the JSON holds every number."""
+    machine = results["machine"]
+    first_name, first = next(iter(results["datasets"].items()))
+    sections = [
+        "# Benchmarks",
+        "Written by `make bench` (`python -m bench.run`); do not edit by hand. Every number below "
+        f"comes from [{results_path}]({results_path}).",
+        f"- Machine: {machine['host']}, {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB; "
+        f"{machine['os']}; Python {machine['python']}; "
+        + ", ".join(f"{name} {version}" for name, version in machine["packages"].items()),
+        f"- Command: `{results['command']}`, from {results['started']} to {results['finished']}.",
+        "- Times are wall-clock seconds of the whole command (imports included), as min / median / max "
+        "over the runs; memory is the peak of the summed RSS of the command's process tree.",
+        "## Targets",
+        _table(
+            ["target", "measured", "met"],
+            [[t["target"], t["measured"], "met" if t["met"] else "**missed**"] for t in results["targets"]],
+        ),
+        "## Imports and the CLI",
+        _table(
+            ["command", "seconds (min / median / max)", "runs"],
+            [[f"`{name}`", f"{t['min']} / {t['median']} / {t['max']}", t["runs"]] for name, t in results["imports"].items()],
+        ),
+    ]
+
+    shopbusy = first["shopbusy"]
+    rows = [
+        ["`shopbusy run`, fresh workdir", _spread(_walls(shopbusy), 1), max(r["peak_rss_mb"] for r in shopbusy), len(shopbusy)],
+        [
+            "`shopbusy run` again, nothing changed (up-to-date check)",
+            _spread([r["rerun_unchanged"]["wall_seconds"] for r in shopbusy], 2),
+            max(r["rerun_unchanged"]["peak_rss_mb"] for r in shopbusy),
+            len(shopbusy),
+        ],
+    ]
+    forced = [r["rerun_forced"] for r in shopbusy if "rerun_forced" in r]
+    if forced:
+        rows.append(["`shopbusy run --force` again (TFX's cache, baseline evaluation)", _spread(_walls(forced), 1), max(r["peak_rss_mb"] for r in forced), len(forced)])
+    rows.append(["the article's script (`bench/baseline.py`)", _spread(_walls(first["baseline"]), 1), max(r["peak_rss_mb"] for r in first["baseline"]), len(first["baseline"])])
+    sections += [
+        f"## Fresh run, re-run and the article's script ({first_name} data: {first['data']})",
+        _table(["command", "wall seconds (min / median / max)", "peak MB", "runs"], rows),
+        "Per component of the fresh runs (seconds from ML Metadata, min / median / max):",
+        _table(
+            ["component", "seconds"],
+            [
+                [node, _spread([r["components"][node]["seconds"] for r in shopbusy], 1)]
+                for node in PIPELINE_NODES
+                if all(node in r["components"] for r in shopbusy)
+            ],
+        ),
+    ]
+
+    quality_rows = []
+    for name, dataset in results["datasets"].items():
+        ours = [r["test_accuracy"] for r in dataset["shopbusy"]]
+        theirs = [r["test_accuracy"] for r in dataset["baseline"]]
+        quality_rows.append(
+            [
+                f"{name} (seed {dataset['data_seed']})",
+                f"{dataset['bayes_accuracy']:.4f}",
+                _spread(ours, 4),
+                f"{dataset['bayes_accuracy'] - min(ours):.4f}",
+                _spread(theirs, 4),
+                f"{dataset['bayes_accuracy'] - min(theirs):.4f}",
+            ]
+        )
+    sections += [
+        "## Model quality over seeds",
+        "Test accuracy: shopbusy on its eval split (40 % of rows, never used for training or early "
+        "stopping), the article's script on its 40 % test split; seeds 0..n-1 for both.",
+        _table(
+            ["dataset", "Bayes accuracy", "shopbusy min / median / max", "worst gap", "baseline min / median / max", "worst gap"],
+            quality_rows,
+        ),
+    ]
+
+    if results["scale"]:
+        nodes = [node for node in PIPELINE_NODES if node != "Pusher" and node != "ExampleValidator"]
+        scale_rows = []
+        for rows_text, run in results["scale"].items():
+            components = run["components"]
+            scale_rows.append(
+                [f"{int(rows_text):,}", f"{run['wall_seconds']:.0f}", run["peak_rss_mb"], f"{run['test_accuracy']:.4f}"]
+                + [
+                    f"{components[n]['seconds']:.0f} s, {components[n]['rows_per_second']:,}/s" if n in components else "-"
+                    for n in nodes
+                ]
+            )
+        sections += [
+            "## Scale (one run per size, generated data, seed 1)",
+            "Rows per second: the input's rows over the component's seconds.",
+            _table(["rows", "wall seconds", "peak MB", "test accuracy", *nodes], scale_rows),
+        ]
+    return "\n\n".join(sections + ([notes.strip()] if notes else [])) + "\n"

@@ -1,0 +1,208 @@
+"""`make bench`: shopbusy against the article's script, its cached path, its quality over
+seeds, and its scale; results to bench/results/<date>-<host>.json and docs/benchmarks.md.
+
+    python -m bench.run            # the full benchmark (about an hour and a half on 2 cores)
+    python -m bench.run --smoke    # every scenario on small data, a few minutes (make test)
+
+Every scenario runs the real commands (`shopbusy run`, `python -m bench.baseline`) as
+child processes, one at a time, and measures wall time and the peak memory of the whole
+process tree; per-component times are read back from ML Metadata, accuracy from TFMA.
+"""
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import statistics
+import sys
+import tempfile
+from typing import Dict, List
+
+from bench import report
+from bench.measure import machine, measure
+from data import generator
+from pipeline import config
+
+BIN = os.path.dirname(sys.executable)
+SHOPBUSY = os.path.join(BIN, "shopbusy")
+RESULTS_DIR = os.path.join(config.PROJECT_ROOT, "bench", "results")
+DOC = os.path.join(config.PROJECT_ROOT, "docs", "benchmarks.md")
+NOTES = os.path.join(config.PROJECT_ROOT, "bench", "notes.md")  # hand-written, appended to DOC
+EXIT_PUSHED, EXIT_NOT_BLESSED = 0, 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What one benchmark run measures."""
+
+    repeats: int = 3  # of the import timings
+    seeds: int = 5  # training seeds per dataset, for shopbusy and the baseline
+    datasets: Dict[str, int] = dataclasses.field(default_factory=lambda: {"bundled": 42, "second": 7})
+    dataset_rows: int = generator.DEFAULT_ROWS
+    scale_rows: List[int] = dataclasses.field(default_factory=lambda: [10_000, 100_000, 1_000_000])
+    run_args: List[str] = dataclasses.field(default_factory=list)  # extra `shopbusy run` flags
+
+
+FULL = Plan()
+# Every scenario once, on small data and a short schedule: proves the harness, not the product.
+SMOKE = Plan(
+    repeats=1,
+    seeds=1,
+    datasets={"small": 3},
+    dataset_rows=1_000,
+    scale_rows=[],
+    run_args=["--epochs", "3", "--restarts", "2"],
+)
+
+
+def _python(*args) -> List[str]:
+    return [sys.executable, *args]
+
+
+def import_times(plan: Plan) -> dict:
+    """`from tfx import v1` against pipeline.tfx_api (same objects), and the CLI's --help."""
+    commands = {
+        "from tfx import v1": _python("-c", "from tfx import v1"),
+        "import pipeline.tfx_api": _python("-c", "import pipeline.tfx_api"),
+        "shopbusy --help": [SHOPBUSY, "--help"],
+    }
+    return {
+        name: _median([measure(command).wall_seconds for _ in range(plan.repeats)])
+        for name, command in commands.items()
+    }
+
+
+def _median(values: List[float]) -> dict:
+    return {
+        "median": round(statistics.median(values), 2),
+        "min": round(min(values), 2),
+        "max": round(max(values), 2),
+        "runs": len(values),
+    }
+
+
+def _read_run(workdir: str, rows: int) -> dict:
+    """The newest run of `workdir` as ML Metadata and TFMA recorded it."""
+    from pipeline import results, runs
+
+    record = runs.history(config.Workdir(workdir).metadata_path)[0]
+    overall = results.slice_metrics(record.evaluation_uri)[()]
+    candidate = results.candidate_name(overall)
+    return {
+        "run_id": record.run_id,
+        "verdict": record.verdict,
+        "test_accuracy": overall[(results.ACCURACY, candidate, False)],
+        "components": {
+            node: {
+                "state": execution.state,
+                "seconds": round(execution.seconds, 2),
+                "rows_per_second": round(rows / execution.seconds) if execution.seconds > 0 else None,
+            }
+            for node, execution in record.executions.items()
+        },
+    }
+
+
+def shopbusy_run(data: str, workdir: str, rows: int, *args: str) -> dict:
+    """One `shopbusy run`, measured, with what it recorded."""
+    measured = measure([SHOPBUSY, "run", "--data", data, "--workdir", workdir, *args])
+    if measured.returncode not in (EXIT_PUSHED, EXIT_NOT_BLESSED):
+        raise RuntimeError(f"shopbusy run failed ({measured.returncode}):\n{measured.stdout[-3000:]}")
+    return {**measured.summary(), "exit_code": measured.returncode, **_read_run(workdir, rows)}
+
+
+def baseline_run(data: str, seed: int) -> dict:
+    measured = measure(_python("-m", "bench.baseline", "--data", data, "--seed", str(seed)))
+    if measured.returncode != 0:
+        raise RuntimeError(f"bench.baseline failed:\n{measured.stdout[-3000:]}")
+    result = json.loads(measured.stdout.strip().splitlines()[-1])
+    return {**measured.summary(), "test_accuracy": result["test_accuracy"], "epochs": result["epochs"]}
+
+
+def _dataset(name: str, seed: int, rows: int, scratch: str) -> tuple:
+    """The CSV of a benchmark dataset and its Bayes accuracy."""
+    dataset = generator.generate(rows, seed)
+    if name == "bundled":
+        return config.DEFAULT_DATA, dataset.bayes_accuracy
+    path = os.path.join(scratch, f"{name}-{rows}-seed{seed}.csv")
+    generator.write_csv(dataset, path)
+    return path, dataset.bayes_accuracy
+
+
+def runs_and_quality(plan: Plan, scratch: str) -> dict:
+    """Per dataset: `seeds` fresh runs (each into a new workdir) and the article's script
+    with the same seeds; on the first dataset also the re-run with nothing changed (the
+    up-to-date check) and the same re-run with --force (TFX's all-cached path)."""
+    datasets = {}
+    for index, (name, data_seed) in enumerate(plan.datasets.items()):
+        data, bayes = _dataset(name, data_seed, plan.dataset_rows, scratch)
+        entry = {"data": data, "data_seed": data_seed, "bayes_accuracy": bayes, "shopbusy": [], "baseline": []}
+        for seed in range(plan.seeds):
+            workdir = os.path.join(scratch, f"{name}-seed{seed}")
+            args = ["--seed", str(seed), *plan.run_args]
+            fresh = shopbusy_run(data, workdir, plan.dataset_rows, *args)
+            if index == 0:
+                rerun = measure([SHOPBUSY, "run", "--data", data, "--workdir", workdir, *args])
+                fresh["rerun_unchanged"] = {**rerun.summary(), "exit_code": rerun.returncode}
+                if seed == 0:
+                    fresh["rerun_forced"] = shopbusy_run(data, workdir, plan.dataset_rows, *args, "--force")
+            entry["shopbusy"].append(fresh)
+            entry["baseline"].append(baseline_run(data, seed))
+        datasets[name] = entry
+    return datasets
+
+
+def scale(plan: Plan, scratch: str) -> dict:
+    """One end-to-end run on each generated size."""
+    sizes = {}
+    for rows in plan.scale_rows:
+        data = os.path.join(scratch, f"scale-{rows}", "shops.csv")
+        os.makedirs(os.path.dirname(data))
+        generator.write_csv(generator.generate(rows, seed=1), data)
+        sizes[str(rows)] = shopbusy_run(data, os.path.join(scratch, f"scale-{rows}-workdir"), rows, *plan.run_args)
+    return sizes
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="shopbusy's benchmark")
+    parser.add_argument("--smoke", action="store_true", help="every scenario once on small data")
+    parser.add_argument("--results-dir", default=RESULTS_DIR)
+    parser.add_argument("--doc", default=DOC, help="the Markdown page to write the tables to")
+    parser.add_argument("--scratch", help="folder for datasets and workdirs (default: a temporary one)")
+    args = parser.parse_args(argv)
+    plan = SMOKE if args.smoke else FULL
+
+    started = datetime.datetime.now()
+    with tempfile.TemporaryDirectory(prefix="shopbusy-bench-") as temporary:
+        scratch = args.scratch or temporary
+        os.makedirs(scratch, exist_ok=True)
+        results = {
+            "started": started.isoformat(timespec="seconds"),
+            "command": " ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])]),
+            "plan": dataclasses.asdict(plan),
+            "machine": machine(),
+            "imports": import_times(plan),
+        }
+        results["datasets"] = runs_and_quality(plan, scratch)
+        results["scale"] = scale(plan, scratch)
+    results["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
+    results["targets"] = report.targets(results)
+
+    os.makedirs(args.results_dir, exist_ok=True)
+    path = os.path.join(args.results_dir, f"{started:%Y-%m-%d}-{results['machine']['host']}.json")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)
+    os.makedirs(os.path.dirname(os.path.abspath(args.doc)), exist_ok=True)
+    with open(NOTES) as f:
+        notes = f.read()
+    with open(args.doc, "w") as f:
+        f.write(report.markdown(results, os.path.relpath(path, os.path.dirname(os.path.abspath(args.doc))), notes))
+    print(f"results: {path}\ntables: {args.doc}")
+    for target in results["targets"]:
+        print(f"  {'met   ' if target['met'] else 'MISSED'} {target['target']}: {target['measured']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""`make bench-smoke`: the benchmark harness, every scenario once on small data, so it cannot
+rot between full `make bench` runs. It checks what the harness measured and wrote, not speed."""
+
+import json
+import os
+import subprocess
+import sys
+
+from pipeline import config, metadata
+
+SMOKE_TIMEOUT = 1200
+
+
+def test_bench_smoke_measures_every_scenario_and_writes_the_tables(tmp_path):
+    results_dir, doc, scratch = tmp_path / "results", tmp_path / "docs" / "benchmarks.md", tmp_path / "scratch"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke", "--results-dir", results_dir, "--doc", doc, "--scratch", scratch],
+        capture_output=True,
+        text=True,
+        timeout=SMOKE_TIMEOUT,
+        cwd=config.PROJECT_ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    [path] = results_dir.iterdir()
+    results = json.loads(path.read_text())
+    assert path.name.endswith(f"-{results['machine']['host']}.json")
+    assert results["machine"]["cores"] == os.cpu_count()
+    assert set(results["imports"]) == {"from tfx import v1", "import pipeline.tfx_api", "shopbusy --help"}
+    assert all(timing["median"] > 0 for timing in results["imports"].values())
+
+    [(name, dataset)] = results["datasets"].items()
+    [fresh], [baseline] = dataset["shopbusy"], dataset["baseline"]
+    assert 0.5 < dataset["bayes_accuracy"] < 1
+    assert fresh["exit_code"] in (0, 3) and 0 <= fresh["test_accuracy"] <= 1
+    assert fresh["peak_rss_mb"] > 200  # TensorFlow alone is more than that: the whole tree was sampled
+    for node in ("CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator"):
+        assert fresh["components"][node]["state"] == "COMPLETE", node
+        assert fresh["components"][node]["rows_per_second"] > 0, node
+    # The unchanged re-run was answered without a run; the forced one reused the cache.
+    assert 0 < fresh["rerun_unchanged"]["wall_seconds"] < fresh["wall_seconds"]
+    assert fresh["rerun_unchanged"]["exit_code"] == fresh["exit_code"]
+    workdir = config.Workdir(str(scratch / f"{name}-seed0"))
+    assert len(metadata.run_ids(metadata.open_store(workdir.metadata_path))) == 2
+    forced = fresh["rerun_forced"]["components"]
+    assert forced["Transform"]["state"] == "CACHED" and forced["Trainer"]["state"] == "CACHED"
+    assert 0 <= baseline["test_accuracy"] <= 1 and baseline["epochs"] >= 1
+
+    targets = {target["target"]: target for target in results["targets"]}
+    assert any(t.startswith("fresh run <=") for t in targets) and any(t.startswith("cached re-run") for t in targets)
+    assert any(t.startswith("every seed within") for t in targets)
+    assert all(isinstance(t["met"], bool) for t in targets.values())
+
+    page = doc.read_text()
+    for section in ("## Targets", "## Imports and the CLI", "## Fresh run", "## Model quality over seeds", "## How to read"):
+        assert section in page
+    for target in targets:
+        assert target in page
+    assert os.path.relpath(path, doc.parent) in page
