@@ -51,7 +51,7 @@ class Training:
     batch_size: int = 32
     learning_rate: float = 1e-3
     # The article used 0.2; 0.5 narrowed the gap to the Bayes accuracy in a sweep of 5 seeds
-    # on 2 datasets (mean gap 0.019 against 0.030; docs/benchmarks.md, "Choices").
+    # on 2 datasets (mean gap 0.019 against 0.030; bench/notes.md, in docs/benchmarks.md).
     dropout: float = 0.5
     early_stopping_patience: int = 15
     seed: int = 0
