@@ -28,6 +28,8 @@ def targets(results: dict) -> List[dict]:
     def judge(target: str, value: float, bound: float, measured: str) -> None:
         verdicts.append({"target": target, "value": value, "bound": bound, "met": value <= bound, "measured": measured})
 
+    if not results["datasets"]:
+        return verdicts
     first_name, first = next(iter(results["datasets"].items()))
     fresh = _median(_walls(first["shopbusy"]))
     baseline = _median(_walls(first["baseline"]))
@@ -77,7 +79,6 @@ def markdown(results: dict, results_path: str, notes: str = "") -> str:
     """docs/benchmarks.md: the latest benchmark's tables, then `notes` (bench/notes.md,
     written by hand); the JSON holds every number."""
     machine = results["machine"]
-    first_name, first = next(iter(results["datasets"].items()))
     sections = [
         "# Benchmarks",
         "Written by `make bench` (`python -m bench.run`); do not edit by hand. Every number below "
@@ -85,7 +86,8 @@ def markdown(results: dict, results_path: str, notes: str = "") -> str:
         f"- Machine: {machine['host']}, {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB; "
         f"{machine['os']}; Python {machine['python']}; "
         + ", ".join(f"{name} {version}" for name, version in machine["packages"].items()),
-        f"- Command: `{results['command']}`, from {results['started']} to {results['finished']}.",
+        f"- Command: `{results['command']}`, from {results['started']} to {results['finished']}"
+        + ("." if results["complete"] else " (stopped before the end: the tables hold what had finished)."),
         "- Times are wall-clock seconds of the whole command (imports included), as min / median / max "
         "over the runs; memory is the peak of the summed RSS of the command's process tree.",
         "## Targets",
@@ -100,6 +102,14 @@ def markdown(results: dict, results_path: str, notes: str = "") -> str:
         ),
     ]
 
+    if results["datasets"]:
+        sections += _run_sections(results)
+    return "\n\n".join(sections + ([notes.strip()] if notes else [])) + "\n"
+
+
+def _run_sections(results: dict) -> List[str]:
+    """The tables of the pipeline runs, the baseline and the scale runs."""
+    first_name, first = next(iter(results["datasets"].items()))
     shopbusy = first["shopbusy"]
     rows = [
         ["`shopbusy run`, fresh workdir", _spread(_walls(shopbusy), 1), max(r["peak_rss_mb"] for r in shopbusy), len(shopbusy)],
@@ -114,7 +124,7 @@ def markdown(results: dict, results_path: str, notes: str = "") -> str:
     if forced:
         rows.append(["`shopbusy run --force` again (TFX's cache, baseline evaluation)", _spread(_walls(forced), 1), max(r["peak_rss_mb"] for r in forced), len(forced)])
     rows.append(["the article's script (`bench/baseline.py`)", _spread(_walls(first["baseline"]), 1), max(r["peak_rss_mb"] for r in first["baseline"]), len(first["baseline"])])
-    sections += [
+    sections = [
         f"## Fresh run, re-run and the article's script ({first_name} data: {first['data']})",
         _table(["command", "wall seconds (min / median / max)", "peak MB", "runs"], rows),
         "Per component of the fresh runs (seconds from ML Metadata, min / median / max):",
@@ -169,4 +179,4 @@ def markdown(results: dict, results_path: str, notes: str = "") -> str:
             "Rows per second: the input's rows over the component's seconds.",
             _table(["rows", "wall seconds", "peak MB", "test accuracy", *nodes], scale_rows),
         ]
-    return "\n\n".join(sections + ([notes.strip()] if notes else [])) + "\n"
+    return sections

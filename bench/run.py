@@ -17,7 +17,7 @@ import os
 import statistics
 import sys
 import tempfile
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 from bench import report
 from bench.measure import machine, measure
@@ -130,11 +130,11 @@ def _dataset(name: str, seed: int, rows: int, scratch: str) -> tuple:
     return path, dataset.bayes_accuracy
 
 
-def runs_and_quality(plan: Plan, scratch: str) -> dict:
+def runs_and_quality(plan: Plan, scratch: str, datasets: dict, save: Callable[[], None]) -> None:
     """Per dataset: `seeds` fresh runs (each into a new workdir) and the article's script
     with the same seeds; on the first dataset also the re-run with nothing changed (the
-    up-to-date check) and the same re-run with --force (TFX's all-cached path)."""
-    datasets = {}
+    up-to-date check) and the same re-run with --force (TFX's all-cached path). Adds each
+    finished dataset to `datasets` and saves."""
     for index, (name, data_seed) in enumerate(plan.datasets.items()):
         data, bayes = _dataset(name, data_seed, plan.dataset_rows, scratch)
         entry = {"data": data, "data_seed": data_seed, "bayes_accuracy": bayes, "shopbusy": [], "baseline": []}
@@ -150,18 +150,37 @@ def runs_and_quality(plan: Plan, scratch: str) -> dict:
             entry["shopbusy"].append(fresh)
             entry["baseline"].append(baseline_run(data, seed))
         datasets[name] = entry
-    return datasets
+        save()
 
 
-def scale(plan: Plan, scratch: str) -> dict:
-    """One end-to-end run on each generated size."""
-    sizes = {}
+def scale(plan: Plan, scratch: str, sizes: dict, save: Callable[[], None]) -> None:
+    """One end-to-end run on each generated size, added to `sizes` and saved as it ends."""
     for rows in plan.scale_rows:
         data = os.path.join(scratch, f"scale-{rows}", "shops.csv")
         os.makedirs(os.path.dirname(data))
         generator.write_csv(generator.generate(rows, seed=1), data)
         sizes[str(rows)] = shopbusy_run(data, os.path.join(scratch, f"scale-{rows}-workdir"), rows, *plan.run_args)
-    return sizes
+        save()
+
+
+def _writer(results: dict, results_dir: str, doc: str) -> Callable[[], None]:
+    """Writes the results so far: a long benchmark that is stopped still leaves its numbers."""
+    path = os.path.join(results_dir, f"{results['started'][:10]}-{results['machine']['host']}.json")
+    with open(NOTES) as f:
+        notes = f.read()
+
+    def save() -> None:
+        results["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
+        results["targets"] = report.targets(results)
+        os.makedirs(results_dir, exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(results, f, indent=2)
+        os.makedirs(os.path.dirname(os.path.abspath(doc)), exist_ok=True)
+        with open(doc, "w") as f:
+            f.write(report.markdown(results, os.path.relpath(path, os.path.dirname(os.path.abspath(doc))), notes))
+
+    save.path = path
+    return save
 
 
 def main(argv=None) -> int:
@@ -173,32 +192,25 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     plan = SMOKE if args.smoke else FULL
 
-    started = datetime.datetime.now()
+    results = {
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])]),
+        "plan": dataclasses.asdict(plan),
+        "machine": machine(),
+        "complete": False,
+        "datasets": {},
+        "scale": {},
+    }
+    save = _writer(results, args.results_dir, args.doc)
     with tempfile.TemporaryDirectory(prefix="shopbusy-bench-") as temporary:
         scratch = args.scratch or temporary
         os.makedirs(scratch, exist_ok=True)
-        results = {
-            "started": started.isoformat(timespec="seconds"),
-            "command": " ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])]),
-            "plan": dataclasses.asdict(plan),
-            "machine": machine(),
-            "imports": import_times(plan),
-        }
-        results["datasets"] = runs_and_quality(plan, scratch)
-        results["scale"] = scale(plan, scratch)
-    results["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
-    results["targets"] = report.targets(results)
-
-    os.makedirs(args.results_dir, exist_ok=True)
-    path = os.path.join(args.results_dir, f"{started:%Y-%m-%d}-{results['machine']['host']}.json")
-    with open(path, "w") as f:
-        json.dump(results, f, indent=2)
-    os.makedirs(os.path.dirname(os.path.abspath(args.doc)), exist_ok=True)
-    with open(NOTES) as f:
-        notes = f.read()
-    with open(args.doc, "w") as f:
-        f.write(report.markdown(results, os.path.relpath(path, os.path.dirname(os.path.abspath(args.doc))), notes))
-    print(f"results: {path}\ntables: {args.doc}")
+        results["imports"] = import_times(plan)
+        runs_and_quality(plan, scratch, results["datasets"], save)
+        scale(plan, scratch, results["scale"], save)
+    results["complete"] = True
+    save()
+    print(f"results: {save.path}\ntables: {args.doc}")
     for target in results["targets"]:
         print(f"  {'met   ' if target['met'] else 'MISSED'} {target['target']}: {target['measured']}")
     return 0
