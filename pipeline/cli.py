@@ -204,7 +204,9 @@ def _run(args) -> int:
 
     digest = up_to_date.inputs_digest(run_config, source)
     try:
-        with workdir_lock(workdir.root, args.wait, on_takeover=_announce_takeover):
+        with workdir_lock(
+            workdir.root, args.wait, on_takeover=_announce_takeover, on_wait=lambda holder: _announce_wait(workdir, holder)
+        ):
             finished = None if args.force else up_to_date.finished_run(workdir.metadata_path, digest)
             if finished:
                 return _report_up_to_date(finished, workdir)
@@ -217,6 +219,10 @@ def _run(args) -> int:
     except WorkdirBusyError as e:
         print(f"shopbusy: {e}", file=sys.stderr)
         return EXIT_WORKDIR_BUSY
+
+
+def _announce_wait(workdir, holder: str) -> None:
+    print(f"shopbusy: workdir {workdir.root} is in use by {holder}; waiting for it (--wait)", flush=True)
 
 
 def _announce_takeover(holder: str) -> None:

@@ -2,7 +2,9 @@
 and tells what happened: component progress while it runs, the gates and the push after."""
 
 import logging
+import os
 import re
+import threading
 import time
 from typing import Callable
 
@@ -38,12 +40,38 @@ class _ProgressHandler(logging.Handler):
             self._out(f"{clock} {node} finished in {now - self._started.get(node, now):.1f}s")
 
 
+# Fault injection for tests (tests/test_faults.py): a regular expression. The first TFX log
+# line that matches it stops the thread that wrote it, for good, after saying so on the
+# console; the test then kills the run knowing it is inside that component's work, at any
+# machine speed. Unset (always, outside the fault tests) it does nothing.
+PAUSE_ENV = "SHOPBUSY_PAUSE_ON"
+PAUSED = "shopbusy: paused for fault injection at: "
+
+
+class _PauseHandler(logging.Handler):
+    """Holds the executor that logs a line matching $SHOPBUSY_PAUSE_ON where it is."""
+
+    def __init__(self, pattern: str, out: Callable[[str], None]):
+        super().__init__(level=logging.INFO)
+        self._pattern = re.compile(pattern)
+        self._out = out
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if self._pattern.search(message):
+            self._out(PAUSED + message)
+            threading.Event().wait()  # never set: only a signal ends this process now
+
+
 def run(run_config: config.RunConfig, out: Callable[[str], None] = print) -> runs.RunRecord:
     """Runs the whole pipeline and returns what ML Metadata recorded of it; raises what the
     failing component raised."""
-    handler = _ProgressHandler(out)
+    handlers = [_ProgressHandler(out)]
+    if os.environ.get(PAUSE_ENV):
+        handlers.append(_PauseHandler(os.environ[PAUSE_ENV], out))
     absl_logger = logging.getLogger("absl")
-    absl_logger.addHandler(handler)
+    for handler in handlers:
+        absl_logger.addHandler(handler)
     absl_logger.setLevel(logging.INFO)
     # TFX's Beam executors re-parse absl flags, which resets the absl logger to the
     # --verbosity default (WARNING) and would silence the lines the progress comes from.
@@ -51,7 +79,8 @@ def run(run_config: config.RunConfig, out: Callable[[str], None] = print) -> run
     try:
         tfx.orchestration.LocalDagRunner().run(create_pipeline(run_config))
     finally:
-        absl_logger.removeHandler(handler)
+        for handler in handlers:
+            absl_logger.removeHandler(handler)
     return latest_run(run_config.metadata_path)
 
 

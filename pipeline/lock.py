@@ -33,19 +33,24 @@ def _describe(holder: bytes) -> str:
 
 
 @contextlib.contextmanager
-def workdir_lock(workdir: str, wait: bool = False, on_takeover=None):
-    """Holds the workdir for the block. Raises WorkdirBusyError at once, or waits when `wait`."""
+def workdir_lock(workdir: str, wait: bool = False, on_takeover=None, on_wait=None):
+    """Holds the workdir for the block. Raises WorkdirBusyError at once, or waits when `wait`
+    (calling on_wait(holder) once, when it starts waiting)."""
     path = os.path.join(workdir, LOCK_FILE)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
+        waiting = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                holder = _describe(os.pread(fd, 4096, 0))
                 if not wait:
-                    holder = _describe(os.pread(fd, 4096, 0))
                     raise WorkdirBusyError(f"workdir {workdir} is in use by {holder}; rerun with --wait to queue")
+                if not waiting and on_wait:
+                    on_wait(holder)
+                waiting = True
                 time.sleep(POLL_SECONDS)
         previous = os.pread(fd, 4096, 0)
         if previous.strip() and on_takeover:
