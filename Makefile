@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
-# Keras 2 (tf_keras) with TF 2.16: set before anything imports TensorFlow (see DESIGN.md).
+# Keras 2 (tf_keras) with TF 2.16: set before anything imports TensorFlow (README, "Stack").
 export TF_USE_LEGACY_KERAS := 1
 
 .PHONY: install lock run test test-deps test-faults test-all bench bench-smoke clean
@@ -39,7 +39,7 @@ test-deps:
 test: install test-deps
 	$(BIN)/python -m pytest -m "not slow and not faults" tests
 
-# Runs killed inside each component, and runs racing for a workdir (about 10 minutes).
+# Runs killed inside each component, and runs racing for a workdir (about 4 minutes).
 test-faults: install
 	$(BIN)/python -m pytest -m faults tests
 

@@ -17,8 +17,11 @@ INSTALL_REQUIRES = [
     "setuptools<81",
     # CsvExampleGen's columnar executor parses CSV with pyarrow (already tfx-bsl's).
     "pyarrow",
-    # Slice report: confusion-matrix heatmaps and training curves as inline SVG.
+    # Slice report: confusion-matrix heatmaps and training curves as inline SVG, in a Jinja2
+    # template; the Kubeflow spec is written as YAML.
     "matplotlib",
+    "jinja2",
+    "pyyaml",
     "wheel",
     "pip",
 ]
@@ -28,9 +31,12 @@ setup(
     version="0.1.0",
     description="TFX pipeline for the drone-delivery shop 'busy' classifier",
     python_requires="==3.10.*",
-    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*", "data", "kubeflow"]),
+    # One top-level name: `shopbusy`. The curated schema, the bundled data and the report's
+    # template ship inside it, so a wheel install runs as a checkout does.
+    packages=find_packages(include=["shopbusy", "shopbusy.*"]),
+    package_data={"shopbusy": ["schemas/*.pbtxt", "data/shops/*.csv", "results/templates/*.j2"]},
     install_requires=INSTALL_REQUIRES,
     # bench/ (make bench) runs the article's pandas script and samples process-tree memory.
     extras_require={"test": ["pytest", "pytest-timeout", "hypothesis", "pandas", "psutil"]},
-    entry_points={"console_scripts": ["shopbusy=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["shopbusy=shopbusy.cli:entry_point"]},
 )

@@ -21,15 +21,16 @@ from typing import Callable, Dict, List
 
 from bench import report
 from bench.measure import machine, measure
-from data import generator
-from pipeline import config
+from shopbusy.cli import common
+from shopbusy.data import generator
+from shopbusy.pipeline import config
 
 BIN = os.path.dirname(sys.executable)
 SHOPBUSY = os.path.join(BIN, "shopbusy")
-RESULTS_DIR = os.path.join(config.PROJECT_ROOT, "bench", "results")
-DOC = os.path.join(config.PROJECT_ROOT, "docs", "benchmarks.md")
-NOTES = os.path.join(config.PROJECT_ROOT, "bench", "notes.md")  # hand-written, appended to DOC
-EXIT_PUSHED, EXIT_NOT_BLESSED = 0, 3
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_DIR = os.path.join(REPO_ROOT, "bench", "results")
+DOC = os.path.join(REPO_ROOT, "docs", "benchmarks.md")
+NOTES = os.path.join(REPO_ROOT, "bench", "notes.md")  # hand-written, appended to DOC
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,10 +62,10 @@ def _python(*args) -> List[str]:
 
 
 def import_times(plan: Plan) -> dict:
-    """`from tfx import v1` against pipeline.tfx_api (same objects), and the CLI's --help."""
+    """`from tfx import v1` against shopbusy.pipeline.tfx_api (same objects), and the CLI's --help."""
     commands = {
         "from tfx import v1": _python("-c", "from tfx import v1"),
-        "import pipeline.tfx_api": _python("-c", "import pipeline.tfx_api"),
+        "import shopbusy.pipeline.tfx_api": _python("-c", "import shopbusy.pipeline.tfx_api"),
         "shopbusy --help": [SHOPBUSY, "--help"],
     }
     return {
@@ -84,15 +85,15 @@ def _median(values: List[float]) -> dict:
 
 def _read_run(workdir: str, rows: int) -> dict:
     """The newest run of `workdir` as ML Metadata and TFMA recorded it."""
-    from pipeline import results, runs
+    from shopbusy.results import evaluation, runs
 
     record = runs.history(config.Workdir(workdir).metadata_path)[0]
-    overall = results.slice_metrics(record.evaluation_uri)[()]
-    candidate = results.candidate_name(overall)
+    overall = evaluation.slice_metrics(record.evaluation_uri)[()]
+    candidate = evaluation.candidate_name(overall)
     return {
         "run_id": record.run_id,
         "verdict": record.verdict,
-        "test_accuracy": overall[(results.ACCURACY, candidate, False)],
+        "test_accuracy": overall[(evaluation.ACCURACY, candidate, False)],
         "components": {
             node: {
                 "state": execution.state,
@@ -107,7 +108,7 @@ def _read_run(workdir: str, rows: int) -> dict:
 def shopbusy_run(data: str, workdir: str, rows: int, *args: str) -> dict:
     """One `shopbusy run`, measured, with what it recorded."""
     measured = measure([SHOPBUSY, "run", "--data", data, "--workdir", workdir, *args])
-    if measured.returncode not in (EXIT_PUSHED, EXIT_NOT_BLESSED):
+    if measured.returncode not in (common.EXIT_PUSHED, common.EXIT_NOT_BLESSED):
         raise RuntimeError(f"shopbusy run failed ({measured.returncode}):\n{measured.stdout[-3000:]}")
     return {**measured.summary(), "exit_code": measured.returncode, **_read_run(workdir, rows)}
 

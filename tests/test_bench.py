@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 
-from pipeline import config, metadata
+from shopbusy.pipeline import config
+from shopbusy.results import metadata
+from tests.helpers import REPO_ROOT
 
 SMOKE_TIMEOUT = 1200
 
@@ -18,14 +20,14 @@ def test_bench_smoke_measures_every_scenario_and_writes_the_tables(tmp_path):
         capture_output=True,
         text=True,
         timeout=SMOKE_TIMEOUT,
-        cwd=config.PROJECT_ROOT,
+        cwd=REPO_ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     [path] = results_dir.iterdir()
     results = json.loads(path.read_text())
     assert path.name.endswith(f"-{results['machine']['host']}.json")
     assert results["machine"]["cores"] == os.cpu_count()
-    assert set(results["imports"]) == {"from tfx import v1", "import pipeline.tfx_api", "shopbusy --help"}
+    assert set(results["imports"]) == {"from tfx import v1", "import shopbusy.pipeline.tfx_api", "shopbusy --help"}
     assert all(timing["median"] > 0 for timing in results["imports"].values())
 
     [(name, dataset)] = results["datasets"].items()

@@ -6,7 +6,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from tfx.components.example_gen.csv_example_gen.executor import _CsvToExample
 from tfx.types import standard_component_specs
 
-from components.columnar_csv_example_gen import _CsvToSerializedExamples, _encode, _read_blocks
+from shopbusy.components import columnar_csv_example_gen
+from shopbusy.components.columnar_csv_example_gen import _CsvToSerializedExamples, _encode, _read_blocks, column_types
 
 CSV = """class,shop_type,rating,name,note
 1,3,4.5,north,x
@@ -29,7 +30,9 @@ def _rows(examples) -> list:
 
 def _direct(tmp_path) -> list:
     """Our conversion, called directly, file by file."""
-    return _rows(e for path in sorted(tmp_path.glob("*.csv")) for block in _read_blocks(str(path)) for e in _encode(block))
+    files = sorted(str(path) for path in tmp_path.glob("*.csv"))
+    types = column_types(files)
+    return _rows(e for path in files for block in _read_blocks(path, types) for e in _encode(block))
 
 
 def _assert_pipeline_writes(transform, tmp_path, expected) -> None:
@@ -57,4 +60,20 @@ def test_rows_of_every_file_matching_the_pattern(tmp_path):
     (tmp_path / "b.csv").write_text("class,hour\n1,7\n")
     ours = _direct(tmp_path)
     assert sorted(dict(row)["hour"][1][0] for row in ours) == [5, 6, 7]
+    _assert_pipeline_writes(_CsvToSerializedExamples, tmp_path, ours)
+
+
+def test_a_columns_type_comes_from_every_row_not_the_first_block(tmp_path, monkeypatch):
+    # Integers for many blocks, then one decimal and one word: stock CsvExampleGen, which
+    # infers over all rows, makes `rating` a float column and `note` a bytes column.
+    rows = "".join(f"{i % 2},{i % 5},{i}\n" for i in range(200))
+    (tmp_path / "a.csv").write_text("class,rating,note\n" + rows + "1,2.5,x\n")
+    (tmp_path / "b.csv").write_text("class,rating,note\n" + rows)
+    monkeypatch.setattr(columnar_csv_example_gen, "BLOCK_BYTES", 64)  # blocks of a few rows
+    ours = _direct(tmp_path)
+    assert len(ours) == 401
+    assert {dict(row)["rating"][0] for row in ours} == {"float_list"}
+    assert {dict(row)["note"][0] for row in ours} == {"bytes_list"}
+    assert {dict(row)["class"][0] for row in ours} == {"int64_list"}
+    _assert_pipeline_writes(_CsvToExample, tmp_path, ours)  # stock writes exactly these
     _assert_pipeline_writes(_CsvToSerializedExamples, tmp_path, ours)

@@ -1,10 +1,18 @@
-"""The TFMA eval config: the slices, the metrics and gates on the overall slice only."""
+"""The TFMA eval config, built from the one table of metrics and gates (config.METRICS,
+config.GATES): the slices, real TFMA metrics under the keys we read them by, and gates on the
+overall slice only, read back exactly from a stored config."""
 
+import dataclasses
+
+import pytest
 import tensorflow_model_analysis as tfma
+from google.protobuf import json_format
 
-from components.modules.features import LABEL_KEY
-from pipeline import config
-from pipeline.pipeline import REPORTED_METRICS, eval_config, gates_of
+from shopbusy.cli import common
+from shopbusy.components.modules.features import LABEL_KEY
+from shopbusy.pipeline import config
+from shopbusy.pipeline.eval_config import eval_config, gates_of
+from shopbusy.results import report
 
 GATES = config.Gates(min_accuracy=0.8, max_fpr=0.25, max_fnr=0.15, max_accuracy_drop=0.02)
 
@@ -22,28 +30,42 @@ def test_slices_overall_shop_type_weekday_class_and_the_cross():
     assert specs == [(), ("shop_type",), ("weekday",), (LABEL_KEY,), ("shop_type", "weekday")]
 
 
-def test_metrics_and_model_spec():
+def test_every_metric_is_a_tfma_metric_stored_under_the_key_the_readers_use():
     proto = eval_config(GATES)
-    assert [m.class_name for m in proto.metrics_specs[0].metrics] == REPORTED_METRICS
+    assert [m.class_name for m in proto.metrics_specs[0].metrics] == [m.class_name for m in config.METRICS]
+    for metric in config.METRICS:
+        assert getattr(tfma.metrics, metric.class_name)().name == metric.key, metric
+    # The report's columns are the table's metrics, not a list of its own.
+    assert report.COLUMNS == [(m.key, m.label) for m in config.METRICS]
     (model_spec,) = proto.model_specs
     assert model_spec.label_key == LABEL_KEY
     assert model_spec.signature_name == "serving_default"
     assert list(model_spec.preprocessing_function_names) == ["transform_features"]
 
 
+def test_every_gates_field_is_one_gate_on_a_reported_metric_with_its_own_flag():
+    assert sorted(g.field for g in config.GATES) == sorted(f.name for f in dataclasses.fields(config.Gates))
+    assert all(g.metric in config.METRICS and g.comparison in (">=", "<=") for g in config.GATES)
+    args = common.pipeline_flags().parse_args(
+        [arg for g in config.GATES for arg in (g.flag, str(getattr(GATES, g.field)))]
+    )
+    assert common.gates_from(args) == GATES
+
+
 def test_gates_sit_on_the_overall_slice_only_with_the_given_bounds():
     thresholds = _thresholds(eval_config(GATES))
-    assert set(thresholds) == {"BinaryAccuracy", "FallOut", "MissRate"}
+    assert set(thresholds) == {g.metric.class_name for g in config.GATES}
     for per_slice in thresholds.values():
         assert len(per_slice) == 1 and list(per_slice[0].slicing_specs) == [tfma.SlicingSpec()]
     accuracy = thresholds["BinaryAccuracy"][0].threshold
-    assert accuracy.value_threshold.lower_bound.value == 0.8
-    assert accuracy.change_threshold.absolute.value == -0.02
+    assert accuracy.value_threshold.lower_bound.value == GATES.min_accuracy
+    assert accuracy.change_threshold.absolute.value == -GATES.max_accuracy_drop
     assert accuracy.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
-    assert thresholds["FallOut"][0].threshold.value_threshold.upper_bound.value == 0.25
-    assert thresholds["MissRate"][0].threshold.value_threshold.upper_bound.value == 0.15
+    assert thresholds["FallOut"][0].threshold.value_threshold.upper_bound.value == GATES.max_fpr
+    assert thresholds["MissRate"][0].threshold.value_threshold.upper_bound.value == GATES.max_fnr
 
 
-def test_gates_read_back_from_a_config_are_the_gates_that_made_it():
-    assert gates_of(eval_config(GATES)) == GATES
-    assert gates_of(eval_config(config.Gates())) == config.Gates()
+@pytest.mark.parametrize("gates", [GATES, config.Gates(), config.Gates(0.5, 0.4, 0.3, 0.2)])
+def test_gates_read_back_from_a_stored_config_are_the_gates_that_made_it(gates):
+    stored = json_format.MessageToJson(eval_config(gates))  # as the Evaluator's execution property holds it
+    assert gates_of(json_format.Parse(stored, tfma.EvalConfig())) == gates

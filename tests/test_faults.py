@@ -9,10 +9,11 @@ import sys
 import pytest
 import tensorflow as tf
 
-from pipeline import config, metadata
-from pipeline.local_runner import PAUSE_ENV, PAUSED
-from pipeline.predict import served_versions
-from tests.conftest import write_dataset
+from shopbusy.pipeline import config
+from shopbusy.pipeline.local_runner import PAUSE_ENV, PAUSED
+from shopbusy.results import metadata
+from shopbusy.serving import served_versions
+from tests.helpers import SHOPBUSY, write_dataset
 
 pytestmark = pytest.mark.faults
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.faults
 ARGS = ["--epochs", "5", "--min-accuracy", "0", "--max-fpr", "1", "--max-fnr", "1", "--max-accuracy-drop", "1"]
 # Where to kill: the line each component's executor logs as its real work begins (the
 # Pusher's once the model is copied into staging, before the rename that publishes it). The
-# run pauses on that line (pipeline/local_runner.py, $SHOPBUSY_PAUSE_ON), so the kill lands
+# run pauses on that line (shopbusy/pipeline/local_runner.py, $SHOPBUSY_PAUSE_ON), so the kill lands
 # inside the component whatever the machine's speed.
 KILL_POINTS = [
     ("CsvExampleGen", r"^Generating examples\.$"),
@@ -35,7 +36,7 @@ KILL_POINTS = [
 def _start(data, workdir, *extra, pause_on=None):
     env = dict(os.environ, **({PAUSE_ENV: pause_on} if pause_on else {}))
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "run", "--data", str(data), "--workdir", str(workdir), *ARGS, *extra],
+        [*SHOPBUSY, "run", "--data", str(data), "--workdir", str(workdir), *ARGS, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -93,7 +94,7 @@ def test_a_run_killed_in_any_component_is_followed_by_one_that_completes_and_reu
     assert not served_versions(str(workdir / "serving"))
 
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--data", data, "--workdir", str(workdir), *ARGS],
+        [*SHOPBUSY, "run", "--data", data, "--workdir", str(workdir), *ARGS],
         capture_output=True,
         text=True,
         timeout=1200,
@@ -114,7 +115,7 @@ def test_a_second_run_is_refused_while_one_runs_and_waits_with_wait(tmp_path, da
     first = _start(data, workdir, pause_on=r"^Training model\.$")  # holds the workdir until killed
     _wait_for(first, PAUSED)
     refused = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--data", data, "--workdir", str(workdir), *ARGS],
+        [*SHOPBUSY, "run", "--data", data, "--workdir", str(workdir), *ARGS],
         capture_output=True,
         text=True,
         timeout=120,

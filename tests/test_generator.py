@@ -5,9 +5,9 @@ import filecmp
 
 import numpy as np
 
-from components.modules.features import CSV_COLUMNS
-from data import generator
-from pipeline import config
+from shopbusy.components.modules.features import CSV_COLUMNS
+from shopbusy.data import generator
+from shopbusy.pipeline import config
 
 
 def test_default_dataset_has_the_articles_shape_and_balance():

@@ -9,10 +9,10 @@ import tensorflow_data_validation as tfdv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.modules.features import CSV_COLUMNS, LABEL_KEY
-from data import generator
-from pipeline import config, inputs
-from tests.conftest import run_cli
+from shopbusy.components.modules.features import CSV_COLUMNS, LABEL_KEY
+from shopbusy.data import generator, inputs
+from shopbusy.pipeline import config
+from tests.helpers import run_cli
 
 SCHEMA = tfdv.load_schema_text(config.SCHEMA_PATH)
 BASE = generator.generate(rows=40, seed=3)

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from pipeline import inputs
-from tests.conftest import run_cli
+from shopbusy.data import inputs
+from tests.helpers import run_cli
 
 HEADER = "class,shop_id,shop_type,shop_location,weekday,hour,avgTime,avgDistance,avgRating,another1,another2,another3,another4,another5"
 ROW = "1,1,2,7,1,12,27,19,3,2,45,8,18,801"

@@ -3,6 +3,7 @@ real kfp client against a recording stand-in of the KFP API on 127.0.0.1."""
 
 import json
 import os
+import posixpath
 import tempfile
 
 import pytest
@@ -10,9 +11,9 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from kubeflow import runner
-from pipeline import config
-from tests.conftest import run_cli
+from shopbusy.kubeflow import runner
+from shopbusy.pipeline import config
+from tests.helpers import REPO_ROOT, run_cli
 from tests.kfp_server import RecordingKfpServer
 
 IMAGE = "europe-docker.pkg.dev/acme/ml/shopbusy:1.0"
@@ -97,7 +98,7 @@ def test_user_code_is_named_by_import_path(spec):
 
 def test_no_path_of_the_compiling_machine(compiled):
     for _, _, text in compiled.values():
-        for local in (config.PROJECT_ROOT, tempfile.gettempdir() + "/", os.path.expanduser("~")):
+        for local in (REPO_ROOT, tempfile.gettempdir() + "/", os.path.expanduser("~")):
             assert local not in text
         assert "_wheels" not in text
 
@@ -174,8 +175,47 @@ def test_usage_errors_exit_2_with_one_line(compiled, args, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_dockerfile_builds_on_tfx_1_16_with_keras_2_and_the_project_where_the_spec_expects_it():
-    dockerfile = open(os.path.join(config.PROJECT_ROOT, "kubeflow", "Dockerfile")).read()
-    assert "FROM tensorflow/tfx:1.16.0" in dockerfile
-    assert "ENV TF_USE_LEGACY_KERAS=1" in dockerfile
-    assert f"WORKDIR {runner.IMAGE_PROJECT_ROOT}" in dockerfile
+def _dockerfile():
+    """The image's Dockerfile as (instruction, arguments) pairs, continuation lines joined."""
+    with open(os.path.join(REPO_ROOT, "shopbusy", "kubeflow", "Dockerfile")) as f:
+        text = f.read().replace("\\\n", " ")
+    return [tuple(line.split(None, 1)) for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _repo_path(image_path, copies):
+    """The file of this checkout that a path inside the image comes from (None: no COPY brings it)."""
+    for image_prefix, repo_prefix in copies:
+        if image_path == image_prefix or image_path.startswith(image_prefix + "/"):
+            return repo_prefix + image_path[len(image_prefix) :]
+    return None
+
+
+def test_the_image_holds_what_the_spec_names_where_it_names_it(spec):
+    instructions = _dockerfile()
+    assert instructions[0] == ("FROM", "tensorflow/tfx:1.16.0")
+    assert ("ENV", "TF_USE_LEGACY_KERAS=1") in instructions  # Keras 2, as at every local entry point
+    [workdir] = [arguments for instruction, arguments in instructions if instruction == "WORKDIR"]
+    assert workdir == runner.IMAGE_PROJECT_ROOT
+    copies = []  # (path in the image, path in this checkout)
+    for instruction, arguments in instructions:
+        if instruction == "COPY":
+            *sources, destination = arguments.split()
+            for source in sources:
+                assert os.path.exists(os.path.join(REPO_ROOT, source)), f"COPY {source}: not in the repository"
+                target = posixpath.join(workdir, destination, source) if destination.endswith("/") else posixpath.join(workdir, destination)
+                copies.append((posixpath.normpath(target), os.path.join(REPO_ROOT, source)))
+    tasks = spec.root.dag.tasks
+    named = {
+        "schema": _parameter(tasks["ImportSchemaGen"], "schema_file"),
+        "bundled data": runner.IMAGE_DATA_ROOT,
+        **{
+            code: posixpath.join(runner.IMAGE_PROJECT_ROOT, *code.split(".")[:-1]) + ".py"
+            for code in (_parameter(tasks["Transform"], "preprocessing_fn"), _parameter(tasks["Trainer"], "run_fn"))
+        },
+    }
+    for what, image_path in named.items():
+        repo_path = _repo_path(image_path, copies)
+        assert repo_path and os.path.exists(repo_path), (what, image_path)
+    # The user code is imported by name: the project is installed in the image.
+    assert any(instruction == "RUN" and "pip install" in arguments and arguments.rstrip().endswith(" .")
+               for instruction, arguments in instructions)  # fmt: skip

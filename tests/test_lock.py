@@ -1,7 +1,6 @@
 """One run per workdir: a second is refused at once naming the holder, or queues with
 --wait; a lock whose holder was killed is taken over."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,10 +9,11 @@ import time
 
 import pytest
 
-from pipeline.lock import WorkdirBusyError, workdir_lock
-from tests.conftest import run_cli
+from shopbusy.cli.lock import WorkdirBusyError, workdir_lock
+from shopbusy.pipeline import config
+from tests.helpers import run_cli
 
-HOLD = "import sys, time\nfrom pipeline.lock import workdir_lock\nwith workdir_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n"
+HOLD = "import sys, time\nfrom shopbusy.cli.lock import workdir_lock\nwith workdir_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n"
 
 
 @pytest.fixture
@@ -62,7 +62,6 @@ def test_wait_queues_until_the_holder_is_gone(tmp_path, holder):
 
 
 def test_cli_exits_4_while_another_run_holds_the_workdir(tmp_path, holder):
-    data = os.path.join(os.path.dirname(__file__), "..", "data", "shops", "shops.csv")
-    result = run_cli("run", "--data", data, "--workdir", tmp_path, timeout=120)
+    result = run_cli("run", "--data", config.DEFAULT_DATA, "--workdir", tmp_path, timeout=120)
     assert result.returncode == 4, result.stderr
     assert f"in use by pid {holder.pid}" in result.stderr and "--wait" in result.stderr

@@ -3,9 +3,9 @@
 import numpy as np
 import tf_keras as keras
 
-from components.modules import features
-from components.modules.model import build_model
-from pipeline import config
+from shopbusy.components.modules import features
+from shopbusy.components.modules.model import build_model
+from shopbusy.pipeline import config
 
 xf = features.transformed_name
 SIZES = {xf("shop_type"): 21, xf("shop_location"): 21, xf("weekday"): 7, xf("hour"): 24}
@@ -39,7 +39,7 @@ def test_model_learns_a_separable_rule_and_outputs_probabilities():
 
 
 def test_small_data_trains_in_whole_passes_and_large_data_within_the_step_budget():
-    from components.modules.model import _schedule
+    from shopbusy.components.modules.model import _schedule
 
     training = config.Training().as_custom_config()
     assert _schedule(2_800, training) == (88, training["epochs"])  # the article's schedule
@@ -52,7 +52,7 @@ def test_small_data_trains_in_whole_passes_and_large_data_within_the_step_budget
 def test_restarts_continue_from_the_start_with_the_lowest_validation_loss():
     import tensorflow as tf
 
-    from components.modules.model import _best_start
+    from shopbusy.components.modules.model import _best_start
 
     rng = np.random.default_rng(3)
     n = 512

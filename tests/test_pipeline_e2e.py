@@ -1,10 +1,14 @@
-"""The whole pipeline through LocalDagRunner and the CLI, on one workdir across four runs:
-blessed and pushed; re-run from cache; bad data rejected; a useless model not pushed.
+"""The whole pipeline through LocalDagRunner and the CLI, on one workdir across five runs:
+blessed and pushed; unchanged (answered at once); forced re-run from cache; bad data
+rejected; a useless model not pushed.
 
 The runs share a workdir on purpose: the later ones need the earlier ones' baseline,
-cache and served model, as a user's successive runs do.
+cache and served model, as a user's successive runs do. Each run is a module fixture that
+asks for the one before it and records what it did when it finished, so every test gets
+the run it asserts on whichever tests run, in whatever order.
 """
 
+import dataclasses
 import glob
 import hashlib
 import os
@@ -12,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from typing import Dict
 
 import numpy as np
 import pytest
@@ -20,9 +25,10 @@ import tensorflow as tf
 import nbclient
 import nbformat
 
-from components.modules.features import CSV_COLUMNS, LABEL_KEY
-from pipeline import config, metadata, results
-from tests.conftest import ARTIFACTS_DIR, run_cli, write_dataset
+from shopbusy.components.modules.features import CSV_COLUMNS, LABEL_KEY
+from shopbusy.pipeline import config
+from shopbusy.results import evaluation, metadata
+from tests.helpers import ARTIFACTS_DIR, REPO_ROOT, run_cli, write_dataset
 
 ROWS, EPOCHS = 1000, 15
 # The gates' mechanics on 600 training rows and 15 epochs: a real model clears these,
@@ -45,9 +51,24 @@ def _run(data, workdir, *args):
     return run_cli("run", "--data", data, "--workdir", workdir, "--epochs", EPOCHS, *GATE_ARGS, *args)
 
 
-def _latest_run(workdir):
+@dataclasses.dataclass
+class Run:
+    """One `shopbusy run` and what the workdir held right after it."""
+
+    result: subprocess.CompletedProcess
+    run_ids: list  # every run in the workdir, newest first
+    executions: Dict[str, metadata.ComponentExecution]  # of the newest run
+    served: str  # content digest of serving/ after the run
+    served_before: str  # and before it
+
+
+def _run_and_record(data, workdir, *args) -> Run:
+    served_before = _tree_digest(workdir / "serving")
+    result = _run(data, workdir, *args)
     store = metadata.open_store(config.Workdir(str(workdir)).metadata_path)
-    return {e.node: e for e in metadata.run_executions(store, metadata.latest_run_id(store))}
+    run_ids = metadata.run_ids(store)
+    executions = {e.node: e for e in metadata.run_executions(store, run_ids[0])}
+    return Run(result, run_ids, executions, _tree_digest(workdir / "serving"), served_before)
 
 
 def _tree_digest(root):
@@ -104,15 +125,55 @@ def _screenshot(page, name):
     return [line for line in result.stderr.splitlines() if "CONSOLE" in line], screenshot
 
 
+@pytest.fixture(scope="module")
+def good_data(data_dir):
+    return write_dataset(data_dir / "good" / "shops.csv", rows=ROWS, seed=21)
+
+
+@pytest.fixture(scope="module")
+def bad_data(data_dir):
+    def bad_ratings(columns):
+        columns["avgRating"][::50] = 9
+
+    return write_dataset(data_dir / "bad" / "shops.csv", rows=ROWS, seed=22, transform=bad_ratings)
+
+
+@pytest.fixture(scope="module")
+def first_run(workdir, good_data) -> Run:
+    return _run_and_record(good_data, workdir)
+
+
+@pytest.fixture(scope="module")
+def unchanged_run(workdir, good_data, first_run) -> Run:
+    return _run_and_record(good_data, workdir)
+
+
+@pytest.fixture(scope="module")
+def forced_run(workdir, good_data, unchanged_run) -> Run:
+    return _run_and_record(good_data, workdir, "--force")
+
+
+@pytest.fixture(scope="module")
+def bad_data_run(workdir, bad_data, forced_run) -> Run:
+    return _run_and_record(bad_data, workdir)
+
+
+@pytest.fixture(scope="module")
+def shuffled_labels_run(workdir, data_dir, bad_data_run) -> Run:
+    def shuffle_labels(columns):
+        np.random.default_rng(0).shuffle(columns[LABEL_KEY])
+
+    data = write_dataset(data_dir / "shuffled" / "shops.csv", rows=ROWS, seed=23, transform=shuffle_labels)
+    return _run_and_record(data, workdir)
+
+
 class TestLocalPipeline:
-    def test_first_run_is_blessed_and_pushes_a_model_that_serves_raw_examples(self, workdir, data_dir):
-        data = write_dataset(data_dir / "good" / "shops.csv", rows=ROWS, seed=21)
-        result = _run(data, workdir)
+    def test_first_run_is_blessed_and_pushes_a_model_that_serves_raw_examples(self, workdir, good_data, first_run):
+        result, executions = first_run.result, first_run.executions
         assert result.returncode == 0, result.stdout + result.stderr
         for component in UPSTREAM + ["Evaluator", "Pusher"]:
             assert f"{component} finished" in result.stdout
 
-        executions = _latest_run(workdir)
         assert {e.state for e in executions.values()} == {"COMPLETE"}
         blessing = executions["Evaluator"].outputs["blessing"][0]
         assert metadata.custom_property(blessing, "blessed") == 1
@@ -125,7 +186,7 @@ class TestLocalPipeline:
 
         served = tf.saved_model.load(destination)
         assert set(served.signatures) == {"serving_default", "transform_features"}
-        labels, examples = _examples(data, with_label=False)
+        labels, examples = _examples(good_data, with_label=False)
         probabilities = served.signatures["serving_default"](examples=examples)["outputs"].numpy()[:, 0]
         assert ((probabilities >= 0) & (probabilities <= 1)).all()
         assert np.mean((probabilities > 0.5) == labels) > 0.7
@@ -144,20 +205,17 @@ class TestLocalPipeline:
         assert "lowest validation loss" in page and "<td>train</td>" in page
         assert re.search(r'id="anomalies">\s*<p>none</p>', page)
 
-    def test_unchanged_rerun_answers_from_ml_metadata_without_running(self, workdir, data_dir):
-        store = metadata.open_store(config.Workdir(str(workdir)).metadata_path)
-        runs_before, served_before = metadata.run_ids(store), os.listdir(workdir / "serving")
-        result = _run(str(data_dir / "good" / "shops.csv"), workdir)
+    def test_unchanged_rerun_answers_from_ml_metadata_without_running(self, workdir, first_run, unchanged_run):
+        result = unchanged_run.result
         assert result.returncode == 0, result.stdout + result.stderr
-        assert f"unchanged since run {runs_before[0]}" in result.stdout
+        assert f"unchanged since run {first_run.run_ids[0]}" in result.stdout
         assert "Blessed and pushed:" in result.stdout and "started" not in result.stdout
-        assert metadata.run_ids(metadata.open_store(config.Workdir(str(workdir)).metadata_path)) == runs_before
-        assert os.listdir(workdir / "serving") == served_before
+        assert unchanged_run.run_ids == first_run.run_ids
+        assert unchanged_run.served == first_run.served
 
-    def test_second_run_reuses_the_cached_upstream_components(self, workdir, data_dir):
-        result = _run(str(data_dir / "good" / "shops.csv"), workdir, "--force")
+    def test_second_run_reuses_the_cached_upstream_components(self, workdir, forced_run):
+        result, executions = forced_run.result, forced_run.executions
         assert result.returncode == 0, result.stdout + result.stderr
-        executions = _latest_run(workdir)
         for component in UPSTREAM:
             assert executions[component].state == "CACHED", component
         # The first run's model is now the baseline: the change gate is checked.
@@ -165,74 +223,58 @@ class TestLocalPipeline:
         page = _report(workdir, result)
         assert "Candidate against baseline" in page and "no baseline yet" not in page
 
-    def test_bad_data_exits_2_trains_nothing_and_keeps_the_served_model(self, workdir, data_dir):
-        served_before = _tree_digest(workdir / "serving")
-
-        def bad_ratings(columns):
-            columns["avgRating"][::50] = 9
-
-        data = write_dataset(data_dir / "bad" / "shops.csv", rows=ROWS, seed=22, transform=bad_ratings)
-        result = _run(data, workdir)
+    def test_bad_data_exits_2_trains_nothing_and_keeps_the_served_model(self, workdir, bad_data, bad_data_run):
+        result, executions = bad_data_run.result, bad_data_run.executions
         assert result.returncode == 2, result.stdout + result.stderr
-        assert data in result.stderr and "column 'avgRating'" in result.stderr
+        assert bad_data in result.stderr and "column 'avgRating'" in result.stderr
         assert "Traceback" not in result.stderr
-        executions = _latest_run(workdir)
         assert executions["AnomalyGate"].state == "FAILED"
         assert "Transform" not in executions and "Trainer" not in executions and "Pusher" not in executions
-        assert _tree_digest(workdir / "serving") == served_before
+        assert bad_data_run.served == bad_data_run.served_before
         page = _report(workdir, result)
         assert "input rejected" in page and "column &#39;avgRating&#39;" in page
 
-    def test_shuffled_labels_exit_3_and_push_nothing(self, workdir, data_dir):
-        served_before = _tree_digest(workdir / "serving")
-
-        def shuffle_labels(columns):
-            np.random.default_rng(0).shuffle(columns[LABEL_KEY])
-
-        data = write_dataset(data_dir / "shuffled" / "shops.csv", rows=ROWS, seed=23, transform=shuffle_labels)
-        result = _run(data, workdir)
+    def test_shuffled_labels_exit_3_and_push_nothing(self, workdir, shuffled_labels_run):
+        result, executions = shuffled_labels_run.result, shuffled_labels_run.executions
         assert result.returncode == 3, result.stdout + result.stderr
         assert "FAIL" in result.stdout and "Not blessed" in result.stdout
-        executions = _latest_run(workdir)
         assert metadata.custom_property(executions["Evaluator"].outputs["blessing"][0], "blessed") == 0
         assert "Pusher" not in executions or executions["Pusher"].state != "COMPLETE"
-        assert _tree_digest(workdir / "serving") == served_before
+        assert shuffled_labels_run.served == shuffled_labels_run.served_before
         page = _report(workdir, result)
         assert "not blessed: nothing pushed" in page
         failed = re.search(r"<td>accuracy</td>\s*<td>([0-9.]+)</td>\s*<td>&gt;= 0.65</td>.*?class=\"fail\">FAIL", page, re.S)
         assert failed and float(failed.group(1)) < 0.65
 
-    def test_reports_render_in_a_browser_without_console_messages(self, workdir):
-        for name, page in (("report-blessed", 0), ("report-not-blessed", -1)):
-            pages = sorted(glob.glob(str(workdir / "report" / "*" / "index.html")))
-            html = open(pages[page]).read()
+    def test_reports_render_in_a_browser_without_console_messages(self, workdir, first_run, shuffled_labels_run):
+        for name, run in (("report-blessed", first_run), ("report-not-blessed", shuffled_labels_run)):
+            page = re.search(r"Slice report: (\S+)", run.result.stdout).group(1)
+            html = open(page).read()
             assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing fetched
-            console, screenshot = _screenshot(pages[page], name)
+            console, screenshot = _screenshot(page, name)
             assert console == []
             assert os.path.getsize(screenshot) > 50_000
 
-    def test_runs_lists_the_history_and_one_runs_lineage(self, workdir):
+    def test_runs_lists_the_history_and_one_runs_lineage(self, workdir, first_run, shuffled_labels_run):
         result = run_cli("runs", "--workdir", workdir, timeout=300)
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()[1:]
-        store = metadata.open_store(config.Workdir(str(workdir)).metadata_path)
-        run_ids = metadata.run_ids(store)
-        assert len(lines) == len(run_ids) == 4
+        run_ids = shuffled_labels_run.run_ids
+        assert len(lines) == len(run_ids) == 4  # the unchanged re-run made no run
         assert [line.split()[0] for line in lines] == run_ids  # newest first
         assert lines[-1].split()[-2:] == ["yes", sorted(os.listdir(workdir / "serving"))[0]]
         assert lines[0].split()[-2:] == ["no", "-"]  # shuffled labels: not blessed, not pushed
 
-        result = run_cli("runs", "show", run_ids[-1], "--workdir", workdir, timeout=300)
+        result = run_cli("runs", "show", first_run.run_ids[0], "--workdir", workdir, timeout=300)
         assert result.returncode == 0, result.stderr
         for node in ("CsvExampleGen", "StatisticsGen", "ExampleValidator", "Transform", "Trainer", "Evaluator", "Pusher"):
             line = next(line for line in result.stdout.splitlines() if f"-> {node}" in line)
             uri = line.split()[-1]
             assert os.path.isdir(uri), line
 
-    def test_predict_agrees_with_the_evaluator_on_the_eval_split(self, workdir, tmp_path):
-        store = metadata.open_store(config.Workdir(str(workdir)).metadata_path)
-        second_run = metadata.run_ids(store)[-2]  # evaluated the model that is served now
-        executions = {e.node: e for e in metadata.run_executions(store, second_run)}
+    def test_predict_agrees_with_the_evaluator_on_the_eval_split(self, workdir, forced_run, tmp_path):
+        # The forced run evaluated the model that is served after it.
+        executions = forced_run.executions
         eval_files = glob.glob(os.path.join(executions["CsvExampleGen"].outputs["examples"][0].uri, "Split-eval", "*"))
         spec = {c: tf.io.FixedLenFeature([1], tf.int64) for c in CSV_COLUMNS}
         rows = [
@@ -246,6 +288,7 @@ class TestLocalPipeline:
         out = tmp_path / "scored.csv"
         result = run_cli("predict", "--data", eval_csv, "--workdir", workdir, "--out", out, timeout=600)
         assert result.returncode == 0, result.stderr
+        assert os.path.basename(forced_run.result.stdout.split("Blessed and pushed: ")[1].split()[0]) in result.stdout
         scored = np.genfromtxt(out, delimiter=",", names=True)
         assert len(scored) == len(rows)
         counts = {
@@ -254,13 +297,13 @@ class TestLocalPipeline:
             "false_positives": np.sum((scored["busy"] == 1) & (scored["class"] == 0)),
             "false_negatives": np.sum((scored["busy"] == 0) & (scored["class"] == 1)),
         }
-        evaluation = results.slice_metrics(executions["Evaluator"].outputs["evaluation"][0].uri)[()]
-        candidate = results.candidate_name(evaluation)
-        assert counts == {name: evaluation[(name, candidate, False)] for name in counts}
+        overall = evaluation.slice_metrics(executions["Evaluator"].outputs["evaluation"][0].uri)[()]
+        candidate = evaluation.candidate_name(overall)
+        assert counts == {name: overall[(name, candidate, False)] for name in counts}
 
-    def test_predict_scores_rows_without_labels_and_rejects_bad_rows(self, workdir, data_dir, tmp_path):
+    def test_predict_scores_rows_without_labels_and_rejects_bad_rows(self, workdir, good_data, bad_data, forced_run, tmp_path):
         unlabelled = tmp_path / "unlabelled.csv"
-        with open(data_dir / "good" / "shops.csv") as f:
+        with open(good_data) as f:
             lines = [line.split(",", 1)[1] for line in f]  # drop the class column
         unlabelled.write_text("".join(lines[:51]))
         result = run_cli("predict", "--data", unlabelled, "--workdir", workdir, timeout=600)
@@ -269,16 +312,23 @@ class TestLocalPipeline:
         assert scored[0].endswith(",busy_probability,busy") and "class" not in scored[0]
         assert len(scored) == 51
 
-        result = run_cli("predict", "--data", data_dir / "bad" / "shops.csv", "--workdir", workdir, timeout=600)
+        folder = tmp_path / "folder"  # a first file with a header and no rows, then one with rows
+        folder.mkdir()
+        (folder / "a.csv").write_text(lines[0])
+        (folder / "b.csv").write_text("".join(lines[:11]))
+        result = run_cli("predict", "--data", folder, "--workdir", workdir, "--out", tmp_path / "folder.csv", timeout=600)
+        assert result.returncode == 0, result.stderr
+        assert len((tmp_path / "folder.csv").read_text().splitlines()) == 11
+
+        result = run_cli("predict", "--data", bad_data, "--workdir", workdir, timeout=600)
         assert result.returncode == 2
         assert "column 'avgRating'" in result.stderr and "Traceback" not in result.stderr
 
-    def test_notebook_runs_headless_on_the_latest_run(self, workdir, monkeypatch):
+    def test_notebook_runs_headless_on_the_latest_run(self, workdir, shuffled_labels_run, monkeypatch):
         monkeypatch.setenv("SHOPBUSY_WORKDIR", str(workdir))
-        notebook = nbformat.read(os.path.join(config.PROJECT_ROOT, "notebooks", "latest_run.ipynb"), as_version=4)
-        nbclient.NotebookClient(
-            notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": os.path.join(config.PROJECT_ROOT, "notebooks")}}
-        ).execute()
+        notebooks = os.path.join(REPO_ROOT, "notebooks")
+        notebook = nbformat.read(os.path.join(notebooks, "latest_run.ipynb"), as_version=4)
+        nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": notebooks}}).execute()
         outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
         assert not [o for o in outputs if o.output_type == "error"]
         kinds = {key for o in outputs if o.output_type == "display_data" for key in o.data}

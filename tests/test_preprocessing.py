@@ -7,10 +7,10 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import schema_utils
 
-from components.modules import features
-from components.modules.preprocessing import preprocessing_fn
-from data import generator
-from pipeline import config
+from shopbusy.components.modules import features
+from shopbusy.components.modules.preprocessing import preprocessing_fn
+from shopbusy.data import generator
+from shopbusy.pipeline import config
 
 xf = features.transformed_name
 

@@ -3,9 +3,9 @@
 import pytest
 import tensorflow_data_validation as tfdv
 
-from components.modules.features import CSV_COLUMNS, LABEL_KEY
-from pipeline import config
-from tests.conftest import write_dataset
+from shopbusy.components.modules.features import CSV_COLUMNS, FIXED_DOMAIN_FEATURES, LABEL_KEY
+from shopbusy.pipeline import config
+from tests.helpers import write_dataset
 
 SCHEMA = tfdv.load_schema_text(config.SCHEMA_PATH)
 
@@ -22,6 +22,13 @@ def test_bundled_data_has_no_anomalies():
 def test_schema_covers_the_contract_and_serving_has_no_label():
     assert [f.name for f in SCHEMA.feature] == CSV_COLUMNS
     assert list(tfdv.get_feature(SCHEMA, LABEL_KEY).not_in_environment) == ["SERVING"]
+
+
+def test_the_fixed_domains_transform_one_hot_encodes_are_the_schemas():
+    # features.py repeats them so that Transform and the model need no schema at import time.
+    for key, (low, high) in FIXED_DOMAIN_FEATURES.items():
+        domain = tfdv.get_feature(SCHEMA, key).int_domain
+        assert (domain.min, domain.max, domain.is_categorical) == (low, high, True), key
 
 
 def _set(column, value):

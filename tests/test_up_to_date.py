@@ -5,7 +5,11 @@ import dataclasses
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import config, inputs, metadata, up_to_date
+from shopbusy import cli
+from shopbusy.cli import common, up_to_date
+from shopbusy.data import inputs
+from shopbusy.pipeline import config
+from shopbusy.results import metadata
 
 
 def _digest(run_config, data):
@@ -59,3 +63,26 @@ def test_the_newest_run_with_the_same_digest_is_up_to_date(tmp_path):
     record = up_to_date.finished_run(path, "abc")
     assert record.run_id == "run-2" and record.pushed_model is None
     assert up_to_date.finished_run(path, "other") is None
+
+
+def test_an_unchanged_run_is_answered_before_the_pre_flight_reads_the_data(small_csv, tmp_path, monkeypatch, capsys):
+    # The pre-flight reads every cell in Python; on large inputs that is most of the answer's
+    # time. A finished run on the same inputs must be answered without it.
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    path = config.Workdir(str(workdir)).metadata_path
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = path
+    store = metadata_store.MetadataStore(connection)
+    run_type = store.put_context_type(metadata_store_pb2.ContextType(name=metadata.RUN_CONTEXT_TYPE))
+    store.put_contexts([metadata_store_pb2.Context(type_id=run_type, name="run-1")])
+    up_to_date.record_finished(path, "run-1", "the-digest")
+
+    def pre_flight(*args, **kwargs):
+        raise AssertionError("the pre-flight ran")
+
+    monkeypatch.setattr(up_to_date, "inputs_digest", lambda run_config, source: "the-digest")
+    monkeypatch.setattr(inputs, "check", pre_flight)
+    code = cli.main(["run", "--data", small_csv, "--workdir", str(workdir)])
+    assert code == common.EXIT_NOT_BLESSED  # run-1 pushed nothing
+    assert "up to date" in capsys.readouterr().out

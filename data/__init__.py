@@ -1,1 +1,0 @@
-"""The bundled dataset (data/shops/) and the generator that made it."""

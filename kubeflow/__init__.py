@@ -1,1 +1,0 @@
-"""Kubeflow Pipelines v2 runner for shopbusy: compile, submit, schedule."""

@@ -1,1 +1,0 @@
-"""shopbusy's pipeline definition, configuration, runners and command line."""

@@ -1,0 +1,97 @@
+"""`shopbusy report` and `shopbusy runs`: what earlier runs did, read back from the workdir."""
+
+import argparse
+import os
+
+from shopbusy.cli import common
+from shopbusy.data.inputs import InputError
+from shopbusy.pipeline import config
+
+
+def add_commands(commands) -> None:
+    report = commands.add_parser(
+        "report", parents=[common.workdir_flag()], help="write a run's slice report (one self-contained HTML page)"
+    )
+    report.add_argument("--run", help="run id (default: the latest; see `shopbusy runs`)")
+    report.add_argument("--out", help="folder to write into (default: WORKDIR/report)")
+    report.set_defaults(handler=report_command)
+
+    runs = commands.add_parser(
+        "runs", parents=[common.workdir_flag()], help="the workdir's run history from ML Metadata, newest first"
+    )
+    runs_commands = runs.add_subparsers(dest="runs_command")
+    # --workdir on either side of `show` (here it only overrides when given).
+    show = runs_commands.add_parser(
+        "show", parents=[common.workdir_flag(default=argparse.SUPPRESS)], help="one run's lineage with artifact URIs"
+    )
+    show.add_argument("run_id")
+    runs.set_defaults(handler=runs_command)
+
+
+def _workdir_with_runs(path: str) -> config.Workdir:
+    """The workdir at `path`, if a run has left ML Metadata there."""
+    workdir = config.Workdir(os.path.abspath(path))
+    if not os.path.exists(workdir.metadata_path):
+        raise InputError(f"{workdir.root} holds no runs (no metadata.sqlite)")
+    return workdir
+
+
+def _no_run(run_id: str, workdir: config.Workdir) -> InputError:
+    return InputError(f"no run {run_id!r} in {workdir.root} (see `shopbusy runs`)")
+
+
+def report_command(args) -> int:
+    from shopbusy.results import metadata, report, runs
+
+    workdir = _workdir_with_runs(args.workdir)
+    store = metadata.open_store(workdir.metadata_path)
+    run_id = args.run or metadata.latest_run_id(store)
+    if run_id not in metadata.run_ids(store):
+        raise _no_run(run_id, workdir)
+    path = report.write(runs.load(store, run_id), os.path.abspath(args.out or workdir.report_dir))
+    print(path)
+    return common.EXIT_OK
+
+
+def runs_command(args) -> int:
+    from shopbusy.results import runs
+
+    workdir = _workdir_with_runs(args.workdir)
+    records = runs.history(workdir.metadata_path)
+    if args.runs_command == "show":
+        record = next((r for r in records if r.run_id == args.run_id), None)
+        if record is None:
+            raise _no_run(args.run_id, workdir)
+        _print_lineage(record)
+    else:
+        _print_history(records)
+    return common.EXIT_OK
+
+
+def _print_lineage(record) -> None:
+    from shopbusy.results import runs
+
+    print(f"run {record.run_id} ({record.started:%Y-%m-%d %H:%M:%S}): {record.verdict}")
+    print(f"  data {record.data_path}  [{record.data_fingerprint}]")
+    for node, key in runs.LINEAGE:
+        execution = record.executions.get(node)
+        state = execution.state.lower() if execution else "did not run"
+        uri = record.output_uri(node, key) if key and execution else None
+        print(f"  -> {node:<17} {state:<12} {uri or ''}")
+
+
+def _print_history(records) -> None:
+    from shopbusy.results import evaluation, metadata
+
+    print(f"{'run':<28} {'started':<19} {'data':<40} {'fingerprint':<10} {'model':<40} {'accuracy':>8} {'blessed':>7}  pushed")
+    for record in records:
+        accuracy = None
+        if record.evaluation_uri:
+            overall = evaluation.slice_metrics(record.evaluation_uri)[()]
+            accuracy = overall.get((evaluation.ACCURACY, evaluation.candidate_name(overall), False))
+        fingerprint = metadata.fingerprint_digest(record.data_fingerprint) if record.data_fingerprint else "-"
+        print(
+            f"{record.run_id:<28} {record.started:%Y-%m-%d %H:%M:%S} {str(record.data_path):<40} {fingerprint:<10} "
+            f"{str(record.model_uri or '-'):<40} {'-' if accuracy is None else f'{accuracy:.4f}':>8} "
+            f"{ {True: 'yes', False: 'no', None: '-'}[record.blessed]:>7}  {record.pushed_version or '-'}"
+        )

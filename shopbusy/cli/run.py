@@ -1,0 +1,161 @@
+"""`shopbusy run`: the whole pipeline on this machine, one run per workdir at a time, answered
+at once when nothing changed since the last finished run."""
+
+import dataclasses
+import logging
+import os
+import sys
+import time
+
+from shopbusy.cli import common, up_to_date
+from shopbusy.cli.lock import WorkdirBusyError, workdir_lock
+from shopbusy.data import inputs
+from shopbusy.pipeline import config
+
+
+def add_commands(commands) -> None:
+    run = commands.add_parser(
+        "run",
+        parents=[common.workdir_flag(), common.pipeline_flags()],
+        help="run the whole pipeline locally (Beam DirectRunner)",
+    )
+    run.add_argument("--data", default=config.DEFAULT_DATA, help="a CSV file or a folder of CSVs (default: bundled)")
+    training = config.Training()
+    run.add_argument("--epochs", type=common.positive_int, default=training.epochs, help="most training epochs")
+    run.add_argument(
+        "--restarts",
+        type=common.positive_int,
+        default=training.restarts,
+        help=f"seeded starts tried for {training.restart_epochs} epochs each; training continues from the best "
+        f"on validation loss (default {training.restarts})",
+    )
+    run.add_argument("--seed", type=int, default=training.seed, help="seed of the initialisations and shuffling")
+    run.add_argument("--wait", action="store_true", help="queue behind a run that holds the workdir")
+    run.add_argument(
+        "--force", action="store_true", help="run even when the last run had the same data, configuration and code"
+    )
+    run.add_argument("--verbose", action="store_true", help="show TensorFlow, Beam and TFX logs")
+    run.set_defaults(handler=run_command)
+
+
+def run_command(args) -> int:
+    started = time.monotonic()
+    source = inputs.resolve(args.data)
+    workdir = config.Workdir(os.path.abspath(args.workdir))
+    run_config = config.RunConfig.local(
+        source.root,
+        source.pattern,
+        workdir,
+        gates=common.gates_from(args),
+        training=dataclasses.replace(config.Training(), epochs=args.epochs, restarts=args.restarts, seed=args.seed),
+        beam_args=config.default_beam_args(source.total_bytes, args.beam_arg),
+    )
+    digest = up_to_date.inputs_digest(run_config, source)
+    rows = None
+    if not os.path.isdir(workdir.root):
+        rows = inputs.check(source)  # rejected input does not even create the workdir
+    _make_dirs(workdir.root)
+    try:
+        with workdir_lock(
+            workdir.root, args.wait, on_takeover=_announce_takeover, on_wait=lambda holder: _announce_wait(workdir, holder)
+        ):
+            # Before the pre-flight, which reads every cell: an unchanged run answers at once.
+            finished = None if args.force else up_to_date.finished_run(workdir.metadata_path, digest)
+            if finished:
+                return _report_up_to_date(finished, workdir)
+            rows = rows if rows is not None else inputs.check(source)
+            log_path = os.path.join(workdir.root, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
+            _make_dirs(os.path.dirname(log_path))
+            with common.console(log_path, args.verbose) as (out, err):
+                out(f"shopbusy: {rows} rows from {args.data}; workdir {workdir.root}")
+                if not args.verbose:
+                    out(f"shopbusy: TensorFlow, Beam and TFX logs go to {log_path}")
+                log_hint = log_path if not args.verbose else "the log above"
+                return _run_pipeline(run_config, workdir, args.data, started, out, err, log_hint, digest)
+    except WorkdirBusyError as e:
+        print(f"shopbusy: {e}", file=sys.stderr)
+        return common.EXIT_WORKDIR_BUSY
+
+
+def _make_dirs(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise inputs.InputError(f"cannot use workdir {path}: {e.strerror}") from e
+    if not os.access(path, os.W_OK):
+        raise inputs.InputError(f"cannot use workdir {path}: not writable")
+
+
+def _announce_wait(workdir: config.Workdir, holder: str) -> None:
+    print(f"shopbusy: workdir {workdir.root} is in use by {holder}; waiting for it (--wait)", flush=True)
+
+
+def _announce_takeover(holder: str) -> None:
+    print(f"shopbusy: took over the workdir from {holder}, which is gone", flush=True)
+
+
+def _report_up_to_date(record, workdir: config.Workdir) -> int:
+    """The answer when the newest run already ran on these inputs: its verdict, at once."""
+    print(
+        f"shopbusy: up to date: data, configuration and code are unchanged since run {record.run_id} "
+        f"({record.started:%Y-%m-%d %H:%M:%S}); nothing to run (--force runs it again)."
+    )
+    print(f"Slice report: {config.report_page(workdir.report_dir, record.run_id)}")
+    _print_verdict(record, print)
+    return common.verdict_exit_code(record)
+
+
+def _print_verdict(record, out) -> None:
+    if record.pushed_model:
+        out(f"Blessed and pushed: {record.pushed_model}")
+    else:
+        out("Not blessed: nothing pushed; serving/ is unchanged.")
+
+
+def _run_pipeline(run_config, workdir, data, started, out, err, log_hint, digest) -> int:
+    """Runs the pipeline and reports: progress, per-component times, gates, verdict, report."""
+    from shopbusy.components.anomaly_gate import AnomaliesFoundError
+    from shopbusy.pipeline import local_runner
+    from shopbusy.results import evaluation, runs
+
+    try:
+        local_runner.run(run_config, out)
+    except AnomaliesFoundError as e:
+        err(f"shopbusy: input rejected: {data}: {e}")
+        err("Nothing was trained or pushed; serving/ is unchanged.")
+        _write_report(workdir, out, err)
+        return common.EXIT_INPUT_REJECTED
+    except Exception as e:  # noqa: BLE001 - any other failure is reported in one line
+        logging.getLogger(__name__).error("the run failed", exc_info=True)
+        err(f"shopbusy: the run failed: {type(e).__name__}: {e} (details in {log_hint})")
+        return common.EXIT_FAILED
+
+    record = runs.latest(run_config.metadata_path)
+    out(f"\nRun {record.run_id} in {time.monotonic() - started:.0f}s:")
+    for execution in record.executions.values():
+        out(f"  {execution.node:<32} {execution.state.lower():<9} {execution.seconds:7.1f}s")
+    out("\nGates (overall slice of the eval split):")
+    for gate in evaluation.gate_results(record.evaluation_uri, record.gates):
+        out(f"  {gate.describe()}")
+    _write_report(workdir, out, err, record)
+    try:
+        up_to_date.record_finished(run_config.metadata_path, record.run_id, digest)
+    except Exception:  # noqa: BLE001 - the next run then runs instead of answering at once
+        logging.getLogger(__name__).warning("could not record the run's inputs digest", exc_info=True)
+    out("")
+    _print_verdict(record, out)
+    return common.verdict_exit_code(record)
+
+
+def _write_report(workdir, out, err, record=None) -> None:
+    """The slice report of `record`, else of the workdir's latest run (a run that failed
+    returns none); a report that fails does not fail the run."""
+    from shopbusy.results import report, runs
+
+    try:
+        path = report.write(record or runs.latest(workdir.metadata_path), workdir.report_dir)
+    except Exception as e:  # noqa: BLE001
+        logging.getLogger(__name__).error("writing the report failed", exc_info=True)
+        err(f"shopbusy: could not write the slice report: {type(e).__name__}: {e}")
+        return
+    out(f"\nSlice report: {path}\n  (the latest run's is always {os.path.join(workdir.report_dir, 'latest.html')})")

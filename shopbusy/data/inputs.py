@@ -1,0 +1,126 @@
+"""Checks the input CSVs before any TFX component runs.
+
+TFX reads CSV with type inference and fails deep inside Beam on input it cannot parse, so
+what cannot even be read (a missing path, an empty file, a header that is not the contract,
+a ragged row, a value that is not an integer) is rejected here, naming file, line, column.
+Domain and range checks are ExampleValidator's job, against the curated schema.
+"""
+
+import csv
+import dataclasses
+import os
+import re
+from typing import List
+
+from shopbusy.components.modules.features import CSV_COLUMNS
+
+INTEGER = re.compile(r"-?\d+")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what a tf.Example int64 feature holds
+BOM = "\ufeff"
+MAX_REPORTED = 10  # problems listed before the rest are summarised
+
+
+class InputError(Exception):
+    """The input cannot be used; the message names file, column and problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+    """Where CsvExampleGen reads: a folder and a file pattern within it."""
+
+    root: str
+    pattern: str
+    files: List[str]
+    total_bytes: int
+
+
+def resolve(path: str) -> DataSource:
+    """A CSV file or a folder of CSV files (every non-hidden file in it is read)."""
+    path = os.path.abspath(path)
+    if os.path.isfile(path):
+        root, pattern, files = os.path.dirname(path), os.path.basename(path), [path]
+    elif os.path.isdir(path):
+        names = sorted(n for n in os.listdir(path) if not n.startswith(".") and os.path.isfile(os.path.join(path, n)))
+        if not names:
+            raise InputError(f"{path}: the folder holds no CSV file")
+        root, pattern, files = path, "*", [os.path.join(path, n) for n in names]
+    else:
+        raise InputError(f"{path}: no such file or folder")
+    return DataSource(root, pattern, files, sum(os.path.getsize(f) for f in files))
+
+
+def check(source: DataSource, optional_columns=()) -> int:
+    """Raises InputError listing every problem found; returns the number of data rows.
+    `optional_columns` may be absent (the label, when scoring)."""
+    problems, rows, header = [], 0, None
+    for path in source.files:
+        file_header, file_rows = _check_file(path, problems, optional_columns)
+        rows += file_rows
+        if header is None:
+            header = file_header
+        elif file_header is not None and file_header != header:
+            problems.append(f"{path}: the columns are not in the same order as in {source.files[0]}")
+    if not problems and rows == 0:
+        problems.append(f"{source.root}: no data rows")
+    if problems:
+        shown = problems[:MAX_REPORTED]
+        if len(problems) > MAX_REPORTED:
+            shown.append(f"... and {len(problems) - MAX_REPORTED} more problems")
+        raise InputError("input rejected:\n  " + "\n  ".join(shown))
+    return rows
+
+
+def _value_problem(value: str):
+    """Why a cell cannot be an integer feature, or None."""
+    if value == "":
+        return "the value is missing"
+    if not INTEGER.fullmatch(value):
+        return f"{value[:40]!r} is not an integer"
+    if not INT64_MIN <= int(value) <= INT64_MAX:
+        return f"{value[:40]} does not fit a 64-bit integer"
+    return None
+
+
+def _check_file(path: str, problems: List[str], optional_columns=()):
+    """Appends the file's problems; returns its header (or None) and its data row count."""
+    if os.path.getsize(path) == 0:
+        problems.append(f"{path}: the file is empty (a header line and data rows are expected)")
+        return None, 0
+    rows = 0
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader, [])
+            if header and header[0].startswith(BOM):
+                problems.append(f"{path}: the file starts with a byte-order mark; save it as UTF-8 without one")
+                return header, 0
+            missing = [c for c in CSV_COLUMNS if c not in header and c not in optional_columns]
+            unknown = [c for c in header if c not in CSV_COLUMNS]
+            duplicated = sorted({c for c in header if header.count(c) > 1})
+            for column in missing:
+                problems.append(f"{path}: column '{column}' is missing from the header")
+            for column in unknown:
+                problems.append(f"{path}: column '{column}' is not part of the data contract")
+            for column in duplicated:
+                problems.append(f"{path}: column '{column}' appears more than once in the header")
+            if missing or unknown or duplicated:
+                return header, 0
+            bad_columns = set()
+            for line_number, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                rows += 1
+                if len(row) != len(header):
+                    problems.append(f"{path}, line {line_number}: {len(row)} values where the header has {len(header)}")
+                    continue
+                for column, value in zip(header, row):
+                    if column in bad_columns:
+                        continue  # one report per column keeps the message short
+                    problem = _value_problem(value)
+                    if problem:
+                        bad_columns.add(column)
+                        problems.append(f"{path}, line {line_number}, column '{column}': {problem}")
+    except UnicodeDecodeError as e:
+        problems.append(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})")
+        return None, rows
+    return header, rows

@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines v2 (and Vertex AI) for shopbusy: compile, submit, schedule; the image."""

@@ -1,0 +1,75 @@
+"""The Evaluator's TFMA configuration: the slices, the metrics and the push gates, built from
+config.METRICS and config.GATES; and the way back, from a stored config to the gates it enforces."""
+
+from typing import List
+
+import tensorflow_model_analysis as tfma
+
+from shopbusy.components.modules import features
+from shopbusy.pipeline import config
+
+_DIRECTION = {">=": tfma.MetricDirection.HIGHER_IS_BETTER, "<=": tfma.MetricDirection.LOWER_IS_BETTER}
+
+
+def _overall(threshold: tfma.MetricThreshold) -> List[tfma.PerSliceMetricThreshold]:
+    """A threshold on the overall slice only: a per-class slice has no FPR or FNR to gate."""
+    return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
+
+
+def _threshold(metric: config.Metric, gates: config.Gates) -> tfma.MetricThreshold:
+    """Every gate on `metric` as one TFMA threshold (empty when none is)."""
+    threshold = tfma.MetricThreshold()
+    for gate in config.GATES:
+        if gate.metric != metric:
+            continue
+        bound = {"value": gate.bound(gates)}
+        if gate.change:  # ignored on the first run, when no blessed model exists yet
+            threshold.change_threshold.CopyFrom(
+                tfma.GenericChangeThreshold(direction=_DIRECTION[gate.comparison], absolute=bound)
+            )
+        elif gate.comparison == ">=":
+            threshold.value_threshold.CopyFrom(tfma.GenericValueThreshold(lower_bound=bound))
+        else:
+            threshold.value_threshold.CopyFrom(tfma.GenericValueThreshold(upper_bound=bound))
+    return threshold
+
+
+def eval_config(gates: config.Gates) -> tfma.EvalConfig:
+    """TFMA slices, metrics and the push gates."""
+    metrics = []
+    for metric in config.METRICS:
+        threshold = _threshold(metric, gates)
+        gated = threshold.HasField("value_threshold") or threshold.HasField("change_threshold")
+        metrics.append(tfma.MetricConfig(class_name=metric.class_name, per_slice_thresholds=_overall(threshold) if gated else []))
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_default",
+                label_key=features.LABEL_KEY,
+                preprocessing_function_names=["transform_features"],
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=keys) for keys in features.SLICE_KEYS],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+    )
+
+
+def gates_of(config_proto: tfma.EvalConfig) -> config.Gates:
+    """The gates an eval config enforces: the inverse of eval_config(), so that a finished
+    run is reported with the bounds it was judged by, from its stored config."""
+    thresholds = {
+        metric.class_name: metric.per_slice_thresholds[0].threshold
+        for metric in config_proto.metrics_specs[0].metrics
+        if metric.per_slice_thresholds
+    }
+    values = {}
+    for gate in config.GATES:
+        threshold = thresholds[gate.metric.class_name]
+        if gate.change:
+            value = -threshold.change_threshold.absolute.value
+        elif gate.comparison == ">=":
+            value = threshold.value_threshold.lower_bound.value
+        else:
+            value = threshold.value_threshold.upper_bound.value
+        values[gate.field] = value
+    return config.Gates(**values)

@@ -1,0 +1,83 @@
+"""Runs the pipeline on this machine (LocalDagRunner, Beam DirectRunner, SQLite MLMD)
+and tells what happened: component progress while it runs, the gates and the push after."""
+
+import logging
+import os
+import re
+import threading
+import time
+from typing import Callable
+
+from absl import flags
+
+from shopbusy.pipeline import config
+from shopbusy.pipeline.pipeline import create_pipeline
+from shopbusy.pipeline.tfx_api import tfx
+
+
+class _ProgressHandler(logging.Handler):
+    """Turns LocalDagRunner's 'Component X is running/finished.' log lines into progress lines."""
+
+    PATTERN = re.compile(r"Component (\S+) is (running|finished)\.")
+
+    def __init__(self, out: Callable[[str], None]):
+        super().__init__(level=logging.INFO)
+        self._out = out
+        self._run_start = time.monotonic()
+        self._started = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = self.PATTERN.match(record.getMessage())
+        if not match:
+            return
+        node, event = match.groups()
+        now = time.monotonic()
+        clock = f"[{now - self._run_start:7.1f}s]"
+        if event == "running":
+            self._started[node] = now
+            self._out(f"{clock} {node} started")
+        else:
+            self._out(f"{clock} {node} finished in {now - self._started.get(node, now):.1f}s")
+
+
+# Fault injection for tests (tests/test_faults.py): a regular expression. The first TFX log
+# line that matches it stops the thread that wrote it, for good, after saying so on the
+# console; the test then kills the run knowing it is inside that component's work, at any
+# machine speed. Unset (always, outside the fault tests) it does nothing.
+PAUSE_ENV = "SHOPBUSY_PAUSE_ON"
+PAUSED = "shopbusy: paused for fault injection at: "
+
+
+class _PauseHandler(logging.Handler):
+    """Holds the executor that logs a line matching $SHOPBUSY_PAUSE_ON where it is."""
+
+    def __init__(self, pattern: str, out: Callable[[str], None]):
+        super().__init__(level=logging.INFO)
+        self._pattern = re.compile(pattern)
+        self._out = out
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if self._pattern.search(message):
+            self._out(PAUSED + message)
+            threading.Event().wait()  # never set: only a signal ends this process now
+
+
+def run(run_config: config.RunConfig, out: Callable[[str], None] = print) -> None:
+    """Runs the whole pipeline (ML Metadata records what happened: results.runs reads it);
+    raises what the failing component raised."""
+    handlers = [_ProgressHandler(out)]
+    if os.environ.get(PAUSE_ENV):
+        handlers.append(_PauseHandler(os.environ[PAUSE_ENV], out))
+    absl_logger = logging.getLogger("absl")
+    for handler in handlers:
+        absl_logger.addHandler(handler)
+    absl_logger.setLevel(logging.INFO)
+    # TFX's Beam executors re-parse absl flags, which resets the absl logger to the
+    # --verbosity default (WARNING) and would silence the lines the progress comes from.
+    flags.FLAGS.set_default("verbosity", 0)
+    try:
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(run_config))
+    finally:
+        for handler in handlers:
+            absl_logger.removeHandler(handler)

@@ -1,0 +1,134 @@
+"""A run as ML Metadata knows it: what it read, what it trained, what TFMA decided, what it
+pushed. Shared by `shopbusy run`, `shopbusy runs` and the slice report."""
+
+import dataclasses
+import datetime
+import json
+import os
+from typing import Dict, List, Optional
+
+from shopbusy.pipeline import config
+from shopbusy.results import metadata
+
+# The lineage `runs show` prints: node, and the outputs worth a URI.
+LINEAGE = [
+    ("CsvExampleGen", "examples"),
+    ("StatisticsGen", "statistics"),
+    ("ExampleValidator", "anomalies"),
+    ("AnomalyGate", None),
+    ("Transform", "transform_graph"),
+    ("Trainer", "model"),
+    ("Evaluator", "evaluation"),
+    ("Pusher", "pushed_model"),
+]
+
+
+@dataclasses.dataclass
+class RunRecord:
+    run_id: str
+    started: datetime.datetime
+    executions: Dict[str, metadata.ComponentExecution]
+
+    def output(self, node: str, key: str):
+        """The first artifact `node` output under `key` in this run (reused ones included)."""
+        execution = self.executions.get(node)
+        artifacts = execution.outputs.get(key) if execution else None
+        return artifacts[0] if artifacts else None
+
+    def output_uri(self, node: str, key: str) -> Optional[str]:
+        artifact = self.output(node, key)
+        return artifact.uri if artifact else None
+
+    def split_names(self, node: str, key: str) -> List[str]:
+        return json.loads(self.output(node, key).properties["split_names"].string_value or "[]")
+
+    def _execution_property(self, node: str, name: str):
+        execution = self.executions.get(node)
+        return metadata.custom_property(execution.execution, name) if execution else None
+
+    @property
+    def data_path(self) -> Optional[str]:
+        return self._execution_property("CsvExampleGen", "input_base")
+
+    @property
+    def data_fingerprint(self) -> Optional[str]:
+        examples = self.output("CsvExampleGen", "examples")
+        return metadata.custom_property(examples, "input_fingerprint") if examples else None
+
+    @property
+    def model_uri(self) -> Optional[str]:
+        return self.output_uri("Trainer", "model")
+
+    @property
+    def evaluation_uri(self) -> Optional[str]:
+        return self.output_uri("Evaluator", "evaluation")
+
+    @property
+    def eval_config_json(self) -> Optional[str]:
+        return self._execution_property("Evaluator", "eval_config")
+
+    @property
+    def gates(self) -> Optional[config.Gates]:
+        """The bounds this run was judged by: its stored eval config's, not today's defaults."""
+        if not self.eval_config_json:
+            return None
+        import tensorflow_model_analysis as tfma  # only readers of an evaluated run pay for it
+        from google.protobuf import json_format
+
+        from shopbusy.pipeline.eval_config import gates_of
+
+        return gates_of(json_format.Parse(self.eval_config_json, tfma.EvalConfig()))
+
+    @property
+    def blessed(self) -> Optional[bool]:
+        """None when the run never reached the Evaluator."""
+        blessing = self.output("Evaluator", "blessing")
+        return metadata.custom_property(blessing, "blessed") == 1 if blessing else None
+
+    @property
+    def pushed_model(self) -> Optional[str]:
+        pushed = self.output("Pusher", "pushed_model")
+        if pushed and metadata.custom_property(pushed, "pushed") == 1:
+            return metadata.custom_property(pushed, "pushed_destination")
+        return None
+
+    @property
+    def verdict(self) -> str:
+        if self.pushed_model:
+            return "blessed and pushed"
+        if self.blessed:
+            return "blessed, not pushed"
+        if self.blessed is False:
+            return "not blessed: nothing pushed"
+        failed = [node for node, e in self.executions.items() if e.state == "FAILED"]
+        if "AnomalyGate" in failed:
+            return "input rejected: the data does not match the schema"
+        if failed:
+            return f"failed in {', '.join(failed)}"
+        return "did not finish"
+
+    @property
+    def pushed_version(self) -> Optional[str]:
+        return os.path.basename(self.pushed_model) if self.pushed_model else None
+
+
+def load(store, run_id: str) -> RunRecord:
+    """Reads one run; cached executions point at the artifacts they reused."""
+    context = metadata.run_context(store, run_id)
+    return RunRecord(
+        run_id=run_id,
+        started=datetime.datetime.fromtimestamp(context.create_time_since_epoch / 1000),
+        executions={e.node: e for e in metadata.run_executions(store, run_id)},
+    )
+
+
+def latest(metadata_path: str) -> RunRecord:
+    """The workdir's newest run."""
+    store = metadata.open_store(metadata_path)
+    return load(store, metadata.latest_run_id(store))
+
+
+def history(metadata_path: str) -> List[RunRecord]:
+    """Every run in the workdir, newest first."""
+    store = metadata.open_store(metadata_path)
+    return [load(store, run_id) for run_id in metadata.run_ids(store)]

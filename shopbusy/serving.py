@@ -1,0 +1,86 @@
+"""Scores raw rows in the seed's CSV format with a pushed model, through the SavedModel's
+serving_default signature (the label column may be absent), as a client of the model would."""
+
+import csv
+import os
+from typing import List
+
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
+
+from shopbusy.components.modules.features import CSV_COLUMNS, LABEL_KEY, SERVING_OUTPUT_KEY
+from shopbusy.data import inputs
+from shopbusy.pipeline import config
+
+BATCH_SIZE = 4096
+DECISION_THRESHOLD = 0.5  # as TFMA's BinaryAccuracy and confusion counts
+
+
+def served_versions(serving_dir: str) -> List[str]:
+    """Pushed versions, oldest first; hidden staging folders are not versions."""
+    if not os.path.isdir(serving_dir):
+        return []
+    return sorted((name for name in os.listdir(serving_dir) if name.isdigit()), key=int)
+
+
+def resolve_model(model: str, serving_dir: str) -> str:
+    if model != "latest":
+        if not os.path.exists(os.path.join(model, "saved_model.pb")):
+            raise inputs.InputError(f"{model}: not a SavedModel folder (no saved_model.pb)")
+        return model
+    versions = served_versions(serving_dir)
+    if not versions:
+        raise inputs.InputError(f"{serving_dir}: no pushed model yet (run `shopbusy run` first)")
+    return os.path.join(serving_dir, versions[-1])
+
+
+def validate(source: inputs.DataSource) -> None:
+    """The run's rules: readable integers in the contract's columns, then the curated
+    schema's domains (SERVING environment, or TRAINING when the label is there)."""
+    inputs.check(source, optional_columns=(LABEL_KEY,))
+    schema = tfdv.load_schema_text(config.SCHEMA_PATH)
+    problems = []
+    for path in source.files:
+        with open(path, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f))
+        environment = "TRAINING" if LABEL_KEY in header else "SERVING"
+        statistics = tfdv.generate_statistics_from_csv(path)
+        anomalies = tfdv.validate_statistics(statistics, schema, environment=environment)
+        for column, info in sorted(anomalies.anomaly_info.items()):
+            problems.append(f"{path}: column '{column}': {info.description}")
+    if problems:
+        raise inputs.InputError("input rejected:\n  " + "\n  ".join(problems))
+
+
+def _example(row: dict) -> bytes:
+    feature = {
+        name: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(row[name])]))
+        for name in CSV_COLUMNS
+        if name != LABEL_KEY
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def predict(model_dir: str, source: inputs.DataSource, out_path: str) -> int:
+    """Writes every input row plus busy_probability and busy; returns the row count."""
+    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+    count = 0
+    with open(out_path, "w", newline="") as out:
+        writer = None
+        for path in source.files:
+            with open(path, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                rows = [row for row in reader if any(row.values())]
+            if writer is None:  # the header, not a first row: a file may have none
+                writer = csv.DictWriter(out, fieldnames=reader.fieldnames + ["busy_probability", "busy"], lineterminator="\n")
+                writer.writeheader()
+            for start in range(0, len(rows), BATCH_SIZE):
+                batch = rows[start : start + BATCH_SIZE]
+                examples = tf.constant([_example(row) for row in batch])
+                probabilities = serve(examples=examples)[SERVING_OUTPUT_KEY].numpy()[:, 0]
+                for row, probability in zip(batch, probabilities):
+                    writer.writerow(
+                        dict(row, busy_probability=f"{probability:.6f}", busy=int(probability > DECISION_THRESHOLD))
+                    )
+            count += len(rows)
+    return count
