@@ -4,6 +4,7 @@ real kfp client against a recording stand-in of the KFP API on 127.0.0.1."""
 import json
 import os
 import posixpath
+import re
 import tempfile
 
 import pytest
@@ -84,9 +85,21 @@ def test_every_executor_runs_in_the_given_image(spec):
 
 def test_pusher_runs_only_on_a_blessing_and_transform_after_the_anomaly_gate(spec):
     tasks = spec.root.dag.tasks
-    condition = tasks["Pusher"].trigger_policy.condition
-    assert "Evaluator.blessing" in condition and "['blessed'] == 1" in condition
+    pusher = tasks["Pusher"]
+    condition = pusher.trigger_policy.condition
+    # KFP's driver evaluates the condition against the task's own inputs: it must name the
+    # input that carries the Evaluator's blessing, not a key the task does not have.
+    named = re.findall(r"inputs\.artifacts\['([^']+)'\]", condition)
+    assert named == ["model_blessing"], condition
+    blessing = pusher.inputs.artifacts["model_blessing"].task_output_artifact
+    assert (blessing.producer_task, blessing.output_artifact_key) == ("Evaluator", "blessing")
+    assert "['blessed'] == 1" in condition
     assert "AnomalyGate" in tasks["Transform"].dependent_tasks
+
+
+def test_the_spec_carries_its_pipeline_root(spec):
+    # Without it KFP falls back to minio://mlpipeline/v2/artifacts, which TensorFlow cannot open.
+    assert spec.default_pipeline_root == PIPELINE_ROOT
 
 
 def test_user_code_is_named_by_import_path(spec):
@@ -145,6 +158,7 @@ def test_submit_sends_the_compiled_spec(compiled):
     (run,) = server.posted("runs")
     assert run["experiment_id"] == "exp-1"
     assert run["pipeline_spec"] == yaml.safe_load(text)
+    assert run["runtime_config"]["pipeline_root"] == PIPELINE_ROOT
 
 
 def test_schedule_sends_the_spec_and_the_cron_expression(compiled):
@@ -155,6 +169,7 @@ def test_schedule_sends_the_spec_and_the_cron_expression(compiled):
     (recurring,) = server.posted("recurringruns")
     assert recurring["trigger"]["cron_schedule"]["cron"] == "0 30 2 * * *"
     assert recurring["pipeline_spec"] == yaml.safe_load(text)
+    assert recurring["runtime_config"]["pipeline_root"] == PIPELINE_ROOT
 
 
 @pytest.mark.parametrize(
@@ -219,3 +234,12 @@ def test_the_image_holds_what_the_spec_names_where_it_names_it(spec):
     # The user code is imported by name: the project is installed in the image.
     assert any(instruction == "RUN" and "pip install" in arguments and arguments.rstrip().endswith(" .")
                for instruction, arguments in instructions)  # fmt: skip
+
+
+def test_the_build_context_leaves_out_the_venv_and_keeps_what_the_image_copies():
+    with open(os.path.join(REPO_ROOT, ".dockerignore")) as f:
+        ignored = {line.strip() for line in f if line.strip() and not line.startswith("#")}
+    assert {".venv", ".git", "workdir"} <= ignored
+    copied = {source for instruction, arguments in _dockerfile() if instruction == "COPY" for source in arguments.split()[:-1]}
+    assert not copied & ignored
+

@@ -82,9 +82,14 @@ def compile_pipeline(run_config: config.RunConfig, image: str, output: str = DEF
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image, use_pipeline_spec_2_1=True)
     )
     job = runner.run(create_pipeline(run_config), parameter_values={DATA_ROOT_PARAMETER: data_root}, write_out=False)
+    spec = job["pipelineSpec"]
     # TFX 1.16 drops runtime parameters' defaults from the spec; a run started without
     # arguments must still know where the data is.
-    job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"][DATA_ROOT_PARAMETER]["defaultValue"] = data_root
+    spec["root"]["inputDefinitions"]["parameters"][DATA_ROOT_PARAMETER]["defaultValue"] = data_root
+    # The bare PipelineSpec (YAML) otherwise carries no root, and KFP would fall back to
+    # minio://mlpipeline/v2/artifacts, which TensorFlow here cannot open.
+    spec["defaultPipelineRoot"] = run_config.pipeline_root
+    _bind_conditions_to_task_inputs(spec["root"]["dag"]["tasks"])
     output = os.path.abspath(output)
     with open(output, "w") as f:
         if output.endswith(".json"):
@@ -93,6 +98,37 @@ def compile_pipeline(run_config: config.RunConfig, image: str, output: str = DEF
             f.write(f"# PIPELINE DEFINITION\n# Name: {config.PIPELINE_NAME}\n# Inputs:\n#  {DATA_ROOT_PARAMETER}: str\n")
             yaml.safe_dump(job["pipelineSpec"], f, sort_keys=True)
     return output
+
+
+_CONDITION_INPUT = re.compile(r"inputs\.artifacts\['([^']+)'\]")
+
+
+def _bind_conditions_to_task_inputs(tasks: dict) -> None:
+    """Makes each trigger condition name the task's own input for the channel it tests.
+
+    TFX 1.16 writes the Pusher's condition against `inputs.artifacts['_Evaluator.blessing']`
+    (the key Channel.future() presets, which can even differ between two compilations in one
+    process), while the task's inputs are `model` and `model_blessing`. KFP's driver evaluates
+    the condition against the task's inputs and fails on a missing key, so a blessed model
+    would never be pushed. The key is rebound to the input fed by the same producer output."""
+    for name, task in tasks.items():
+        condition = task.get("triggerPolicy", {}).get("condition")
+        if not condition:
+            continue
+        inputs = task.get("inputs", {}).get("artifacts", {})
+
+        def own_input(match, inputs=inputs, name=name):
+            key = match.group(1)
+            if key in inputs:
+                return match.group(0)
+            producer, _, output = key.lstrip("_").partition(".")
+            for input_name, spec in inputs.items():
+                source = spec.get("taskOutputArtifact", {})
+                if (source.get("producerTask"), source.get("outputArtifactKey")) == (producer, output):
+                    return f"inputs.artifacts['{input_name}']"
+            raise KubeflowError(f"task {name}: its condition reads {key!r}, which is none of its inputs")
+
+        task["triggerPolicy"]["condition"] = _CONDITION_INPUT.sub(own_input, condition)
 
 
 def validate_cron(expression: str) -> str:
@@ -124,11 +160,23 @@ def _package(path: str) -> str:
     return path
 
 
+def _pipeline_root(package: str) -> Optional[str]:
+    """The root the spec was compiled for: KFP takes it with the run, not from the spec alone."""
+    with open(package) as f:
+        document = json.load(f) if package.endswith(".json") else yaml.safe_load(f)
+    spec = document.get("pipelineSpec", document)
+    return spec.get("defaultPipelineRoot") or document.get("runtimeConfig", {}).get("gcsOutputDirectory")
+
+
 def submit(host: str, package: str, experiment: str, run_name: Optional[str] = None) -> str:
     """Starts one run of the compiled pipeline; returns its run id."""
     package = _package(package)
     result = _client(host).create_run_from_pipeline_package(
-        package, arguments={}, experiment_name=experiment, run_name=run_name or config.PIPELINE_NAME
+        package,
+        arguments={},
+        experiment_name=experiment,
+        run_name=run_name or config.PIPELINE_NAME,
+        pipeline_root=_pipeline_root(package),
     )
     return result.run_id
 
@@ -143,5 +191,6 @@ def schedule(host: str, cron: str, package: str, experiment: str) -> str:
         job_name=f"{config.PIPELINE_NAME} on '{cron}'",
         cron_expression=cron,
         pipeline_package_path=package,
+        pipeline_root=_pipeline_root(package),
     )
     return recurring.recurring_run_id
