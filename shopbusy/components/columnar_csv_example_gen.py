@@ -45,7 +45,8 @@ def _as_feature_lists(column: pa.Array) -> pa.ListArray:
 _TYPES = (pa.int64(), pa.float64(), pa.string())
 
 
-def _blocks(path: str, column_types: Dict[str, pa.DataType]) -> Iterator[pa.RecordBatch]:
+def _read_blocks(path: str, column_types: Dict[str, pa.DataType]) -> Iterator[pa.RecordBatch]:
+    """The file's rows in blocks, each column of the given type (column_types(), or text)."""
     with beam.io.filesystems.FileSystems.open(path) as f:  # as stock CsvExampleGen opens it
         reader = pa_csv.open_csv(
             f,
@@ -78,15 +79,10 @@ def column_types(files: List[str]) -> Dict[str, pa.DataType]:
     as_text = {name: pa.string() for name in header}
     widest = dict.fromkeys(header, -1)
     for path in files:
-        for block in _blocks(path, as_text):
+        for block in _read_blocks(path, as_text):
             for name, column in zip(block.schema.names, block.columns):
                 widest[name] = max(widest[name], _narrowest_type(column))
     return {name: _TYPES[index] if index >= 0 else pa.string() for name, index in widest.items()}
-
-
-def _read_blocks(path: str, types: Dict[str, pa.DataType]) -> Iterator[pa.RecordBatch]:
-    """The file's rows in blocks, each column of the type column_types() found for it."""
-    return _blocks(path, types)
 
 
 def _encode(block: pa.RecordBatch) -> List[bytes]:
@@ -111,7 +107,7 @@ def _CsvToSerializedExamples(pipeline: beam.Pipeline, exec_properties: Dict[str,
     return (
         pipeline
         | "CsvFiles" >> beam.Create(files)
-        | "ReadBlocks" >> beam.FlatMap(_read_blocks, types=types)
+        | "ReadBlocks" >> beam.FlatMap(_read_blocks, column_types=types)
         | "EncodeExamples" >> beam.FlatMap(_encode)
     )
 
