@@ -34,6 +34,11 @@ def add_commands(commands) -> None:
         "--data-root", default=IMAGE_DATA_ROOT, help="default of the data-root runtime parameter (default: bundled)"
     )
     compile_.add_argument(
+        "--spans",
+        action="store_true",
+        help="the data root holds span folders (span-1/, span-2/, ...): each run ingests the newest",
+    )
+    compile_.add_argument(
         "--output", default=DEFAULT_OUTPUT, help=".yaml: PipelineSpec for Kubeflow; .json: PipelineJob for Vertex AI"
     )
     compile_.set_defaults(handler=compile_command)
@@ -54,7 +59,9 @@ def add_commands(commands) -> None:
 def compile_command(args) -> int:
     from shopbusy.kubeflow import runner
 
-    run_config = runner.cluster_run_config(args.pipeline_root, args.data_root, args.beam_arg, common.gates_from(args))
+    run_config = runner.cluster_run_config(
+        args.pipeline_root, args.data_root, args.beam_arg, common.gates_from(args), spans=args.spans
+    )
     path = runner.compile_pipeline(run_config, args.image, args.output)
     print(f"wrote {path} ({os.path.getsize(path)} bytes): image {args.image}, pipeline root {args.pipeline_root}")
     return common.EXIT_OK

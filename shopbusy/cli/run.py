@@ -1,6 +1,7 @@
 """`shopbusy run`: the whole pipeline on this machine, one run per workdir at a time, answered
 at once when nothing changed since the last finished run."""
 
+import argparse
 import dataclasses
 import logging
 import os
@@ -30,6 +31,30 @@ def add_commands(commands) -> None:
         f"on validation loss (default {training.restarts})",
     )
     run.add_argument("--seed", type=int, default=training.seed, help="seed of the initialisations and shuffling")
+    defaults = config.RunConfig(data_root="", data_pattern="", pipeline_root="", serving_dir="")
+    run.add_argument(
+        "--train-spans",
+        type=common.positive_int,
+        default=defaults.train_spans,
+        metavar="K",
+        help="with span folders (DATA/span-1/, DATA/span-2/, ...): train on the newest K accepted spans "
+        f"(default {defaults.train_spans}); the newest span is always the one evaluated",
+    )
+    run.add_argument(
+        "--on-drift",
+        choices=config.ON_DRIFT,
+        default=defaults.on_drift,
+        help="when the newest span drifted from the previous one beyond the schema's thresholds: warn (record, "
+        f"report and carry on) or stop (reject the span like any bad input, exit {common.EXIT_INPUT_REJECTED}) "
+        f"(default {defaults.on_drift})",
+    )
+    run.add_argument(
+        "--warm-start",
+        action=argparse.BooleanOptionalAction,
+        default=training.warm_start,
+        help="start training from the latest blessed model's weights when its inputs match this run's "
+        "(default: on)",
+    )
     run.add_argument("--wait", action="store_true", help="queue behind a run that holds the workdir")
     run.add_argument(
         "--force", action="store_true", help="run even when the last run had the same data, configuration and code"
@@ -47,8 +72,12 @@ def run_command(args) -> int:
         source.pattern,
         workdir,
         gates=common.gates_from(args),
-        training=dataclasses.replace(config.Training(), epochs=args.epochs, restarts=args.restarts, seed=args.seed),
+        training=dataclasses.replace(
+            config.Training(), epochs=args.epochs, restarts=args.restarts, seed=args.seed, warm_start=args.warm_start
+        ),
         beam_args=config.default_beam_args(source.total_bytes, args.beam_arg),
+        train_spans=args.train_spans,
+        on_drift=args.on_drift,
     )
     digest = up_to_date.inputs_digest(run_config, source)
     rows = None
@@ -67,7 +96,8 @@ def run_command(args) -> int:
             log_path = os.path.join(workdir.root, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
             _make_dirs(os.path.dirname(log_path))
             with common.console(log_path, args.verbose) as (out, err):
-                out(f"shopbusy: {rows} rows from {args.data}; workdir {workdir.root}")
+                span = f" (span {source.span}, the newest)" if source.span is not None else ""
+                out(f"shopbusy: {rows} rows from {args.data}{span}; workdir {workdir.root}")
                 if not args.verbose:
                     out(f"shopbusy: TensorFlow, Beam and TFX logs go to {log_path}")
                 log_hint = log_path if not args.verbose else "the log above"

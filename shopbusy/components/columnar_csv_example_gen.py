@@ -19,10 +19,12 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 from pyarrow import csv as pa_csv
+from tfx.components.example_gen import utils
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.dsl.io import fileio
+from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
-from tfx.utils import io_utils
+from tfx.utils import io_utils, proto_utils
 from tfx_bsl.coders import example_coder
 
 BLOCK_BYTES = 16 << 20  # rows are parsed and encoded this many bytes of CSV at a time
@@ -112,9 +114,47 @@ def _CsvToSerializedExamples(pipeline: beam.Pipeline, exec_properties: Dict[str,
     )
 
 
+def _resolve_span(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
+    """The exec properties with {SPAN} resolved to the newest span, if no driver did it.
+
+    ExampleGen's driver resolves the span before the executor runs, locally and on Vertex
+    AI (the spec's `lifecycle.preCacheCheck`); the open-source KFP backend does not run
+    that driver, so the pattern arrives as written. Then the same TFX function the driver
+    calls resolves it here."""
+    input_config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+    if not any("{" in split.pattern for split in input_config.splits):
+        return exec_properties
+    fingerprint, span, version = utils.calculate_splits_fingerprint_span_and_version(
+        exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config.splits
+    )
+    return {
+        **exec_properties,
+        standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config),
+        utils.SPAN_PROPERTY_NAME: span,
+        utils.VERSION_PROPERTY_NAME: version,
+        utils.FINGERPRINT_PROPERTY_NAME: fingerprint,
+    }
+
+
 class ColumnarCsvExecutor(BaseExampleGenExecutor):
     """CsvExampleGen's executor, reading CSV columnar (see the module docstring)."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _CsvToSerializedExamples
+
+    def Do(self, input_dict, output_dict, exec_properties):
+        """As TFX's, and the span and version as the Examples' own properties.
+
+        TFX 1.16's ExampleGen driver records them only as *custom* properties
+        (components/example_gen/driver.py, update_output_artifact), while
+        `Artifact.span` and the span resolver ops (ops_utils.filter_artifacts_by_span), and
+        StatisticsGen when it passes the span on, read the typed property. Unset, every
+        span reads as 0 and a rolling range of spans cannot tell weeks apart."""
+        exec_properties = _resolve_span(exec_properties)
+        super().Do(input_dict, output_dict, exec_properties)
+        for examples in output_dict[standard_component_specs.EXAMPLES_KEY]:
+            examples.span = int(exec_properties.get(utils.SPAN_PROPERTY_NAME) or 0)
+            if exec_properties.get(utils.VERSION_PROPERTY_NAME) is not None:
+                examples.version = int(exec_properties[utils.VERSION_PROPERTY_NAME])
 

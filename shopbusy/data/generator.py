@@ -20,6 +20,18 @@ Noise differs by shop type (some shops are erratic) and the hour, weekday and we
 effects differ by shop group, so the slices differ. shop_id, shop_location and the five
 `another*` columns carry no signal.
 
+Weeks and drift (`generate_weeks`). Weekly data is one span per week, drawn from the same
+shops (same types and locations) with fresh rows each week. From week W on the world may
+change in one of two documented ways:
+
+- covariate shift ("covariate"): the mix of rows changes, the rule does not. Restaurants
+  (types 1-6) make up three times their share, evening hours (17-20) twice theirs, and the
+  early hours (1-6) a third. P(busy | x) is unchanged: the threshold is week 1's.
+- concept drift ("concept"): the rule changes, the mix does not. The lunch rush moves to
+  hours 8-10 and the dinner rush to 14-16 (the old rush hours become quiet afternoon
+  hours), and the popularity ranking of the types is reversed (the busiest type becomes the
+  quietest). The threshold is recomputed for the new rule, on its first week.
+
 Layout: shops 1..S (S = max(20, ceil(rows / 140))), each with a fixed type (1..20, every
 type used evenly) and location (1..20); hours 1..20 on each of the 7 weekdays. The default
 5,600 rows are the full grid of 40 shops x 7 days x 20 hours; other sizes sample the grid.
@@ -28,6 +40,7 @@ type used evenly) and location (1..20); hours 1..20 on each of the 7 weekdays. T
 import csv
 import dataclasses
 import math
+from typing import List, Optional
 
 import numpy as np
 
@@ -42,9 +55,22 @@ WEEKDAYS = range(1, 8)
 HOURS = range(1, 21)
 
 
-def type_popularity(shop_type: np.ndarray) -> np.ndarray:
-    """Spreads the 20 types over [-1, 1] in a scrambled order."""
-    return ((7 * shop_type) % NUM_SHOP_TYPES - 9.5) / 9.5
+DRIFT_KINDS = ("covariate", "concept")
+
+
+@dataclasses.dataclass(frozen=True)
+class World:
+    """What the rows are drawn from: the busy rule, the mix of rows, the threshold."""
+
+    concept_drift: bool = False  # the changed rule (see the module docstring)
+    covariate_shift: bool = False  # the changed mix of shop types and hours
+    threshold: Optional[float] = None  # None: the quantile giving the busy fraction
+
+
+def type_popularity(shop_type: np.ndarray, reversed_ranking: bool = False) -> np.ndarray:
+    """Spreads the 20 types over [-1, 1] in a scrambled order (reversed after concept drift)."""
+    popularity = ((7 * shop_type) % NUM_SHOP_TYPES - 9.5) / 9.5
+    return -popularity if reversed_ranking else popularity
 
 
 def noise_scale(shop_type: np.ndarray) -> np.ndarray:
@@ -52,13 +78,27 @@ def noise_scale(shop_type: np.ndarray) -> np.ndarray:
     return np.where(shop_type % 5 == 0, 0.6, 0.28)
 
 
-def hour_effect(hour: np.ndarray) -> np.ndarray:
-    """Lunch (11-13) and dinner (17-20) rushes, a quieter afternoon, dead early hours."""
+def hour_effect(hour: np.ndarray, moved_rushes: bool = False) -> np.ndarray:
+    """Lunch (11-13) and dinner (17-20) rushes, a quieter afternoon, dead early hours; after
+    concept drift the rushes are at 8-10 and 14-16 and the old rush hours are quiet."""
+    if moved_rushes:
+        return np.select(
+            [(hour >= 8) & (hour <= 10), (hour >= 14) & (hour <= 16), (hour >= 11) & (hour <= 20), hour >= 7],
+            [1.2, 1.5, 0.3, -0.3],
+            default=-1.5,
+        )
     return np.select(
         [(hour >= 11) & (hour <= 13), (hour >= 17) & (hour <= 20), (hour >= 14) & (hour <= 16), hour >= 7],
         [1.2, 1.5, 0.3, -0.3],
         default=-1.5,
     )
+
+
+def _row_weights(shop_type: np.ndarray, hour: np.ndarray) -> np.ndarray:
+    """How much more often a (type, hour) row is drawn after covariate shift."""
+    by_type = np.where(shop_type <= 6, 3.0, 1.0)
+    by_hour = np.select([(hour >= 17) & (hour <= 20), hour <= 6], [2.0, 1 / 3], default=1.0)
+    return by_type * by_hour
 
 
 def weekday_effect(weekday: np.ndarray, shop_type: np.ndarray) -> np.ndarray:
@@ -69,11 +109,11 @@ def weekday_effect(weekday: np.ndarray, shop_type: np.ndarray) -> np.ndarray:
     return base + np.where(weekend, group, 0.0)
 
 
-def busy_score(rows: dict) -> np.ndarray:
+def busy_score(rows: dict, world: World = World()) -> np.ndarray:
     """The noise-free busyness score of each row (see the module docstring)."""
     return (
-        type_popularity(rows["shop_type"])
-        + hour_effect(rows["hour"])
+        type_popularity(rows["shop_type"], world.concept_drift)
+        + hour_effect(rows["hour"], world.concept_drift)
         + weekday_effect(rows["weekday"], rows["shop_type"])
         + 0.5 * (rows["avgRating"] - 3)
         + 0.03 * (rows["avgTime"] - 35)
@@ -105,8 +145,15 @@ class Dataset:
         return float(np.mean((self.busy_probability > 0.5) == (self.columns["class"] == 1)))
 
 
-def generate(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED, busy_fraction: float = BUSY_FRACTION) -> Dataset:
-    """Draws `rows` records; the same arguments always give the same data."""
+def generate(
+    rows: int = DEFAULT_ROWS,
+    seed: int = DEFAULT_SEED,
+    busy_fraction: float = BUSY_FRACTION,
+    world: World = World(),
+    week: Optional[int] = None,
+) -> Dataset:
+    """Draws `rows` records; the same arguments always give the same data. `week` draws that
+    week's rows from the same shops (the shops depend on `seed` alone)."""
     if rows < 1:
         raise ValueError(f"rows must be at least 1, got {rows}")
     rng = np.random.default_rng(seed)
@@ -114,11 +161,17 @@ def generate(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED, busy_fraction: 
     num_shops = max(NUM_SHOP_TYPES, math.ceil(rows / slots_per_shop))
     shop_types = rng.permutation(np.resize(np.arange(1, NUM_SHOP_TYPES + 1), num_shops))
     shop_locations = rng.integers(1, NUM_LOCATIONS + 1, num_shops)
+    if week is not None:
+        rng = np.random.default_rng([seed, week])
 
     # The grid in time order (weekday, hour, shop); a sample of it keeps that order.
     weekday, hour, shop = np.meshgrid(np.array(WEEKDAYS), np.array(HOURS), np.arange(num_shops), indexing="ij")
     weekday, hour, shop = weekday.ravel(), hour.ravel(), shop.ravel()
-    if rows < len(shop):
+    if world.covariate_shift:
+        weights = _row_weights(shop_types[shop], hour)
+        keep = np.sort(rng.choice(len(shop), rows, replace=True, p=weights / weights.sum()))
+        weekday, hour, shop = weekday[keep], hour[keep], shop[keep]
+    elif rows < len(shop):
         keep = np.sort(rng.choice(len(shop), rows, replace=False))
         weekday, hour, shop = weekday[keep], hour[keep], shop[keep]
 
@@ -137,13 +190,37 @@ def generate(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED, busy_fraction: 
         "another4": rng.integers(0, 21, rows),
         "another5": rng.integers(0, 1000, rows),
     }
-    score = busy_score(columns)
+    score = busy_score(columns, world)
     scale = noise_scale(columns["shop_type"])
     noisy = score + scale * rng.logistic(size=rows)
-    threshold = float(np.quantile(noisy, 1 - busy_fraction))
+    threshold = world.threshold if world.threshold is not None else float(np.quantile(noisy, 1 - busy_fraction))
     columns["class"] = (noisy > threshold).astype(np.int64)
     busy_probability = 1 / (1 + np.exp(-(score - threshold) / scale))
     return Dataset({name: columns[name] for name in CSV_COLUMNS}, threshold, busy_probability)
+
+
+def generate_weeks(
+    weeks: int,
+    rows: int = DEFAULT_ROWS,
+    seed: int = DEFAULT_SEED,
+    drift_at: Optional[int] = None,
+    drift: Optional[str] = None,
+) -> List[Dataset]:
+    """Weeks 1..`weeks` of the same shops; from week `drift_at` on, `drift` (DRIFT_KINDS)
+    changes the world as the module docstring says."""
+    if drift is not None and drift not in DRIFT_KINDS:
+        raise ValueError(f"drift must be one of {', '.join(DRIFT_KINDS)}, got {drift!r}")
+    datasets, world = [], World()
+    for week in range(1, weeks + 1):
+        if drift and week == drift_at:
+            # A new rule gets its own threshold on its first week; a new mix keeps the rule's.
+            world = World(concept_drift=drift == "concept", covariate_shift=drift == "covariate", threshold=None)
+            if drift == "covariate":
+                world = dataclasses.replace(world, threshold=datasets[-1].threshold if datasets else None)
+        dataset = generate(rows, seed, world=world, week=week)
+        world = dataclasses.replace(world, threshold=dataset.threshold)
+        datasets.append(dataset)
+    return datasets
 
 
 def write_csv(dataset: Dataset, path: str) -> None:

@@ -10,13 +10,17 @@ import csv
 import dataclasses
 import os
 import re
-from typing import List
+from typing import List, Optional
 
 from shopbusy.components.modules.features import CSV_COLUMNS
 
 INTEGER = re.compile(r"-?\d+")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what a tf.Example int64 feature holds
 BOM = "\ufeff"
+# Weekly data: one folder per span, DIR/span-1/, DIR/span-2/, ... ExampleGen's own span
+# mechanism ({SPAN} in the input pattern) picks the newest; see resolve().
+SPAN_FOLDER = re.compile(r"span-(\d+)")
+SPAN_PATTERN = "span-{SPAN}/*"
 MAX_REPORTED = 10  # problems listed before the rest are summarised
 
 
@@ -26,27 +30,61 @@ class InputError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class DataSource:
-    """Where CsvExampleGen reads: a folder and a file pattern within it."""
+    """Where CsvExampleGen reads: a folder and a file pattern within it. With span folders,
+    `files` are the newest span's, which is what a run ingests."""
 
     root: str
     pattern: str
     files: List[str]
     total_bytes: int
+    span: Optional[int] = None  # the newest span; None for a file or a folder of CSVs (span 0)
+
+
+def _data_files(folder: str) -> List[str]:
+    names = sorted(n for n in os.listdir(folder) if not n.startswith(".") and os.path.isfile(os.path.join(folder, n)))
+    return [os.path.join(folder, n) for n in names]
+
+
+def span_folders(path: str) -> dict:
+    """The span folders directly under `path`: span number -> folder."""
+    spans = {}
+    for name in os.listdir(path):
+        match = SPAN_FOLDER.fullmatch(name)
+        if match and os.path.isdir(os.path.join(path, name)):
+            span = int(match.group(1))
+            if span in spans:
+                raise InputError(f"{path}: folders {os.path.basename(spans[span])} and {name} are both span {span}")
+            spans[span] = os.path.join(path, name)
+    return spans
 
 
 def resolve(path: str) -> DataSource:
-    """A CSV file or a folder of CSV files (every non-hidden file in it is read)."""
+    """A CSV file, a folder of CSV files (every non-hidden file in it is read), or a folder
+    of span folders (span-1/, span-2/, ...), of which the newest is ingested.
+
+    The span is resolved again by CsvExampleGen's driver from the same {SPAN} pattern; the
+    newest span is found here too so that the pre-flight checks and the up-to-date digest
+    cover the files the run will read."""
     path = os.path.abspath(path)
+    span = None
     if os.path.isfile(path):
         root, pattern, files = os.path.dirname(path), os.path.basename(path), [path]
     elif os.path.isdir(path):
-        names = sorted(n for n in os.listdir(path) if not n.startswith(".") and os.path.isfile(os.path.join(path, n)))
-        if not names:
-            raise InputError(f"{path}: the folder holds no CSV file")
-        root, pattern, files = path, "*", [os.path.join(path, n) for n in names]
+        spans = span_folders(path)
+        if spans:
+            span = max(spans)
+            files = _data_files(spans[span])
+            if not files:
+                raise InputError(f"{spans[span]}: the newest span's folder holds no CSV file")
+            root, pattern = path, SPAN_PATTERN
+        else:
+            files = _data_files(path)
+            if not files:
+                raise InputError(f"{path}: the folder holds no CSV file")
+            root, pattern = path, "*"
     else:
         raise InputError(f"{path}: no such file or folder")
-    return DataSource(root, pattern, files, sum(os.path.getsize(f) for f in files))
+    return DataSource(root, pattern, files, sum(os.path.getsize(f) for f in files), span)
 
 
 def check(source: DataSource, optional_columns=()) -> int:

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 import yaml
 
+from shopbusy.data.inputs import SPAN_PATTERN
 from shopbusy.pipeline import config
 
 # Where shopbusy/kubeflow/Dockerfile puts the project in the image: the pods read the
@@ -44,9 +45,11 @@ def cluster_run_config(
     beam_args: Sequence[str] = (),
     gates: config.Gates = config.Gates(),
     training: config.Training = config.Training(),
+    spans: bool = False,
 ) -> config.RunConfig:
     """The pipeline's configuration for a cluster: everything under a root the pods can read,
-    the data root a runtime parameter defaulting to `data_root`."""
+    the data root a runtime parameter defaulting to `data_root`. With `spans`, the data root
+    holds span folders (span-1/, span-2/, ...) and each run ingests the newest."""
     if not (pipeline_root.startswith(REMOTE_SCHEMES) or pipeline_root.startswith("/")):
         raise KubeflowError(
             f"--pipeline-root {pipeline_root!r} must be a location every pod can read: "
@@ -56,7 +59,7 @@ def cluster_run_config(
 
     return config.RunConfig(
         data_root=tfx.dsl.experimental.RuntimeParameter(name=DATA_ROOT_PARAMETER, ptype=str, default=data_root),
-        data_pattern="*",
+        data_pattern=SPAN_PATTERN if spans else "*",
         pipeline_root=pipeline_root,
         serving_dir=posixpath.join(pipeline_root, "serving"),
         code_from_package=True,
@@ -64,6 +67,9 @@ def cluster_run_config(
         gates=gates,
         training=training,
         beam_args=CLUSTER_BEAM_ARGS + list(beam_args),
+        # KubeflowV2DagRunner compiles Resolver nodes with a strategy class only, not the
+        # resolver functions that find earlier spans: one span is trained, no drift check.
+        resolves_earlier_spans=False,
     )
 
 

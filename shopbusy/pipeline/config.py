@@ -30,6 +30,10 @@ TRAIN_SPLIT, VALID_SPLIT, EVAL_SPLIT = "train", "valid", "eval"
 MULTI_PROCESSING_MIN_BYTES = 50 * 1024 * 1024
 
 
+# --on-drift: when the newest span drifted from the previous one, record it and carry on
+# (the Evaluator judges the new model on the new span), or reject the span.
+ON_DRIFT = ("warn", "stop")
+
 # The slice report marks slices with fewer eval examples than this as too few to trust.
 REPORT_MIN_SLICE_EXAMPLES = 30
 
@@ -126,6 +130,9 @@ class Training:
     # The step budget for large data (see components/modules/model.py:_schedule).
     max_steps_per_epoch: int = 1_000
     max_train_steps: int = 20_000
+    # Start from the latest blessed model's weights when its inputs are this run's (the
+    # Trainer's base_model; components/modules/model.py:_warm_start), else start cold.
+    warm_start: bool = True
 
     def as_custom_config(self) -> dict:
         return dataclasses.asdict(self)
@@ -173,6 +180,13 @@ class RunConfig:
     gates: Gates = Gates()
     training: Training = Training()
     beam_args: List[str] = dataclasses.field(default_factory=list)
+    # Continuous training over span folders (README, "Weekly data"):
+    train_spans: int = 1  # the Trainer fits the newest K accepted spans
+    on_drift: str = "warn"  # drift from the previous span: "warn" records it, "stop" rejects the span
+    # Whether the runner resolves earlier runs' spans through TFX resolver functions (the
+    # local runner); KubeflowV2DagRunner compiles none, so there one span is trained and
+    # the drift check has no baseline (pipeline/resolvers.py).
+    resolves_earlier_spans: bool = True
 
     @classmethod
     def local(cls, data_root: str, data_pattern: str, workdir: Workdir, **kwargs) -> "RunConfig":

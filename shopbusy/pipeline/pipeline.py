@@ -1,16 +1,20 @@
 """The shopbusy DAG, defined once for every runner.
 
-CsvExampleGen (columnar CSV reader) -> StatisticsGen -> ImportSchemaGen (curated) -> ExampleValidator -> AnomalyGate
--> Transform -> Trainer -> Evaluator (TFMA, baseline = latest blessed model) -> Pusher (if blessed)
+CsvExampleGen (columnar CSV reader, newest span) -> StatisticsGen -> ImportSchemaGen (curated)
+-> ExampleValidator + DistributionValidator (drift from the previous accepted span) -> AnomalyGate
+-> Transform (newest K accepted spans) -> Trainer (warm start from the latest blessed model)
+-> Evaluator (TFMA, newest span, baseline = latest blessed model) -> Pusher (if blessed)
 """
 
+# Not exported by tfx.v1 in TFX 1.16, hence from its module.
+from tfx.components.distribution_validator.component import DistributionValidator
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
 from shopbusy.components.anomaly_gate import AnomalyGate
 from shopbusy.components.atomic_pusher import AtomicPusherExecutor
 from shopbusy.components.columnar_csv_example_gen import ColumnarCsvExecutor
-from shopbusy.pipeline import config
+from shopbusy.pipeline import config, drift, resolvers
 from shopbusy.pipeline.eval_config import eval_config
 from shopbusy.pipeline.tfx_api import tfx
 
@@ -31,27 +35,66 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
                 ]
             )
         ),
-    ).with_id("CsvExampleGen")
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    ).with_id(resolvers.EXAMPLE_GEN_ID)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=run.schema_path)
+    # With the schema, categorical integer columns get value counts (drift is measured on them).
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"]
+    ).with_id(resolvers.STATISTICS_GEN_ID)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
-    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+    validation_nodes = [example_validator]
+    gate_inputs = {}
+    if run.resolves_earlier_spans:
+        distribution_validator = DistributionValidator(
+            statistics=statistics_gen.outputs["statistics"],
+            # None on a first span (or without span folders): the validator then passes.
+            baseline_statistics=resolvers.previous_span(
+                resolvers.all_runs(resolvers.STATISTICS_GEN_ID, "statistics", tfx.types.standard_artifacts.ExampleStatistics)
+            ).as_optional(),
+            config=drift.distribution_validator_config(run.schema_path),
+            include_split_pairs=[(drift.DRIFT_SPLIT, drift.DRIFT_SPLIT)],
+        )
+        distribution_validator.add_upstream_node(statistics_gen)
+        validation_nodes.append(distribution_validator)
+        gate_inputs["drift"] = distribution_validator.outputs["anomalies"]
+    anomaly_gate = AnomalyGate(
+        anomalies=example_validator.outputs["anomalies"],
+        statistics=statistics_gen.outputs["statistics"],
+        examples=example_gen.outputs["examples"],
+        on_drift=run.on_drift,
+        **gate_inputs,
+    ).with_id(resolvers.ANOMALY_GATE_ID)
 
     if run.code_from_package:
         transform_code, trainer_code = {"preprocessing_fn": config.PREPROCESSING_FN}, {"run_fn": config.RUN_FN}
     else:
         transform_code, trainer_code = {"module_file": config.PREPROCESSING_MODULE}, {"module_file": config.TRAINER_MODULE}
+    if run.train_spans > 1:
+        training_examples = resolvers.training_spans(
+            resolvers.all_runs(resolvers.EXAMPLE_GEN_ID, "examples", tfx.types.standard_artifacts.Examples),
+            num_spans=run.train_spans,
+        )
+    else:
+        training_examples = example_gen.outputs["examples"]
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
+        examples=training_examples,
         schema=schema_gen.outputs["schema"],
         # StatisticsGen has already described the raw data; Transform's own pre- and
         # post-transform statistics would be two more passes over it that nothing reads.
         disable_statistics=True,
         **transform_code,
     )
-    transform.add_upstream_node(anomaly_gate)
+    transform.add_upstream_node(anomaly_gate)  # the newest span is accepted before it is used
+
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    # The Trainer's own warm-start input: run_fn starts from these weights when compatible.
+    warm_start = {"base_model": model_resolver.outputs["model"]} if run.training.warm_start else {}
 
     trainer = tfx.components.Trainer(
         examples=transform.outputs["transformed_examples"],
@@ -60,14 +103,9 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         train_args=tfx.proto.TrainArgs(splits=[config.TRAIN_SPLIT]),
         eval_args=tfx.proto.EvalArgs(splits=[config.VALID_SPLIT]),
         custom_config=run.training.as_custom_config(),
+        **warm_start,
         **trainer_code,
     )
-
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
 
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
@@ -99,7 +137,7 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
             example_gen,
             statistics_gen,
             schema_gen,
-            example_validator,
+            *validation_nodes,
             anomaly_gate,
             transform,
             trainer,

@@ -20,6 +20,11 @@ from shopbusy.components.modules.features import HISTORY_FILE, SERVING_OUTPUT_KE
 
 READ_BATCH_SIZE = 1024
 SHUFFLE_BUFFER = 100_000
+# Beside each exported model (ignored by serving): its weights and what they fit, so that
+# the next run can start from them (the Trainer's base_model; see _warm_start).
+WARM_START_DIR = os.path.join("assets.extra", "warm_start")
+WARM_START_INPUTS = "inputs.json"
+WARM_START_WEIGHTS = "weights"
 
 
 def _category_sizes(tf_transform_output: tft.TFTransformOutput) -> dict:
@@ -149,9 +154,54 @@ def _best_start(category_sizes, training, train, valid, schedule):
     return model, {"chosen": chosen, "val_loss": [loss for loss, _, _ in trials if loss is not None]}
 
 
+def _model_inputs(category_sizes: dict) -> dict:
+    """What a model's weights fit: its inputs and the one-hot width of each categorical one."""
+    return {
+        "numeric": sorted(features.transformed_name(k) for k in features.NUMERIC_FEATURE_KEYS),
+        "categorical": dict(sorted(category_sizes.items())),
+    }
+
+
+def _warm_start(base_model, category_sizes: dict, training):
+    """The base model rebuilt with its weights, when its inputs are those of this run;
+    else None. Either way, a sentence saying which and why."""
+    if not training.get("warm_start", True):
+        return None, "cold start: --no-warm-start"
+    if not base_model:
+        return None, "cold start: no blessed model yet"
+    folder = os.path.join(base_model, WARM_START_DIR)
+    inputs_path = os.path.join(folder, WARM_START_INPUTS)
+    if not tf.io.gfile.exists(inputs_path):
+        return None, f"cold start: the blessed model {base_model} has no warm-start weights"
+    with tf.io.gfile.GFile(inputs_path) as f:
+        base_inputs = json.load(f)
+    wanted = _model_inputs(category_sizes)
+    if base_inputs != wanted:
+        changed = sorted(
+            name
+            for name in set(base_inputs["categorical"]) | set(wanted["categorical"])
+            if base_inputs["categorical"].get(name) != wanted["categorical"].get(name)
+        )
+        why = f"vocabulary sizes changed ({', '.join(changed)})" if changed else "the model's inputs changed"
+        return None, f"cold start: {why} since the blessed model"
+    keras.utils.set_random_seed(training["seed"])
+    model = build_model(category_sizes, training)
+    model.load_weights(os.path.join(folder, WARM_START_WEIGHTS))
+    return model, f"warm start from the blessed model {base_model}"
+
+
+def _save_warm_start(model, category_sizes: dict, serving_model_dir: str) -> None:
+    folder = os.path.join(serving_model_dir, WARM_START_DIR)
+    tf.io.gfile.makedirs(folder)
+    model.save_weights(os.path.join(folder, WARM_START_WEIGHTS))
+    with tf.io.gfile.GFile(os.path.join(folder, WARM_START_INPUTS), "w") as f:
+        json.dump(_model_inputs(category_sizes), f)
+
+
 def run_fn(fn_args):
-    """TFX Trainer entry point: pick the best of several starts, fit it with early stopping
-    on the validation split, then export."""
+    """TFX Trainer entry point: start from the latest blessed model's weights when they fit
+    (else pick the best of several fresh starts), fit with early stopping on the validation
+    split, then export."""
     training = fn_args.custom_config
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train_examples = _examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
@@ -165,8 +215,14 @@ def run_fn(fn_args):
     )
     valid = _examples(fn_args.eval_files, fn_args.data_accessor, tf_transform_output).batch(READ_BATCH_SIZE)
 
-    model, restarts = _best_start(_category_sizes(tf_transform_output), training, train, valid, schedule)
-    warm_epochs = training["restart_epochs"] if training["restarts"] > 1 else 0
+    category_sizes = _category_sizes(tf_transform_output)
+    model, warm_start = _warm_start(fn_args.base_model, category_sizes, training)
+    if model is None:
+        model, restarts = _best_start(category_sizes, training, train, valid, schedule)
+        warm_epochs = training["restart_epochs"] if training["restarts"] > 1 else 0
+    else:
+        restarts, warm_epochs = {"chosen": None, "val_loss": []}, 0
+    restarts["warm_start"] = warm_start
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=training["early_stopping_patience"], restore_best_weights=True
     )
@@ -183,6 +239,7 @@ def run_fn(fn_args):
 
     signatures = make_serving_signatures(model, tf_transform_output)
     tf.saved_model.save(model, fn_args.serving_model_dir, signatures=signatures)
+    _save_warm_start(model, category_sizes, fn_args.serving_model_dir)
 
 
 def _write_history(history, early_stopping, model_run_dir, first_epoch, restarts, num_train, schedule) -> None:
