@@ -3,14 +3,14 @@ serving_default signature (the label column may be absent), as a client of the m
 
 import csv
 import os
-from typing import List
+from typing import List, Optional
 
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 
 from shopbusy.components.modules.features import CSV_COLUMNS, LABEL_KEY, SERVING_OUTPUT_KEY
 from shopbusy.data import inputs
-from shopbusy.pipeline import config
+from shopbusy.pipeline import config, drift
 
 BATCH_SIZE = 4096
 DECISION_THRESHOLD = 0.5  # as TFMA's BinaryAccuracy and confusion counts
@@ -34,22 +34,33 @@ def resolve_model(model: str, serving_dir: str) -> str:
     return os.path.join(serving_dir, versions[-1])
 
 
-def validate(source: inputs.DataSource) -> None:
+def validate(source: inputs.DataSource, training_statistics: Optional[str] = None) -> List[str]:
     """The run's rules: readable integers in the contract's columns, then the curated
-    schema's domains (SERVING environment, or TRAINING when the label is there)."""
+    schema's domains (SERVING environment, or TRAINING when the label is there); raises
+    InputError on a problem. Returns training/serving skew warnings: each file's columns
+    against `training_statistics` (a FeatureStats.pb of the model's training data) with the
+    schema's drift thresholds as TFDV skew comparators. Skew does not stop scoring."""
     inputs.check(source, optional_columns=(LABEL_KEY,))
-    schema = tfdv.load_schema_text(config.SCHEMA_PATH)
-    problems = []
+    schema = drift.skew_schema(tfdv.load_schema_text(config.SCHEMA_PATH))
+    training = tfdv.load_stats_binary(training_statistics) if training_statistics else None
+    problems, skew = [], []
     for path in source.files:
         with open(path, newline="", encoding="utf-8") as f:
             header = next(csv.reader(f))
         environment = "TRAINING" if LABEL_KEY in header else "SERVING"
-        statistics = tfdv.generate_statistics_from_csv(path)
+        # With the schema: categorical integer columns get value counts, as in the pipeline.
+        statistics = tfdv.generate_statistics_from_csv(path, stats_options=tfdv.StatsOptions(schema=schema))
         anomalies = tfdv.validate_statistics(statistics, schema, environment=environment)
         for column, info in sorted(anomalies.anomaly_info.items()):
             problems.append(f"{path}: column '{column}': {info.description}")
+        if training is not None and not problems:
+            compared = tfdv.validate_statistics(training, schema, serving_statistics=statistics)
+            rows = statistics.datasets[0].num_examples
+            for column, info in sorted(compared.anomaly_info.items()):
+                skew.append(f"{path} ({rows} rows): column '{column}': {info.description}")
     if problems:
         raise inputs.InputError("input rejected:\n  " + "\n  ".join(problems))
+    return skew
 
 
 def _example(row: dict) -> bytes:

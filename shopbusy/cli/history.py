@@ -73,25 +73,37 @@ def _print_lineage(record) -> None:
 
     print(f"run {record.run_id} ({record.started:%Y-%m-%d %H:%M:%S}): {record.verdict}")
     print(f"  data {record.data_path}  [{record.data_fingerprint}]")
+    if record.span is not None:
+        trained = ", ".join(map(str, record.training_spans)) or "-"
+        print(f"  span {record.span}; trained on spans {trained}; drift baseline span {record.drift_baseline_span if record.drift_baseline_span is not None else '-'}")
+    drifted = [m for m in record.drift if m.exceeded]
+    if drifted:
+        print("  drifted: " + "; ".join(f"{m.column} {m.distance} {m.value:.3f} > {m.threshold:g}" for m in drifted))
+    if record.warm_start:
+        print(f"  training: {record.warm_start}")
     for node, key in runs.LINEAGE:
         execution = record.executions.get(node)
         state = execution.state.lower() if execution else "did not run"
         uri = record.output_uri(node, key) if key and execution else None
-        print(f"  -> {node:<17} {state:<12} {uri or ''}")
+        print(f"  -> {node:<21} {state:<12} {uri or ''}")
 
 
 def _print_history(records) -> None:
     from shopbusy.results import evaluation, metadata
 
-    print(f"{'run':<28} {'started':<19} {'data':<40} {'fingerprint':<10} {'model':<40} {'accuracy':>8} {'blessed':>7}  pushed")
+    print(
+        f"{'run':<28} {'started':<19} {'data':<40} {'span':>4} {'fingerprint':<10} {'model':<40} {'accuracy':>8} "
+        f"{'blessed':>7}  pushed"
+    )
     for record in records:
         accuracy = None
         if record.evaluation_uri:
             overall = evaluation.slice_metrics(record.evaluation_uri)[()]
             accuracy = overall.get((evaluation.ACCURACY, evaluation.candidate_name(overall), False))
         fingerprint = metadata.fingerprint_digest(record.data_fingerprint) if record.data_fingerprint else "-"
+        span = "-" if record.span is None else str(record.span)
         print(
-            f"{record.run_id:<28} {record.started:%Y-%m-%d %H:%M:%S} {str(record.data_path):<40} {fingerprint:<10} "
+            f"{record.run_id:<28} {record.started:%Y-%m-%d %H:%M:%S} {str(record.data_path):<40} {span:>4} {fingerprint:<10} "
             f"{str(record.model_uri or '-'):<40} {'-' if accuracy is None else f'{accuracy:.4f}':>8} "
             f"{ {True: 'yes', False: 'no', None: '-'}[record.blessed]:>7}  {record.pushed_version or '-'}"
         )

@@ -20,9 +20,17 @@ def predict_command(args) -> int:
     from shopbusy.data import inputs
     from shopbusy.pipeline import config
 
+    from shopbusy.results import runs
+
     source = inputs.resolve(args.data)
-    model_dir = serving.resolve_model(args.model, config.Workdir(os.path.abspath(args.workdir)).serving_dir)
-    serving.validate(source)
+    workdir = config.Workdir(os.path.abspath(args.workdir))
+    model_dir = serving.resolve_model(args.model, workdir.serving_dir)
+    training_statistics = runs.training_statistics(workdir.metadata_path, model_dir)
+    skew = serving.validate(source, training_statistics)
+    if training_statistics is None:
+        print(f"shopbusy: no skew check: no run in {workdir.root} pushed {model_dir}")
+    for line in skew:
+        print(f"shopbusy: warning: training/serving skew: {line}")
     out = args.out or os.path.splitext(os.path.abspath(args.data))[0] + ".predictions.csv"
     rows = serving.predict(model_dir, source, out)
     print(f"scored {rows} rows with {model_dir}: {out}")

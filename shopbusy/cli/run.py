@@ -144,7 +144,7 @@ def _print_verdict(record, out) -> None:
 
 def _run_pipeline(run_config, workdir, data, started, out, err, log_hint, digest) -> int:
     """Runs the pipeline and reports: progress, per-component times, gates, verdict, report."""
-    from shopbusy.components.anomaly_gate import AnomaliesFoundError
+    from shopbusy.components.anomaly_gate import AnomaliesFoundError, DriftFoundError
     from shopbusy.pipeline import local_runner
     from shopbusy.results import evaluation, runs
 
@@ -152,6 +152,8 @@ def _run_pipeline(run_config, workdir, data, started, out, err, log_hint, digest
         local_runner.run(run_config, out)
     except AnomaliesFoundError as e:
         err(f"shopbusy: input rejected: {data}: {e}")
+        if isinstance(e, DriftFoundError):
+            err("(--on-drift warn would record the drift and let the Evaluator judge the new span)")
         err("Nothing was trained or pushed; serving/ is unchanged.")
         _write_report(workdir, out, err)
         return common.EXIT_INPUT_REJECTED
@@ -164,6 +166,8 @@ def _run_pipeline(run_config, workdir, data, started, out, err, log_hint, digest
     out(f"\nRun {record.run_id} in {time.monotonic() - started:.0f}s:")
     for execution in record.executions.values():
         out(f"  {execution.node:<32} {execution.state.lower():<9} {execution.seconds:7.1f}s")
+    for line in continuous_training_summary(record):
+        out(line)
     out("\nGates (overall slice of the eval split):")
     for gate in evaluation.gate_results(record.evaluation_uri, record.gates):
         out(f"  {gate.describe()}")
@@ -175,6 +179,26 @@ def _run_pipeline(run_config, workdir, data, started, out, err, log_hint, digest
     out("")
     _print_verdict(record, out)
     return common.verdict_exit_code(record)
+
+
+def continuous_training_summary(record) -> list:
+    """The span, what the model was trained on and from, and the drift, in a few lines."""
+    lines = []
+    if record.span:
+        spans = ", ".join(map(str, record.training_spans))
+        lines.append(f"\nSpan {record.span}; trained on span{'s' if len(record.training_spans) > 1 else ''} {spans}.")
+        if record.drift_baseline_span is None:
+            lines.append("Drift: no earlier accepted span to compare with.")
+        else:
+            drifted = [m for m in record.drift if m.exceeded]
+            summary = "; ".join(f"{m.column} {m.distance} {m.value:.3f} > {m.threshold:g}" for m in drifted)
+            lines.append(
+                f"Drift from span {record.drift_baseline_span}: "
+                + (f"{len(drifted)} of {len(record.drift)} columns above threshold: {summary}" if drifted else "none above threshold")
+            )
+    if record.warm_start:
+        lines.append(f"Training: {record.warm_start}.")
+    return lines
 
 
 def _write_report(workdir, out, err, record=None) -> None:

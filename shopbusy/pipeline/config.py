@@ -36,6 +36,8 @@ ON_DRIFT = ("warn", "stop")
 
 # The slice report marks slices with fewer eval examples than this as too few to trust.
 REPORT_MIN_SLICE_EXAMPLES = 30
+# The drift section plots the distributions of this many columns, the most drifted first.
+REPORT_DRIFT_PLOTS = 3
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,6 +33,17 @@ def distribution_validator_config(schema_path: str = SCHEMA_PATH) -> distributio
             comparator.distribution_comparator.CopyFrom(feature.drift_comparator)
     return config
 
+def skew_schema(schema: schema_pb2.Schema) -> schema_pb2.Schema:
+    """The schema with each drift comparator also set as the column's skew comparator:
+    `predict` compares its input with the served model's training statistics on the same
+    distances and thresholds as week-to-week drift (measured on the same kind of samples)."""
+    schema = schema_pb2.Schema.FromString(schema.SerializeToString())
+    for feature in schema.feature:
+        if feature.HasField("drift_comparator"):
+            feature.skew_comparator.CopyFrom(feature.drift_comparator)
+    return schema
+
+
 def threshold_of(comparator) -> float:
     if comparator.HasField("infinity_norm"):
         return comparator.infinity_norm.threshold

@@ -11,6 +11,7 @@ RUN_CONTEXT_TYPE = "pipeline_run"
 NODE_CONTEXT_TYPE = "node"
 _STATES = metadata_store_pb2.Execution.State
 OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
 
 
 @dataclasses.dataclass
@@ -22,6 +23,7 @@ class ComponentExecution:
     seconds: float
     outputs: Dict[str, List[metadata_store_pb2.Artifact]]
     execution: metadata_store_pb2.Execution
+    inputs: Dict[str, List[metadata_store_pb2.Artifact]] = dataclasses.field(default_factory=dict)
 
 
 def open_store(metadata_path: str, readonly: bool = True) -> metadata_store.MetadataStore:
@@ -64,8 +66,9 @@ def run_executions(store: metadata_store.MetadataStore, run_id: str) -> List[Com
                 node=node.split(".", 1)[-1],  # node contexts are named '<pipeline>.<node id>'
                 state=_STATES.Name(execution.last_known_state),
                 seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000,
-                outputs=_outputs(store, execution.id),
+                outputs=_artifacts(store, execution.id, OUTPUT_EVENTS),
                 execution=execution,
+                inputs=_artifacts(store, execution.id, INPUT_EVENTS),
             )
         )
     return result
@@ -75,9 +78,9 @@ def _context_type(store, context) -> str:
     return store.get_context_types_by_id([context.type_id])[0].name
 
 
-def _outputs(store, execution_id: int) -> Dict[str, List[metadata_store_pb2.Artifact]]:
-    """The execution's output artifacts by key ('examples', 'model', ...)."""
-    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in OUTPUT_EVENTS]
+def _artifacts(store, execution_id: int, event_types) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+    """The execution's input or output artifacts by key ('examples', 'model', ...)."""
+    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in event_types]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
     by_key: Dict[str, List[metadata_store_pb2.Artifact]] = {}
     for event in events:
@@ -89,6 +92,14 @@ def _outputs(store, execution_id: int) -> Dict[str, List[metadata_store_pb2.Arti
 def fingerprint_digest(fingerprint: str) -> str:
     """A short, stable digest of ExampleGen's input fingerprint, to tell data versions apart."""
     return hashlib.sha256(fingerprint.encode()).hexdigest()[:10]
+
+
+def span(artifact: metadata_store_pb2.Artifact) -> int:
+    """An artifact's span: the typed property, else the custom property TFX's ExampleGen
+    driver writes (components/columnar_csv_example_gen.py), else 0 (no span folders)."""
+    if "span" in artifact.properties:
+        return artifact.properties["span"].int_value
+    return custom_property(artifact, "span") or 0
 
 
 def custom_property(node, name: str):

@@ -6,7 +6,6 @@ TFMA (load_metrics, load_validation_result) for slices and gates, TFDV for stati
 """
 
 import io
-import json
 import os
 from typing import Dict, List, Optional
 
@@ -19,7 +18,7 @@ import tensorflow_data_validation as tfdv  # noqa: E402
 from markupsafe import Markup  # noqa: E402
 
 from shopbusy.components.anomaly_gate import describe_anomalies  # noqa: E402
-from shopbusy.components.modules.features import HISTORY_FILE, LABEL_KEY, SLICE_KEYS  # noqa: E402
+from shopbusy.components.modules.features import LABEL_KEY, SLICE_KEYS  # noqa: E402
 from shopbusy.pipeline import config  # noqa: E402
 from shopbusy.results import evaluation, runs  # noqa: E402
 
@@ -102,40 +101,102 @@ def _slice_tables(slices, candidate: str, gates: config.Gates) -> List[dict]:
     return tables
 
 
+def _load_statistics(statistics_uri: str, split: str):
+    return tfdv.load_stats_binary(os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb")).datasets[0]
+
+
 def _data_section(record: runs.RunRecord) -> dict:
     statistics_uri = record.output_uri("StatisticsGen", "statistics")
     anomalies_uri = record.output_uri("ExampleValidator", "anomalies")
-    section = {"splits": [], "columns": [], "anomalies": None}
+    section = {"splits": [], "columns": [], "categorical": [], "anomalies": None}
     if statistics_uri:
         for split in record.split_names("StatisticsGen", "statistics"):
-            stats = tfdv.load_stats_binary(os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb"))
-            dataset = stats.datasets[0]
+            dataset = _load_statistics(statistics_uri, split)
             section["splits"].append({"name": split, "rows": dataset.num_examples})
-            if split == config.TRAIN_SPLIT:
-                for feature in dataset.features:
-                    numbers = feature.num_stats
-                    section["columns"].append(
+            if split != config.TRAIN_SPLIT:
+                continue
+            for feature in dataset.features:
+                if feature.HasField("string_stats"):  # a categorical column (the schema says so)
+                    values = feature.string_stats
+                    section["categorical"].append(
                         {
                             "name": feature.path.step[0],
-                            "mean": numbers.mean,
-                            "std": numbers.std_dev,
-                            "min": numbers.min,
-                            "max": numbers.max,
-                            "missing": dataset.num_examples - numbers.common_stats.num_non_missing,
+                            "unique": values.unique,
+                            "top": ", ".join(f"{v.value} ({v.frequency:.0f})" for v in values.top_values[:3]),
+                            "missing": dataset.num_examples - values.common_stats.num_non_missing,
                         }
                     )
+                    continue
+                numbers = feature.num_stats
+                section["columns"].append(
+                    {
+                        "name": feature.path.step[0],
+                        "mean": numbers.mean,
+                        "std": numbers.std_dev,
+                        "min": numbers.min,
+                        "max": numbers.max,
+                        "missing": dataset.num_examples - numbers.common_stats.num_non_missing,
+                    }
+                )
     if anomalies_uri:
         section["anomalies"] = describe_anomalies(anomalies_uri, record.split_names("ExampleValidator", "anomalies"))
     return section
 
 
-def _training_record(record: runs.RunRecord) -> Optional[dict]:
-    run_dir = record.output_uri("Trainer", "model_run")
-    path = os.path.join(run_dir, HISTORY_FILE) if run_dir else None
-    if not path or not os.path.exists(path):
+def _shares(feature) -> Dict[str, float]:
+    """A column's distribution as shares: per value (categorical) or per histogram bucket."""
+    if feature.HasField("string_stats"):
+        counts = {bucket.label: bucket.sample_count for bucket in feature.string_stats.rank_histogram.buckets}
+    else:
+        histogram = next((h for h in feature.num_stats.histograms if h.type == h.STANDARD), None)
+        counts = {f"{b.low_value:.4g}-{b.high_value:.4g}": b.sample_count for b in (histogram.buckets if histogram else [])}
+    total = sum(counts.values()) or 1
+    return {label: count / total for label, count in counts.items()}
+
+
+def _sort_key(label: str):
+    head = label.split("-")[0] if label[:1] != "-" else label
+    try:
+        return (0, float(head))
+    except ValueError:
+        return (1, label)
+
+
+def distribution_svg(column: str, previous: Dict[str, float], newest: Dict[str, float], spans) -> Markup:
+    """Two bar series, the previous span's shares against the newest's, value by value."""
+    labels = sorted(set(previous) | set(newest), key=_sort_key)
+    positions = range(len(labels))
+    figure, axes = plt.subplots(figsize=(max(4.0, 0.28 * len(labels) + 1.5), 2.6))
+    width = 0.4
+    axes.bar([p - width / 2 for p in positions], [previous.get(v, 0) for v in labels], width, label=f"span {spans[0]}")
+    axes.bar([p + width / 2 for p in positions], [newest.get(v, 0) for v in labels], width, label=f"span {spans[1]}")
+    axes.set_xticks(list(positions), labels, rotation=90 if len(labels) > 8 else 0, fontsize=7)
+    axes.set_ylabel("share of rows")
+    axes.set_title(column, fontsize=10)
+    axes.legend(fontsize=8)
+    return _svg(figure)
+
+
+def _drift_section(record: runs.RunRecord) -> Optional[dict]:
+    """Per column: distance from the previous span, threshold, exceeded; and the previous
+    and newest distributions of the columns that drifted most."""
+    measurements = record.drift
+    if not measurements:
         return None
-    with open(path) as f:
-        return json.load(f)
+    from shopbusy.pipeline.drift import DRIFT_SPLIT
+
+    baseline = record.executions["DistributionValidator"].inputs["baseline_statistics"][0]
+    previous = {f.path.step[0]: f for f in _load_statistics(baseline.uri, DRIFT_SPLIT).features}
+    newest = {
+        f.path.step[0]: f for f in _load_statistics(record.output_uri("StatisticsGen", "statistics"), DRIFT_SPLIT).features
+    }
+    spans = (record.drift_baseline_span, record.span)
+    plotted = [m.column for m in measurements[: config.REPORT_DRIFT_PLOTS]]
+    return {
+        "spans": spans,
+        "measurements": measurements,
+        "plots": [distribution_svg(c, _shares(previous[c]), _shares(newest[c]), spans) for c in plotted],
+    }
 
 
 def render(record: runs.RunRecord) -> str:
@@ -158,8 +219,9 @@ def render(record: runs.RunRecord) -> str:
                 {"name": label, "candidate": values(())[name], "baseline": values((), evaluation.BASELINE_MODEL)[name]}
                 for name, label in COLUMNS
             ]
-    training = _training_record(record)
+    training = record.training
     context["training"] = training
+    context["drift"] = _drift_section(record)
     context["curves"] = curves_svg(training) if training else None
     context["data"] = _data_section(record)
     return _TEMPLATE.render(**context)

@@ -7,6 +7,7 @@ import json
 import os
 from typing import Dict, List, Optional
 
+from shopbusy.components.modules.features import HISTORY_FILE
 from shopbusy.pipeline import config
 from shopbusy.results import metadata
 
@@ -15,12 +16,30 @@ LINEAGE = [
     ("CsvExampleGen", "examples"),
     ("StatisticsGen", "statistics"),
     ("ExampleValidator", "anomalies"),
+    ("DistributionValidator", "anomalies"),
     ("AnomalyGate", None),
     ("Transform", "transform_graph"),
     ("Trainer", "model"),
     ("Evaluator", "evaluation"),
     ("Pusher", "pushed_model"),
 ]
+
+
+@dataclasses.dataclass(frozen=True)
+class DriftMeasurement:
+    """One column's distance between the newest span and the previous accepted one."""
+
+    column: str
+    distance: str  # "L-infinity" or "Jensen-Shannon"
+    value: float
+    threshold: float
+
+    @property
+    def exceeded(self) -> bool:
+        return self.value > self.threshold
+
+
+_DISTANCE_NAMES = {1: "L-infinity", 2: "Jensen-Shannon"}  # DriftSkewInfo.Measurement.Type
 
 
 @dataclasses.dataclass
@@ -54,6 +73,61 @@ class RunRecord:
     def data_fingerprint(self) -> Optional[str]:
         examples = self.output("CsvExampleGen", "examples")
         return metadata.custom_property(examples, "input_fingerprint") if examples else None
+
+    def input_spans(self, node: str, key: str) -> List[int]:
+        execution = self.executions.get(node)
+        return sorted({metadata.span(a) for a in execution.inputs.get(key, [])}) if execution else []
+
+    @property
+    def span(self) -> Optional[int]:
+        """The span this run ingested (0 without span folders); None before ExampleGen ran."""
+        examples = self.output("CsvExampleGen", "examples")
+        return metadata.span(examples) if examples else None
+
+    @property
+    def training_spans(self) -> List[int]:
+        """The spans the model was trained on (Transform's inputs)."""
+        return self.input_spans("Transform", "examples")
+
+    @property
+    def drift_baseline_span(self) -> Optional[int]:
+        """The span the newest one was compared with; None when there was none to compare."""
+        spans = self.input_spans("DistributionValidator", "baseline_statistics")
+        return spans[0] if spans else None
+
+    @property
+    def drift(self) -> List[DriftMeasurement]:
+        """Each column's drift from the previous accepted span, largest relative to its
+        threshold first; empty when there was no previous span."""
+        anomalies = self.output("DistributionValidator", "anomalies")
+        if anomalies is None or self.drift_baseline_span is None:
+            return []
+        from shopbusy.components.anomaly_gate import drift_anomalies
+
+        found = drift_anomalies(anomalies.uri, anomalies.properties["split_names"].string_value)
+        measurements = [
+            DriftMeasurement(".".join(info.path.step), _DISTANCE_NAMES.get(m.type, str(m.type)), m.value, m.threshold)
+            for proto in found
+            for info in proto.drift_skew_info
+            for m in info.drift_measurements
+        ]
+        return sorted(measurements, key=lambda m: (-m.value / (m.threshold or 1), m.column))
+
+    @property
+    def training(self) -> Optional[dict]:
+        """What run_fn recorded: curves, restarts or warm start, schedule (None if not trained)."""
+        run_dir = self.output_uri("Trainer", "model_run")
+        path = os.path.join(run_dir, HISTORY_FILE) if run_dir else None
+        if not path or not os.path.exists(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    @property
+    def warm_start(self) -> Optional[str]:
+        """'warm start from ...' or 'cold start: <why>'; None if not trained (or recorded)."""
+        training = self.training
+        return (training.get("restarts") or {}).get("warm_start") if training else None
 
     @property
     def model_uri(self) -> Optional[str]:
@@ -102,10 +176,20 @@ class RunRecord:
             return "not blessed: nothing pushed"
         failed = [node for node, e in self.executions.items() if e.state == "FAILED"]
         if "AnomalyGate" in failed:
+            if any(m.exceeded for m in self.drift) and not self._schema_anomalies():
+                return f"input rejected: span {self.span} drifted from span {self.drift_baseline_span}"
             return "input rejected: the data does not match the schema"
         if failed:
             return f"failed in {', '.join(failed)}"
         return "did not finish"
+
+    def _schema_anomalies(self) -> List[str]:
+        uri = self.output_uri("ExampleValidator", "anomalies")
+        if not uri:
+            return []
+        from shopbusy.components.anomaly_gate import describe_anomalies
+
+        return describe_anomalies(uri, self.split_names("ExampleValidator", "anomalies"))
 
     @property
     def pushed_version(self) -> Optional[str]:
@@ -132,3 +216,16 @@ def history(metadata_path: str) -> List[RunRecord]:
     """Every run in the workdir, newest first."""
     store = metadata.open_store(metadata_path)
     return [load(store, run_id) for run_id in metadata.run_ids(store)]
+
+
+def training_statistics(metadata_path: str, model_dir: str) -> Optional[str]:
+    """The train split's statistics (FeatureStats.pb) of the run that pushed `model_dir`,
+    newest span's; None when no run of this workdir pushed it."""
+    if not os.path.exists(metadata_path):
+        return None
+    target = os.path.realpath(model_dir)
+    for record in history(metadata_path):
+        if record.pushed_model and os.path.realpath(record.pushed_model) == target:
+            uri = record.output_uri("StatisticsGen", "statistics")
+            return os.path.join(uri, f"Split-{config.TRAIN_SPLIT}", "FeatureStats.pb") if uri else None
+    return None
