@@ -77,3 +77,28 @@ def test_a_columns_type_comes_from_every_row_not_the_first_block(tmp_path, monke
     assert {dict(row)["class"][0] for row in ours} == {"int64_list"}
     _assert_pipeline_writes(_CsvToExample, tmp_path, ours)  # stock writes exactly these
     _assert_pipeline_writes(_CsvToSerializedExamples, tmp_path, ours)
+
+
+def test_an_unresolved_span_pattern_is_resolved_in_the_executor(tmp_path):
+    """The open-source KFP backend runs no ExampleGen driver: the executor resolves {SPAN}."""
+    import json
+
+    from tfx.proto import example_gen_pb2
+    from tfx.utils import proto_utils
+
+    for span in (1, 2):
+        (tmp_path / f"span-{span}").mkdir()
+        (tmp_path / f"span-{span}" / "a.csv").write_text(CSV)
+    input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern="span-{SPAN}/*")])
+    resolved = columnar_csv_example_gen._resolve_span(
+        {
+            standard_component_specs.INPUT_BASE_KEY: str(tmp_path),
+            standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config),
+        }
+    )
+    assert resolved["span"] == 2
+    assert json.loads(resolved[standard_component_specs.INPUT_CONFIG_KEY])["splits"][0]["pattern"] == "span-2/*"
+    assert "num_files:1" in resolved["input_fingerprint"]
+    # Already resolved (by a driver): left as it is.
+    done = {standard_component_specs.INPUT_CONFIG_KEY: resolved[standard_component_specs.INPUT_CONFIG_KEY]}
+    assert columnar_csv_example_gen._resolve_span(done) is done

@@ -2,6 +2,7 @@
 
 import csv
 import filecmp
+import os
 
 import numpy as np
 
@@ -66,3 +67,38 @@ def test_distractor_columns_carry_no_signal():
     for column in ("another1", "another2", "another3", "another4", "another5", "shop_location"):
         correlation = np.corrcoef(dataset.columns[column], busy)[0, 1]
         assert abs(correlation) < 0.02, column
+
+
+def test_weeks_share_the_shops_and_drift_as_documented():
+    plain = generator.generate_weeks(4, rows=20_000, seed=5)
+    covariate = generator.generate_weeks(4, rows=20_000, seed=5, drift_at=3, drift="covariate")
+    concept = generator.generate_weeks(4, rows=20_000, seed=5, drift_at=3, drift="concept")
+    # Same shops every week; before the drift, the same weeks.
+    for week in plain[1:]:
+        shops = dict(zip(week.columns["shop_id"], week.columns["shop_type"]))
+        assert shops == dict(zip(plain[0].columns["shop_id"], plain[0].columns["shop_type"]))
+    assert np.array_equal(covariate[1].columns["class"], plain[1].columns["class"])
+
+    def share(dataset, column, values):
+        return np.isin(dataset.columns[column], values).mean()
+
+    # Covariate shift: more restaurants and evenings, the same rule (threshold) as before.
+    assert share(covariate[2], "shop_type", range(1, 7)) > share(plain[2], "shop_type", range(1, 7)) + 0.15
+    assert share(covariate[2], "hour", range(17, 21)) > share(plain[2], "hour", range(17, 21)) + 0.1
+    assert covariate[3].threshold == covariate[0].threshold
+    # Concept drift: the same mix, a new rule; the old rule's Bayes decisions now often wrong.
+    assert abs(share(concept[2], "hour", range(17, 21)) - share(plain[2], "hour", range(17, 21))) < 0.02
+    old_rule = plain[2].busy_probability > 0.5
+    new_labels = concept[2].columns["class"] == 1
+    assert np.mean(old_rule == new_labels) < 0.75
+    assert all(0.85 <= week.bayes_accuracy <= 0.93 for week in concept)
+
+
+def test_generate_weeks_writes_span_folders(tmp_path):
+    from tests.helpers import run_cli
+
+    result = run_cli("generate", "--weeks", 2, "--rows", 200, "--out", tmp_path, "--drift-at", 2, "--drift", "concept")
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["span-1", "span-2"]
+    assert result.stdout.count("Bayes accuracy") == 2 and "week 2 (drifted: concept)" in result.stdout
+    assert run_cli("generate", "--out", tmp_path / "x.csv", "--drift", "concept").returncode == 2

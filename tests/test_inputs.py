@@ -73,3 +73,28 @@ def test_cli_exits_2_naming_the_problem_and_creates_nothing(tmp_path):
     assert "column 'avgRating'" in result.stderr and path in result.stderr
     assert "Traceback" not in result.stderr
     assert not os.path.exists(workdir)
+
+
+def test_span_folders_resolve_to_examplegens_span_pattern_and_the_newest_span(tmp_path):
+    for span in (1, 2, 10):
+        (tmp_path / f"span-{span}").mkdir()
+        _write(tmp_path / f"span-{span}", f"{HEADER}\n" + f"{ROW}\n" * span)
+    (tmp_path / "notes").mkdir()  # not a span folder: ignored
+    source = inputs.resolve(str(tmp_path))
+    assert (source.pattern, source.span) == ("span-{SPAN}/*", 10)  # 10 after 2: numbers, not text
+    assert source.files == [str(tmp_path / "span-10" / "shops.csv")]
+    assert inputs.check(source) == 10  # the pre-flight reads the span the run ingests
+
+
+def test_a_file_or_a_plain_folder_is_span_0_as_before(tmp_path):
+    path = _write(tmp_path, f"{HEADER}\n{ROW}\n")
+    assert inputs.resolve(path).span is None and inputs.resolve(str(tmp_path)).span is None
+
+
+def test_ambiguous_or_empty_newest_span_is_refused(tmp_path):
+    (tmp_path / "span-3").mkdir()
+    with pytest.raises(inputs.InputError, match="newest span's folder holds no CSV"):
+        inputs.resolve(str(tmp_path))
+    (tmp_path / "span-03").mkdir()
+    with pytest.raises(inputs.InputError, match="both span 3"):
+        inputs.resolve(str(tmp_path))

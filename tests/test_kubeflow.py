@@ -243,3 +243,18 @@ def test_the_build_context_leaves_out_the_venv_and_keeps_what_the_image_copies()
     copied = {source for instruction, arguments in _dockerfile() if instruction == "COPY" for source in arguments.split()[:-1]}
     assert not copied & ignored
 
+
+
+def test_span_folders_under_the_data_root_and_one_span_on_kubeflow(tmp_path):
+    """--spans: each run ingests the newest span; the v2 runner compiles no resolver
+    functions, so the spec trains on that span alone, without a drift baseline, and still
+    warm-starts from the latest blessed model (a strategy Resolver)."""
+    path = tmp_path / "spans.yaml"
+    result = run_cli("kubeflow", "compile", *COMPILE_ARGS, "--spans", "--output", path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    spec = json_format.ParseDict(yaml.safe_load(path.read_text()), pipeline_spec_pb2.PipelineSpec())
+    tasks = spec.root.dag.tasks
+    input_config = json.loads(_parameter(tasks["CsvExampleGen"], "input_config"))
+    assert input_config["splits"][0]["pattern"] == "span-{SPAN}/*"
+    assert "DistributionValidator" not in tasks
+    assert "base_model" in tasks["Trainer"].inputs.artifacts

@@ -72,3 +72,27 @@ def test_restarts_continue_from_the_start_with_the_lowest_validation_loss():
 
     single, none_tried = _best_start(SIZES, config.Training(restarts=1).as_custom_config(), train, valid, (n // 32, 1))
     assert none_tried == {"chosen": 0, "val_loss": []} and not single.history  # not trained yet
+
+
+def test_warm_start_loads_the_blessed_weights_only_when_the_inputs_match(tmp_path):
+    from shopbusy.components.modules import model as module
+
+    training = config.Training(seed=1).as_custom_config()
+    keras.utils.set_random_seed(3)
+    blessed = build_model(SIZES, training)
+    module._save_warm_start(blessed, SIZES, str(tmp_path))
+
+    warm, why = module._warm_start(str(tmp_path), SIZES, training)
+    assert why == f"warm start from the blessed model {tmp_path}"
+    for loaded, saved in zip(warm.get_weights(), blessed.get_weights()):
+        np.testing.assert_array_equal(loaded, saved)
+
+    grown = dict(SIZES, **{xf("shop_type"): 25})  # a new shop type's vocabulary entry
+    assert module._warm_start(str(tmp_path), grown, training) == (
+        None,
+        f"cold start: vocabulary sizes changed ({xf('shop_type')}) since the blessed model",
+    )
+    assert module._warm_start(None, SIZES, training) == (None, "cold start: no blessed model yet")
+    assert module._warm_start(str(tmp_path / "elsewhere"), SIZES, training)[1].endswith("has no warm-start weights")
+    off = dict(training, warm_start=False)
+    assert module._warm_start(str(tmp_path), SIZES, off) == (None, "cold start: --no-warm-start")

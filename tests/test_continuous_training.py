@@ -1,0 +1,191 @@
+"""Weekly spans through the CLI, on one workdir, as weeks arrive: the newest span is
+ingested, the model trains on the newest K accepted spans and starts from the last blessed
+model, drift from the previous span is measured by TFDV and either stops the run or is
+recorded, and a rejected span is never trained on later.
+
+The weeks come from `shopbusy generate --weeks` with a covariate shift from week 3 (the mix
+of shop types and hours changes); week 4 is a copy of week 3 with an hour out of range.
+Each run is a module fixture that asks for the one before it.
+"""
+
+import dataclasses
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from shopbusy.pipeline import config
+from shopbusy.results import metadata, runs
+from tests.helpers import run_cli
+
+ROWS, EPOCHS = 3000, 5  # per week; 3,000 rows keep same-world weeks under the drift thresholds
+LOOSE_GATES = ["--min-accuracy", "0.5", "--max-fpr", "1", "--max-fnr", "1", "--max-accuracy-drop", "1"]
+
+
+@pytest.fixture(scope="module")
+def weeks(tmp_path_factory):
+    """The generated weeks (span folders), written once; the runs see them arrive."""
+    root = tmp_path_factory.mktemp("generated")
+    result = run_cli(
+        "generate", "--weeks", 3, "--rows", ROWS, "--seed", 7, "--drift-at", 3, "--drift", "covariate", "--out", root
+    )
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return tmp_path_factory.mktemp("arriving")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("continuous") / "workdir"
+
+
+@dataclasses.dataclass
+class WeekRun:
+    result: subprocess.CompletedProcess
+    record: runs.RunRecord
+    served: list  # pushed versions after the run
+
+
+def _arrive(weeks, data, week, as_span=None):
+    shutil.copytree(weeks / f"span-{week}", data / f"span-{as_span or week}")
+
+
+def _run(data, workdir, *args) -> WeekRun:
+    result = run_cli(
+        "run", "--data", data, "--workdir", workdir, "--epochs", EPOCHS, "--restarts", 1, "--train-spans", 2,
+        *LOOSE_GATES, *args,
+    )
+    paths = config.Workdir(str(workdir))
+    record = runs.latest(paths.metadata_path)
+    served = sorted(os.listdir(paths.serving_dir)) if os.path.isdir(paths.serving_dir) else []
+    return WeekRun(result, record, served)
+
+
+@pytest.fixture(scope="module")
+def week1(weeks, data, workdir):
+    _arrive(weeks, data, 1)
+    return _run(data, workdir)
+
+
+@pytest.fixture(scope="module")
+def week2(week1, weeks, data, workdir):
+    _arrive(weeks, data, 2)
+    return _run(data, workdir)
+
+
+@pytest.fixture(scope="module")
+def week3_stopped(week2, weeks, data, workdir):
+    _arrive(weeks, data, 3)
+    return _run(data, workdir, "--on-drift", "stop")
+
+
+@pytest.fixture(scope="module")
+def week3_warned(week3_stopped, data, workdir):
+    return _run(data, workdir, "--on-drift", "warn")
+
+
+@pytest.fixture(scope="module")
+def week4_bad(week3_warned, weeks, data, workdir):
+    """Week 3's rows again as span 4, one hour out of the schema's range."""
+    folder = data / "span-4"
+    folder.mkdir()
+    lines = (weeks / "span-3" / "shops.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    row[header.index("hour")] = "30"
+    (folder / "shops.csv").write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
+    return _run(data, workdir)
+
+
+@pytest.fixture(scope="module")
+def week5(week4_bad, weeks, data, workdir):
+    _arrive(weeks, data, 3, as_span=5)
+    return _run(data, workdir)
+
+
+def _spans_of(execution, key):
+    return sorted(metadata.span(a) for a in execution.inputs[key])
+
+
+def test_first_week_trains_cold_on_its_own_span_with_nothing_to_compare(week1):
+    assert week1.result.returncode == 0, week1.result.stderr
+    assert "span 1, the newest" in week1.result.stdout
+    assert week1.record.span == 1
+    assert week1.record.training_spans == [1]
+    assert week1.record.drift_baseline_span is None and week1.record.drift == []
+    assert week1.record.warm_start == "cold start: no blessed model yet"
+    assert len(week1.served) == 1
+
+
+def test_second_week_trains_on_both_spans_warm_from_the_first_model(week1, week2):
+    assert week2.result.returncode == 0, week2.result.stderr
+    assert week2.record.span == 2
+    # Transform read the newest two accepted spans through TFX's span resolution.
+    assert _spans_of(week2.record.executions["Transform"], "examples") == [1, 2]
+    # The Evaluator judged on the newest span alone.
+    assert _spans_of(week2.record.executions["Evaluator"], "examples") == [2]
+    # Same world: every column within its threshold, compared with span 1.
+    assert week2.record.drift_baseline_span == 1
+    assert week2.record.drift and not [m for m in week2.record.drift if m.exceeded]
+    # The Trainer's base_model is the model the first week pushed, and run_fn used it.
+    base = week2.record.executions["Trainer"].inputs["base_model"][0]
+    assert base.uri == week1.record.model_uri
+    assert week2.record.warm_start.startswith("warm start from the blessed model " + week1.record.model_uri)
+    assert "Training: warm start" in week2.result.stdout
+    assert len(week2.served) == 2
+
+
+def test_covariate_shift_stops_the_run_under_on_drift_stop_and_changes_nothing(week2, week3_stopped):
+    assert week3_stopped.result.returncode == 2, week3_stopped.result.stdout
+    stderr = week3_stopped.result.stderr
+    assert "input rejected" in stderr and "span 3: the data drifted from the previous span" in stderr
+    assert "column 'hour'" in stderr and "column 'shop_type'" in stderr
+    record = week3_stopped.record
+    assert record.executions["AnomalyGate"].state == "FAILED"
+    assert "Transform" not in record.executions and "Trainer" not in record.executions
+    assert record.verdict == "input rejected: span 3 drifted from span 2"
+    assert week3_stopped.served == week2.served
+
+
+def test_the_same_drift_is_recorded_and_reported_under_on_drift_warn(week3_stopped, week3_warned, workdir):
+    assert week3_warned.result.returncode in (0, 1), week3_warned.result.stderr
+    record = week3_warned.record
+    drifted = {m.column for m in record.drift if m.exceeded}
+    assert {"hour", "shop_type"} <= drifted
+    assert record.drift_baseline_span == 2
+    assert "Drift from span 2:" in week3_warned.result.stdout
+    assert record.training_spans == [2, 3]
+    page = open(config.report_page(config.Workdir(str(workdir)).report_dir, record.run_id)).read()
+    drift_section = page[page.index('id="drift"') : page.index('id="data"')]
+    assert "span 2 (the previous accepted span) and span 3" in drift_section
+    assert drift_section.count("drifted</td>") == len(drifted)
+    assert drift_section.count("<svg") == config.REPORT_DRIFT_PLOTS
+    # The baseline (week 2's model) and the candidate were scored on span 3's eval split.
+    assert "the eval split of span 3" in page
+
+
+def test_a_rejected_span_changes_nothing_and_is_never_trained_on(week3_warned, week4_bad, week5):
+    assert week4_bad.result.returncode == 2
+    assert "span 4: the data does not match the schema" in week4_bad.result.stderr
+    assert "column 'hour'" in week4_bad.result.stderr
+    assert week4_bad.served == week3_warned.served
+    # Span 4's examples exist in ML Metadata, but the gate failed on them: the next week
+    # trains on the newest two *accepted* spans and compares with the newest accepted one.
+    assert week5.result.returncode in (0, 1), week5.result.stderr
+    assert week5.record.training_spans == [3, 5]
+    assert week5.record.drift_baseline_span == 3
+
+
+def test_predict_warns_of_skew_against_the_served_models_training_data(week2, weeks, workdir):
+    """Week 2's model (trained on weeks 1-2) against week 2's rows and the shifted week 3."""
+    model = os.path.join(config.Workdir(str(workdir)).serving_dir, week2.served[-1])
+    same = run_cli("predict", "--workdir", workdir, "--model", model, "--data", weeks / "span-2" / "shops.csv")
+    shifted = run_cli("predict", "--workdir", workdir, "--model", model, "--data", weeks / "span-3" / "shops.csv")
+    assert same.returncode == 0 and shifted.returncode == 0, same.stderr + shifted.stderr
+    assert "skew" not in same.stdout
+    assert "training/serving skew" in shifted.stdout and "column 'hour'" in shifted.stdout
