@@ -167,6 +167,7 @@ def test_the_same_drift_is_recorded_and_reported_under_on_drift_warn(week3_stopp
     assert drift_section.count("<svg") == config.REPORT_DRIFT_PLOTS
     # The baseline (week 2's model) and the candidate were scored on span 3's eval split.
     assert "the eval split of span 3" in page
+    assert "The last blessed model reaches an accuracy of" in page
 
 
 def test_a_rejected_span_changes_nothing_and_is_never_trained_on(week3_warned, week4_bad, week5):

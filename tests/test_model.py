@@ -77,7 +77,7 @@ def test_restarts_continue_from_the_start_with_the_lowest_validation_loss():
 def test_warm_start_loads_the_blessed_weights_only_when_the_inputs_match(tmp_path):
     from shopbusy.components.modules import model as module
 
-    training = config.Training(seed=1).as_custom_config()
+    training = config.Training(seed=1, warm_start=True).as_custom_config()
     keras.utils.set_random_seed(3)
     blessed = build_model(SIZES, training)
     module._save_warm_start(blessed, SIZES, str(tmp_path))

@@ -51,9 +51,9 @@ def add_commands(commands) -> None:
     run.add_argument(
         "--warm-start",
         action=argparse.BooleanOptionalAction,
-        default=training.warm_start,
         help="start training from the latest blessed model's weights when its inputs match this run's "
-        "(default: on)",
+        "(default: on with span folders, where each run brings a new week; off for a file or a plain folder, "
+        "which re-trains from scratch as it always has)",
     )
     run.add_argument("--wait", action="store_true", help="queue behind a run that holds the workdir")
     run.add_argument(
@@ -73,7 +73,11 @@ def run_command(args) -> int:
         workdir,
         gates=common.gates_from(args),
         training=dataclasses.replace(
-            config.Training(), epochs=args.epochs, restarts=args.restarts, seed=args.seed, warm_start=args.warm_start
+            config.Training(),
+            epochs=args.epochs,
+            restarts=args.restarts,
+            seed=args.seed,
+            warm_start=args.warm_start if args.warm_start is not None else source.span is not None,
         ),
         beam_args=config.default_beam_args(source.total_bytes, args.beam_arg),
         train_spans=args.train_spans,

@@ -6,6 +6,7 @@ component runs in the project's image, which has this package installed, so the 
 and Trainer code is named by import path (no module-file wheel, no local path in the spec).
 """
 
+import dataclasses
 import json
 import os
 import posixpath
@@ -57,6 +58,8 @@ def cluster_run_config(
         )
     from tfx import v1 as tfx
 
+    if spans:  # each run brings a new week: start from the last blessed model, as locally
+        training = dataclasses.replace(training, warm_start=True)
     return config.RunConfig(
         data_root=tfx.dsl.experimental.RuntimeParameter(name=DATA_ROOT_PARAMETER, ptype=str, default=data_root),
         data_pattern=SPAN_PATTERN if spans else "*",

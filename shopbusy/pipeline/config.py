@@ -133,8 +133,9 @@ class Training:
     max_steps_per_epoch: int = 1_000
     max_train_steps: int = 20_000
     # Start from the latest blessed model's weights when its inputs are this run's (the
-    # Trainer's base_model; components/modules/model.py:_warm_start), else start cold.
-    warm_start: bool = True
+    # Trainer's base_model; components/modules/model.py:_warm_start), else start cold. The
+    # CLI turns it on for span folders (docs/benchmarks.md, "Warm start").
+    warm_start: bool = False
 
     def as_custom_config(self) -> dict:
         return dataclasses.asdict(self)

@@ -40,7 +40,8 @@ def open_store(metadata_path: str, readonly: bool = True) -> metadata_store.Meta
 def run_ids(store: metadata_store.MetadataStore) -> List[str]:
     """Every run's id, newest first."""
     runs = store.get_contexts_by_type(RUN_CONTEXT_TYPE)
-    return [c.name for c in sorted(runs, key=lambda c: c.create_time_since_epoch, reverse=True)]
+    # Ids break ties: two contexts can be created within the same millisecond.
+    return [c.name for c in sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id), reverse=True)]
 
 
 def latest_run_id(store: metadata_store.MetadataStore) -> Optional[str]:
