@@ -60,12 +60,41 @@ def _week_results(data, workdir, weeks, warm) -> list:
     return results
 
 
+def table(rows: list, weeks: int) -> str:
+    """The Markdown table for docs/benchmarks.md: means over seeds, per world and week."""
+    lines = [
+        "| world | week | Trainer s, warm | Trainer s, cold | epochs warm / cold | accuracy warm | accuracy cold "
+        "| last blessed model on the new week (both chains) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for world in WORLDS:
+        for week in range(1, weeks + 1):
+            warm = [r for r in rows if r["world"] == world and r["week"] == week and r["warm"]]
+            cold = [r for r in rows if r["world"] == world and r["week"] == week and not r["warm"]]
+            baselines = [r["baseline_accuracy"] for r in warm + cold if r["baseline_accuracy"] is not None]
+            baseline = f"{statistics.mean(baselines):.4f}" if baselines else "-"
+            lines.append(
+                f"| {world} | {week} | {statistics.mean(r['trainer_seconds'] for r in warm):.1f} "
+                f"| {statistics.mean(r['trainer_seconds'] for r in cold):.1f} "
+                f"| {statistics.mean(r['epochs_run'] for r in warm):.0f} / {statistics.mean(r['epochs_run'] for r in cold):.0f} "
+                f"| {statistics.mean(r['accuracy'] for r in warm):.4f} | {statistics.mean(r['accuracy'] for r in cold):.4f} "
+                f"| {baseline} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--weeks", type=int, default=4)
     parser.add_argument("--rows", type=int, default=5600)
+    parser.add_argument("--table", metavar="JSON", help="only print the table of an earlier results file")
     args = parser.parse_args()
+    if args.table:
+        with open(args.table) as f:
+            document = json.load(f)
+        print(table(document["rows"], max(r["week"] for r in document["rows"])))
+        return
     load = os.getloadavg()[0]
     if load > 0.5 * (os.cpu_count() or 1):
         sys.exit(f"the machine is busy (load average {load:.2f}); run the benchmark on a quiet machine")
@@ -90,21 +119,7 @@ def main() -> None:
     with open(out, "w") as f:
         json.dump(document, f, indent=1)
     print(f"\nwrote {out}\n")
-    print("| world | week | Trainer s, warm | Trainer s, cold | epochs warm / cold | accuracy warm | accuracy cold | last blessed model on the new week |")
-    print("|---|---|---|---|---|---|---|---|")
-    for world in WORLDS:
-        for week in range(1, args.weeks + 1):
-            warm = [r for r in rows if r["world"] == world and r["week"] == week and r["warm"]]
-            cold = [r for r in rows if r["world"] == world and r["week"] == week and not r["warm"]]
-            baselines = [r["baseline_accuracy"] for r in cold if r["baseline_accuracy"] is not None]
-            baseline = f"{statistics.mean(baselines):.4f}" if baselines else "-"
-            print(
-                f"| {world} | {week} | {statistics.mean(r['trainer_seconds'] for r in warm):.1f} "
-                f"| {statistics.mean(r['trainer_seconds'] for r in cold):.1f} "
-                f"| {statistics.mean(r['epochs_run'] for r in warm):.0f} / {statistics.mean(r['epochs_run'] for r in cold):.0f} "
-                f"| {statistics.mean(r['accuracy'] for r in warm):.4f} | {statistics.mean(r['accuracy'] for r in cold):.4f} "
-                f"| {baseline} |"
-            )
+    print(table(rows, args.weeks))
 
 if __name__ == "__main__":
     main()
