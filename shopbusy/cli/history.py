@@ -78,7 +78,7 @@ def _print_lineage(record) -> None:
         print(f"  span {record.span}; trained on spans {trained}; drift baseline span {record.drift_baseline_span if record.drift_baseline_span is not None else '-'}")
     drifted = [m for m in record.drift if m.exceeded]
     if drifted:
-        print("  drifted: " + "; ".join(f"{m.column} {m.distance} {m.value:.3f} > {m.threshold:g}" for m in drifted))
+        print("  drifted: " + "; ".join(m.describe() for m in drifted))
     if record.warm_start:
         print(f"  training: {record.warm_start}")
     for node, key in runs.LINEAGE:

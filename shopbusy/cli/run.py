@@ -195,7 +195,7 @@ def continuous_training_summary(record) -> list:
             lines.append("Drift: no earlier accepted span to compare with.")
         else:
             drifted = [m for m in record.drift if m.exceeded]
-            summary = "; ".join(f"{m.column} {m.distance} {m.value:.3f} > {m.threshold:g}" for m in drifted)
+            summary = "; ".join(m.describe() for m in drifted)
             lines.append(
                 f"Drift from span {record.drift_baseline_span}: "
                 + (f"{len(drifted)} of {len(record.drift)} columns above threshold: {summary}" if drifted else "none above threshold")

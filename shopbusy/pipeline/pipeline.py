@@ -56,7 +56,6 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
             config=drift.distribution_validator_config(run.schema_path),
             include_split_pairs=[(drift.DRIFT_SPLIT, drift.DRIFT_SPLIT)],
         )
-        distribution_validator.add_upstream_node(statistics_gen)
         validation_nodes.append(distribution_validator)
         gate_inputs["drift"] = distribution_validator.outputs["anomalies"]
     anomaly_gate = AnomalyGate(

@@ -2,6 +2,7 @@
 pushed. Shared by `shopbusy run`, `shopbusy runs` and the slice report."""
 
 import dataclasses
+import functools
 import datetime
 import json
 import os
@@ -37,6 +38,9 @@ class DriftMeasurement:
     @property
     def exceeded(self) -> bool:
         return self.value > self.threshold
+
+    def describe(self) -> str:
+        return f"{self.column} {self.distance} {self.value:.3f} > {self.threshold:g}"
 
 
 _DISTANCE_NAMES = {1: "L-infinity", 2: "Jensen-Shannon"}  # DriftSkewInfo.Measurement.Type
@@ -95,7 +99,7 @@ class RunRecord:
         spans = self.input_spans("DistributionValidator", "baseline_statistics")
         return spans[0] if spans else None
 
-    @property
+    @functools.cached_property
     def drift(self) -> List[DriftMeasurement]:
         """Each column's drift from the previous accepted span, largest relative to its
         threshold first; empty when there was no previous span."""
