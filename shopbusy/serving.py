@@ -8,6 +8,7 @@ from typing import List, Optional
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 
+from shopbusy.components import served_models
 from shopbusy.components.modules.features import CSV_COLUMNS, LABEL_KEY, SERVING_OUTPUT_KEY
 from shopbusy.data import inputs
 from shopbusy.pipeline import config, drift
@@ -16,22 +17,15 @@ BATCH_SIZE = 4096
 DECISION_THRESHOLD = 0.5  # as TFMA's BinaryAccuracy and confusion counts
 
 
-def served_versions(serving_dir: str) -> List[str]:
-    """Pushed versions, oldest first; hidden staging folders are not versions."""
-    if not os.path.isdir(serving_dir):
-        return []
-    return sorted((name for name in os.listdir(serving_dir) if name.isdigit()), key=int)
-
-
 def resolve_model(model: str, serving_dir: str) -> str:
     if model != "latest":
         if not os.path.exists(os.path.join(model, "saved_model.pb")):
             raise inputs.InputError(f"{model}: not a SavedModel folder (no saved_model.pb)")
         return model
-    versions = served_versions(serving_dir)
-    if not versions:
+    newest = served_models.latest(serving_dir)
+    if newest is None:
         raise inputs.InputError(f"{serving_dir}: no pushed model yet (run `shopbusy run` first)")
-    return os.path.join(serving_dir, versions[-1])
+    return newest
 
 
 def validate(source: inputs.DataSource, training_statistics: Optional[str] = None) -> List[str]:

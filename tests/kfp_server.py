@@ -10,8 +10,13 @@ API = "/apis/v2beta1"
 
 
 class RecordingKfpServer:
-    def __init__(self):
+    """With `token` or `cookie`, answers 401 to a request without that credential and 403
+    to one with another, as an authenticating proxy in front of a multi-user KFP does."""
+
+    def __init__(self, token=None, cookie=None, multi_user=False):
         self.requests = []  # (method, path, query, json body or None)
+        self.headers = []  # the headers of each request, names in lower case
+        self._token, self._cookie, self._multi_user = token, cookie, multi_user
         self._experiments = []
         server = self
 
@@ -24,7 +29,8 @@ class RecordingKfpServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
                 server.requests.append((method, url.path, urllib.parse.parse_qs(url.query), body))
-                status, payload = server.respond(method, url.path, body)
+                server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                status, payload = server.authorize(self.headers) or server.respond(method, url.path, body)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -42,9 +48,20 @@ class RecordingKfpServer:
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
+    def authorize(self, headers):
+        if self._token:
+            sent = headers.get("Authorization")
+            if not sent:
+                return 401, {"error": "no credentials", "code": 16}
+            if sent != f"Bearer {self._token}":
+                return 403, {"error": "forbidden", "code": 7}
+        if self._cookie and self._cookie not in (headers.get("Cookie") or ""):
+            return 401, {"error": "no session", "code": 16}
+        return None
+
     def respond(self, method, path, body):
         if (method, path) == ("GET", f"{API}/healthz"):
-            return 200, {"multi_user": False}
+            return 200, {"multi_user": self._multi_user}
         if (method, path) == ("GET", f"{API}/experiments"):
             return 200, {"experiments": self._experiments, "total_size": len(self._experiments)}
         if (method, path) == ("POST", f"{API}/experiments"):

@@ -12,7 +12,7 @@ import tensorflow as tf
 from shopbusy.pipeline import config
 from shopbusy.pipeline.local_runner import PAUSE_ENV, PAUSED
 from shopbusy.results import metadata
-from shopbusy.serving import served_versions
+from shopbusy.components.served_models import pushed_versions as served_versions
 from tests.helpers import SHOPBUSY, write_dataset
 
 pytestmark = pytest.mark.faults

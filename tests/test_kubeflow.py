@@ -65,22 +65,77 @@ def _parameter(task, name):
     return task.inputs.parameters[name].runtime_value.constant.string_value
 
 
-def test_every_component_and_the_resolver_are_tasks(spec):
+def _executors(spec):
+    return json_format.MessageToDict(spec.deployment_spec)["executors"]
+
+
+def test_every_component_and_the_latest_blessed_model_are_tasks(spec):
     tasks = set(spec.root.dag.tasks)
     assert set(COMPONENTS) <= tasks
-    resolvers = tasks - set(COMPONENTS)
-    assert resolvers and all(t.startswith("latest_blessed_model_resolver") for t in resolvers)
+    finders = tasks - set(COMPONENTS)
+    assert finders and all(t.startswith("latest_blessed_model_resolver") for t in finders)
     assert spec.pipeline_info.name == config.PIPELINE_NAME
 
 
-def test_every_executor_runs_in_the_given_image(spec):
-    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
-    for name, executor in executors.items():
-        if name.startswith("latest_blessed_model_resolver"):
-            assert "resolver" in executor  # resolved by the orchestrator, not in a container
-        else:
-            assert executor["container"]["image"] == IMAGE, name
-    assert {f"{c}_executor" for c in COMPONENTS} <= set(executors)
+def test_open_source_kfp_gets_no_resolver_task_and_vertex_keeps_them(compiled):
+    """The open-source backend refuses resolver executors before any pod starts
+    (backend/src/v2/compiler/argocompiler/dag.go); the .yaml spec (--target kfp) finds the
+    latest blessed model in an ordinary container task instead. Vertex AI runs resolvers."""
+    kfp_executors, vertex_executors = _executors(compiled["yaml"][1]), _executors(compiled["json"][1])
+    assert not [name for name, executor in kfp_executors.items() if "resolver" in executor]
+    finder = kfp_executors["latest_blessed_model_resolver_executor"]["container"]
+    assert finder["args"][finder["args"].index("--executor_class_path") + 1] == (
+        "shopbusy.components.served_baseline.ServedModelExecutor"
+    )
+    evaluator = kfp_executors["Evaluator_executor"]["container"]["args"]
+    assert "shopbusy.components.served_baseline.EvaluatorExecutor" in evaluator
+    assert sorted(name for name, executor in vertex_executors.items() if "resolver" in executor) == [
+        "latest_blessed_model_resolver-model-blessing-resolver_executor",
+        "latest_blessed_model_resolver-model-resolver_executor",
+    ]
+
+
+def test_every_executor_runs_in_the_given_image_through_the_shopbusy_entrypoint(spec):
+    for name, executor in _executors(spec).items():
+        if "resolver" in executor:
+            continue  # resolved by the orchestrator, not in a container
+        assert executor["container"]["image"] == IMAGE, name
+        assert executor["container"]["command"] == ["python", "-m", runner.ENTRYPOINT], name
+    assert {f"{c}_executor" for c in COMPONENTS} <= set(_executors(spec))
+
+
+def test_every_task_requests_what_its_beam_workers_are_sized_for(compiled, tmp_path):
+    for _, spec, _ in compiled.values():
+        for name, executor in _executors(spec).items():
+            if "container" not in executor:
+                continue
+            resources = executor["container"]["resources"]
+            task = name[: -len("_executor")]
+            expected = runner.HEAVY_RESOURCES if task in runner.HEAVY_TASKS else runner.DEFAULT_RESOURCES
+            assert resources["cpuRequest"] == resources["cpuLimit"] == expected.cpu, name
+            assert resources["memoryRequest"] == resources["memoryLimit"] == expected.memory_gb, name
+    # Without a --direct_num_workers of the user's, Beam gets one worker per requested CPU
+    # (0 would be one per core of the node).
+    path = tmp_path / "default.yaml"
+    result = run_cli("kubeflow", "compile", "--pipeline-root", PIPELINE_ROOT, "--image", IMAGE, "--output", path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    executors = yaml.safe_load(path.read_text())["deploymentSpec"]["executors"]
+    for task in BEAM_COMPONENTS:
+        args = executors[f"{task}_executor"]["container"]["args"]
+        assert f"--direct_num_workers={int(runner.HEAVY_RESOURCES.cpu)}" in args, task
+        assert "--direct_num_workers=0" not in args
+
+
+def test_example_gen_reads_new_data_every_run_on_open_source_kfp(compiled):
+    """The open-source backend runs no ExampleGen driver and keys its cache on the
+    unsubstituted command and parameters (cacheutils/cache.go): a cached ExampleGen would
+    never see a new span. Vertex AI runs the driver, whose fingerprint enters its cache key."""
+    kfp, vertex = compiled["yaml"][1], compiled["json"][1]
+    assert not kfp.root.dag.tasks["CsvExampleGen"].caching_options.enable_cache
+    assert kfp.root.dag.tasks["Transform"].caching_options.enable_cache
+    assert "lifecycle" not in _executors(kfp)["CsvExampleGen_executor"]["container"]
+    assert vertex.root.dag.tasks["CsvExampleGen"].caching_options.enable_cache
+    assert "preCacheCheck" in _executors(vertex)["CsvExampleGen_executor"]["container"]["lifecycle"]
 
 
 def test_pusher_runs_only_on_a_blessing_and_transform_after_the_anomaly_gate(spec):
@@ -117,7 +172,7 @@ def test_no_path_of_the_compiling_machine(compiled):
 
 
 def test_beam_arguments_gates_and_data_root_reach_the_components(spec):
-    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
+    executors = _executors(spec)
     for component in BEAM_COMPONENTS:
         args = executors[f"{component}_executor"]["container"]["args"]
         assert "--direct_running_mode=multi_processing" in args and "--direct_num_workers=4" in args, component
@@ -142,10 +197,24 @@ def test_json_output_is_a_vertex_pipeline_job(compiled):
     assert job["runtimeConfig"]["parameterValues"] == {runner.DATA_ROOT_PARAMETER: DATA_ROOT}
 
 
-def test_a_pipeline_root_pods_cannot_read_is_refused(tmp_path):
-    result = run_cli("kubeflow", "compile", "--pipeline-root", "relative/root", "--image", IMAGE, timeout=600)
+@pytest.mark.parametrize("root", ["relative/root", "s3://bucket/root", "minio://mlpipeline/root"])
+def test_a_pipeline_root_pods_cannot_read_is_refused(root):
+    # KFP would take s3:// and minio:// roots, but the image's TensorFlow has no such filesystem.
+    result = run_cli("kubeflow", "compile", "--pipeline-root", root, "--image", IMAGE, timeout=600)
     assert result.returncode == 2
-    assert "must be a location every pod can read" in result.stderr
+    assert f"--pipeline-root {root!r}" in result.stderr and "reads gs:// and local paths only" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_spec_with_a_local_root_is_for_run_local_only(tmp_path):
+    path = tmp_path / "local.yaml"
+    result = run_cli("kubeflow", "compile", "--pipeline-root", str(tmp_path / "root"), "--image", IMAGE, "--output", path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    with RecordingKfpServer() as server:
+        result = run_cli("kubeflow", "submit", "--host", server.url, "--package", path)
+        assert not server.posted("runs")
+    assert result.returncode == 2
+    assert "pods cannot reach" in result.stderr and "run-local" in result.stderr
 
 
 def test_submit_sends_the_compiled_spec(compiled):
@@ -170,6 +239,49 @@ def test_schedule_sends_the_spec_and_the_cron_expression(compiled):
     assert recurring["trigger"]["cron_schedule"]["cron"] == "0 30 2 * * *"
     assert recurring["pipeline_spec"] == yaml.safe_load(text)
     assert recurring["runtime_config"]["pipeline_root"] == PIPELINE_ROOT
+
+
+def test_multi_user_submit_sends_the_namespace_and_the_token_file(compiled, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("sa-token-123")
+    path, _, _ = compiled["yaml"]
+    with RecordingKfpServer(token="sa-token-123", multi_user=True) as server:
+        result = run_cli(
+            "kubeflow", "submit", "--host", server.url, "--package", path,
+            "--namespace", "team-ml", "--token-file", token,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert {h.get("authorization") for h in server.headers} == {"Bearer sa-token-123"}
+    (experiment,) = server.posted("experiments")
+    assert experiment["namespace"] == "team-ml"
+    assert server.posted("runs")
+
+
+def test_schedule_with_a_bearer_token_from_the_environment_or_session_cookies(compiled):
+    path, _, _ = compiled["yaml"]
+    args = ["kubeflow", "schedule", "--cron", "0 0 3 * * *", "--package", path, "--namespace", "team-ml"]
+    with RecordingKfpServer(token="oidc-token") as server:
+        result = run_cli(*args, "--host", server.url, env=dict(os.environ, KFP_BEARER_TOKEN="oidc-token"))
+    assert result.returncode == 0, result.stderr
+    assert server.posted("recurringruns")
+    with RecordingKfpServer(cookie="authservice_session=abc") as server:
+        result = run_cli(*args, "--host", server.url, "--cookies", "authservice_session=abc")
+    assert result.returncode == 0, result.stderr
+    assert all("authservice_session=abc" in h.get("cookie", "") for h in server.headers)
+
+
+@pytest.mark.parametrize(
+    "credentials,status",
+    [({}, 401), ({"env": dict(os.environ, KFP_BEARER_TOKEN="someone-else")}, 403)],
+)
+def test_refused_credentials_are_one_line(compiled, credentials, status):
+    path, _, _ = compiled["yaml"]
+    with RecordingKfpServer(token="the-token") as server:
+        result = run_cli("kubeflow", "submit", "--host", server.url, "--package", path, **credentials)
+        assert not server.posted("runs")
+    assert result.returncode == 2
+    assert f"refused the request (HTTP {status})" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(
@@ -207,7 +319,7 @@ def _repo_path(image_path, copies):
 
 def test_the_image_holds_what_the_spec_names_where_it_names_it(spec):
     instructions = _dockerfile()
-    assert instructions[0] == ("FROM", "tensorflow/tfx:1.16.0")
+    assert instructions[0][0] == "FROM" and instructions[0][1].startswith("python:3.10")
     assert ("ENV", "TF_USE_LEGACY_KERAS=1") in instructions  # Keras 2, as at every local entry point
     [workdir] = [arguments for instruction, arguments in instructions if instruction == "WORKDIR"]
     assert workdir == runner.IMAGE_PROJECT_ROOT
@@ -234,6 +346,44 @@ def test_the_image_holds_what_the_spec_names_where_it_names_it(spec):
     # The user code is imported by name: the project is installed in the image.
     assert any(instruction == "RUN" and "pip install" in arguments and arguments.rstrip().endswith(" .")
                for instruction, arguments in instructions)  # fmt: skip
+
+
+def test_the_image_installs_the_lock_the_tests_ran_with():
+    """A pod has the versions `make test` has: every pin of requirements.lock, installed by
+    the uv the Makefile pins, before the project itself (without re-resolving)."""
+    runs = [arguments for instruction, arguments in _dockerfile() if instruction == "RUN"]
+    with open(os.path.join(REPO_ROOT, "Makefile")) as f:
+        uv_version = re.search(r"^UV_VERSION := (\S+)", f.read(), re.M).group(1)
+    assert any(f"uv=={uv_version}" in run and "-r requirements.lock" in run for run in runs)
+    assert any("--no-deps -e ." in run for run in runs)
+    copied = [arguments.split()[0] for instruction, arguments in _dockerfile() if instruction == "COPY"]
+    assert copied.index("requirements.lock") < copied.index("shopbusy")
+
+
+def test_every_class_and_function_the_spec_names_imports_here(spec):
+    """What a pod imports by name (executors, the entrypoint, the Transform and Trainer code)
+    imports in this environment, which the image reproduces from the lock."""
+    import importlib
+
+    from tfx.utils import import_utils
+
+    names = {runner.ENTRYPOINT}
+    for executor in _executors(spec).values():
+        args = executor.get("container", {}).get("args", [])
+        if "--executor_class_path" in args:
+            names.add(args[args.index("--executor_class_path") + 1])
+        command = executor.get("container", {}).get("command", [])
+        assert command[:2] in ([], ["python", "-m"]), command
+        names.update(command[2:3])
+    tasks = spec.root.dag.tasks
+    functions = [_parameter(tasks["Transform"], "preprocessing_fn"), _parameter(tasks["Trainer"], "run_fn")]
+    for name in sorted(names):
+        if name == runner.ENTRYPOINT or name.startswith("tfx.orchestration"):
+            importlib.import_module(name)
+        else:
+            assert isinstance(import_utils.import_class_by_path(name), type), name
+    for function in functions:
+        assert callable(import_utils.import_func_from_module(*function.rsplit(".", 1))), function
 
 
 def test_the_build_context_leaves_out_the_venv_and_keeps_what_the_image_copies():

@@ -1,4 +1,4 @@
-"""`shopbusy kubeflow compile|submit|schedule`: the same DAG for Kubeflow Pipelines and Vertex AI."""
+"""`shopbusy kubeflow compile|run-local|submit|schedule`: the same DAG for Kubeflow Pipelines and Vertex AI."""
 
 import functools
 import os
@@ -23,7 +23,7 @@ def _usage_errors(handler):
 
 
 def add_commands(commands) -> None:
-    from shopbusy.kubeflow.runner import DEFAULT_OUTPUT, IMAGE_DATA_ROOT
+    from shopbusy.kubeflow.runner import DEFAULT_OUTPUT, IMAGE_DATA_ROOT, TARGETS
 
     kubeflow = commands.add_parser("kubeflow", help="compile, submit or schedule the pipeline on Kubeflow Pipelines")
     kubeflow_commands = kubeflow.add_subparsers(dest="kubeflow_command", required=True)
@@ -41,7 +41,26 @@ def add_commands(commands) -> None:
     compile_.add_argument(
         "--output", default=DEFAULT_OUTPUT, help=".yaml: PipelineSpec for Kubeflow; .json: PipelineJob for Vertex AI"
     )
+    compile_.add_argument(
+        "--target",
+        choices=TARGETS,
+        help="kfp: open-source Kubeflow Pipelines 2.x (no resolver tasks); vertex: Vertex AI "
+        "(default: vertex for a .json output, else kfp)",
+    )
     compile_.set_defaults(handler=compile_command)
+    run_local = kubeflow_commands.add_parser(
+        "run-local", help="execute a compiled spec on this machine through the KFP or Vertex AI container contract"
+    )
+    run_local.add_argument("--package", default=DEFAULT_OUTPUT, help="the compiled pipeline spec")
+    run_local.add_argument("--workdir", default="kubeflow-local", help="ML Metadata, task logs, gs:// paths mapped here")
+    run_local.add_argument("--data", help="the data-root parameter (default: the spec's, read from this checkout)")
+    run_local.add_argument(
+        "--launcher",
+        choices=("kfp", "vertex"),
+        default="kfp",
+        help="build executor inputs as open-source KFP's driver does, or as Vertex AI does",
+    )
+    run_local.set_defaults(handler=run_local_command)
     for name, handler, help_text in (
         ("submit", submit_command, "start a run of a compiled pipeline"),
         ("schedule", schedule_command, "create a recurring run of a compiled pipeline"),
@@ -52,6 +71,11 @@ def add_commands(commands) -> None:
             command.add_argument("--cron", required=True, help="six fields, seconds first: '0 0 3 * * *' is 03:00 daily")
         command.add_argument("--package", default=DEFAULT_OUTPUT, help="the compiled pipeline spec")
         command.add_argument("--experiment", default=config.PIPELINE_NAME, help="the Kubeflow experiment")
+        command.add_argument("--namespace", help="the profile namespace on a multi-user Kubeflow")
+        command.add_argument(
+            "--token-file", help="a service-account token file (in-cluster; default: $KF_PIPELINES_SA_TOKEN_PATH)"
+        )
+        command.add_argument("--cookies", help="session cookies of the cluster's login, e.g. 'authservice_session=...'")
         command.set_defaults(handler=handler)
 
 
@@ -59,27 +83,52 @@ def add_commands(commands) -> None:
 def compile_command(args) -> int:
     from shopbusy.kubeflow import runner
 
+    target = runner.target_of(args.output, args.target)
     run_config = runner.cluster_run_config(
-        args.pipeline_root, args.data_root, args.beam_arg, common.gates_from(args), spans=args.spans
+        args.pipeline_root, args.data_root, args.beam_arg, common.gates_from(args), spans=args.spans, target=target
     )
-    path = runner.compile_pipeline(run_config, args.image, args.output)
-    print(f"wrote {path} ({os.path.getsize(path)} bytes): image {args.image}, pipeline root {args.pipeline_root}")
+    path = runner.compile_pipeline(run_config, args.image, args.output, target)
+    print(
+        f"wrote {path} ({os.path.getsize(path)} bytes) for {target}: image {args.image}, "
+        f"pipeline root {args.pipeline_root}"
+    )
     return common.EXIT_OK
 
 
 @_usage_errors
-def submit_command(args) -> int:
-    from shopbusy.kubeflow import runner
+def run_local_command(args) -> int:
+    """Exit codes as `shopbusy run`: 0 pushed, 3 not blessed, 2 input rejected, 1 failed."""
+    from shopbusy.kubeflow import local_launcher
 
-    run_id = runner.submit(args.host, args.package, args.experiment)
+    run = local_launcher.run_local(args.package, args.workdir, args.data, args.launcher)
+    failed = run.failed
+    if failed is None:
+        print(f"run {run.run_id}: " + ("pushed" if run.pushed else "not blessed, nothing pushed"))
+        return common.EXIT_PUSHED if run.pushed else common.EXIT_NOT_BLESSED
+    print(f"run {run.run_id}: task {failed.name} failed; nothing after it ran")
+    return common.EXIT_INPUT_REJECTED if failed.name == local_launcher.ANOMALY_GATE_TASK else common.EXIT_FAILED
+
+
+def _connection(args):
+    from shopbusy.kubeflow.client import Connection
+
+    token_file = args.token_file or os.environ.get("KF_PIPELINES_SA_TOKEN_PATH") or None
+    return Connection(args.host, args.namespace, token_file, args.cookies)
+
+
+@_usage_errors
+def submit_command(args) -> int:
+    from shopbusy.kubeflow import client
+
+    run_id = client.submit(_connection(args), args.package, args.experiment)
     print(f"started run {run_id} of {args.package} in experiment {args.experiment!r} at {args.host}")
     return common.EXIT_OK
 
 
 @_usage_errors
 def schedule_command(args) -> int:
-    from shopbusy.kubeflow import runner
+    from shopbusy.kubeflow import client
 
-    recurring_run_id = runner.schedule(args.host, args.cron, args.package, args.experiment)
+    recurring_run_id = client.schedule(_connection(args), args.cron, args.package, args.experiment)
     print(f"created recurring run {recurring_run_id} ({args.cron!r}) of {args.package} at {args.host}")
     return common.EXIT_OK

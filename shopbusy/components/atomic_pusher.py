@@ -4,7 +4,9 @@ a version folder without a complete SavedModel.
 TFX's Pusher copies the model file by file into SERVING/<version>/; a process killed half
 way leaves a partial version there for good. This executor lets the stock Pusher write into
 a hidden staging folder beside the versions, then renames the finished folder into place
-(atomic on one filesystem) and clears staging left by killed pushes.
+(atomic on one filesystem) and clears staging left by killed pushes. Last it writes the
+version's pushed.json marker (components/served_models.py): on GCS the rename copies object by
+object, and readers trust only marked versions there.
 """
 
 import json
@@ -13,7 +15,8 @@ import os
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.io import fileio
 
-STAGING_DIR = ".staging"  # hidden: model servers only load numeric version folders
+from shopbusy.components import served_models
+from shopbusy.components.served_models import STAGING_DIR
 
 
 class AtomicPusherExecutor(pusher_executor.Executor):
@@ -32,5 +35,6 @@ class AtomicPusherExecutor(pusher_executor.Executor):
             final = os.path.join(serving_dir, version)
             fileio.rename(os.path.join(staging_dir, version), final)
             pushed_model.set_string_custom_property("pushed_destination", final)
+            served_models.write_marker(final, version, input_dict["model"][0].uri, input_dict["model_blessing"][0].uri)
         if fileio.exists(staging_dir):
             fileio.rmtree(staging_dir)

@@ -1,5 +1,5 @@
-"""Compiles the shopbusy pipeline for Kubeflow Pipelines v2 (and Vertex AI Pipelines) and
-submits or schedules it through the kfp client.
+"""Compiles the shopbusy pipeline for Kubeflow Pipelines v2 and Vertex AI Pipelines
+(submitting and scheduling: kubeflow/client.py; running a spec here: kubeflow/local_launcher.py).
 
 The DAG is shopbusy.pipeline.pipeline.create_pipeline, as for local runs. On the cluster every
 component runs in the project's image, which has this package installed, so the Transform
@@ -29,15 +29,63 @@ DEFAULT_OUTPUT = "shopbusy-pipeline.yaml"
 # Evaluator's eval_config proto, which TFX cannot take as a runtime parameter, so they are
 # set when compiling.
 DATA_ROOT_PARAMETER = "data-root"
-# Inside a pod: Beam's DirectRunner with one worker process per core of the pod.
-CLUSTER_BEAM_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
-REMOTE_SCHEMES = ("gs://", "s3://", "hdfs://", "abfs://", "az://")
-# KFP cron schedules have six fields, seconds first: "0 0 3 * * *" is 03:00 every day.
-CRON_FIELD = re.compile(r"^[0-9A-Za-z*?/,\-#LW]+$")
+# Inside a pod: Beam's DirectRunner with one worker process per CPU the task requests
+# (TASK_RESOURCES). `--direct_num_workers=0` would mean one per core of the *node*.
+CLUSTER_BEAM_ARGS = ["--direct_running_mode=multi_processing"]
+DIRECT_NUM_WORKERS = "--direct_num_workers"
+
+# The backends a spec is compiled for. kfp: open-source Kubeflow Pipelines 2.x, which runs no
+# resolver tasks (the latest blessed model is read from the serving folder instead) and no
+# ExampleGen driver. vertex: Vertex AI Pipelines, which runs both, as TFX expects.
+TARGETS = ("kfp", "vertex")
+# Roots a pod can use: KFP's backend takes gs, s3, minio and mem roots
+# (kubeflow/pipelines backend/src/v2/objectstore/config.go), Vertex AI gs only, and the image's
+# TensorFlow has the file and gs filesystems only (no s3 without tensorflow-io). An absolute
+# local path is for `shopbusy kubeflow run-local`; submit and schedule refuse it.
+CLUSTER_ROOT_SCHEME = "gs://"
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """What a task's pod requests and is limited to; Beam runs one worker per CPU."""
+
+    cpu: float
+    memory_gb: float
+
+
+# Data-parallel Beam tasks and the Trainer get the large pods; the others read small files.
+DEFAULT_RESOURCES = Resources(cpu=1, memory_gb=2)
+HEAVY_TASKS = ("CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator")
+HEAVY_RESOURCES = Resources(cpu=2, memory_gb=8)
+# Every TFX container task runs through this wrapper of TFX's v2 entrypoint
+# (shopbusy/kubeflow/entrypoint.py: what the open-source backend sends that TFX cannot read).
+TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
+ENTRYPOINT = "shopbusy.kubeflow.entrypoint"
 
 
 class KubeflowError(Exception):
     """A usage problem with a one-line explanation (exit code 2)."""
+
+
+def target_of(output: str, target: Optional[str] = None) -> str:
+    """The backend a spec is for: as given, else from the output's extension (.json is the
+    PipelineJob Vertex AI takes; .yaml the PipelineSpec Kubeflow Pipelines takes)."""
+    if target:
+        if target not in TARGETS:
+            raise KubeflowError(f"--target {target!r}: one of {', '.join(TARGETS)}")
+        return target
+    return "vertex" if output.endswith(".json") else "kfp"
+
+
+def check_pipeline_root(pipeline_root: str) -> None:
+    """Refuses, in one line, a root that neither the backends nor the image can use."""
+    if pipeline_root.startswith(CLUSTER_ROOT_SCHEME) or pipeline_root.startswith("/"):
+        return
+    scheme = pipeline_root.split("://")[0] + "://" if "://" in pipeline_root else "a relative path"
+    raise KubeflowError(
+        f"--pipeline-root {pipeline_root!r}: {scheme} cannot work; the image's TensorFlow reads gs:// "
+        "and local paths only (use gs://BUCKET/PATH for a cluster, an absolute path for run-local)"
+    )
 
 
 def cluster_run_config(
@@ -47,15 +95,12 @@ def cluster_run_config(
     gates: config.Gates = config.Gates(),
     training: config.Training = config.Training(),
     spans: bool = False,
+    target: str = "kfp",
 ) -> config.RunConfig:
     """The pipeline's configuration for a cluster: everything under a root the pods can read,
     the data root a runtime parameter defaulting to `data_root`. With `spans`, the data root
     holds span folders (span-1/, span-2/, ...) and each run ingests the newest."""
-    if not (pipeline_root.startswith(REMOTE_SCHEMES) or pipeline_root.startswith("/")):
-        raise KubeflowError(
-            f"--pipeline-root {pipeline_root!r} must be a location every pod can read: "
-            "gs://, s3:// or an absolute path on a shared volume"
-        )
+    check_pipeline_root(pipeline_root)
     from tfx import v1 as tfx
 
     if spans:  # each run brings a new week: start from the last blessed model, as locally
@@ -73,15 +118,20 @@ def cluster_run_config(
         # KubeflowV2DagRunner compiles Resolver nodes with a strategy class only, not the
         # resolver functions that find earlier spans: one span is trained, no drift check.
         resolves_earlier_spans=False,
+        baseline_from_serving=target == "kfp",
     )
 
 
-def compile_pipeline(run_config: config.RunConfig, image: str, output: str = DEFAULT_OUTPUT) -> str:
+def compile_pipeline(
+    run_config: config.RunConfig, image: str, output: str = DEFAULT_OUTPUT, target: Optional[str] = None
+) -> str:
     """Writes the spec: a .yaml file is the bare PipelineSpec (Kubeflow Pipelines, kfp
     client); a .json file is the PipelineJob that Vertex AI Pipelines takes. Returns its path."""
+    target = target_of(output, target)
     from tfx import v1 as tfx
 
     from shopbusy.pipeline.pipeline import create_pipeline
+    from shopbusy.pipeline.resolvers import EXAMPLE_GEN_ID
 
     if not output.endswith((".yaml", ".yml", ".json")):
         raise KubeflowError(f"--output {output!r} must end in .yaml (Kubeflow Pipelines) or .json (Vertex AI)")
@@ -99,6 +149,16 @@ def compile_pipeline(run_config: config.RunConfig, image: str, output: str = DEF
     # minio://mlpipeline/v2/artifacts, which TensorFlow here cannot open.
     spec["defaultPipelineRoot"] = run_config.pipeline_root
     _bind_conditions_to_task_inputs(spec["root"]["dag"]["tasks"])
+    _wrap_entrypoint_and_size_tasks(spec)
+    if target == "kfp":
+        # The open-source backend runs no ExampleGen driver (lifecycle.preCacheCheck) and keys
+        # its cache on parameters, input artifacts and the unsubstituted command
+        # (backend/src/v2/cacheutils/cache.go): with the same data-root every run would be a
+        # cache hit and new data never read. ExampleGen re-reads its input every run; the
+        # tasks after it are cached on its new Examples artifact as before.
+        spec["root"]["dag"]["tasks"][EXAMPLE_GEN_ID]["cachingOptions"] = {}
+        spec["deploymentSpec"]["executors"][f"{EXAMPLE_GEN_ID}_executor"]["container"].pop("lifecycle", None)
+    spec.setdefault("pipelineInfo", {})["description"] = f"shopbusy, compiled for {target}"
     output = os.path.abspath(output)
     with open(output, "w") as f:
         if output.endswith(".json"):
@@ -107,6 +167,28 @@ def compile_pipeline(run_config: config.RunConfig, image: str, output: str = DEF
             f.write(f"# PIPELINE DEFINITION\n# Name: {config.PIPELINE_NAME}\n# Inputs:\n#  {DATA_ROOT_PARAMETER}: str\n")
             yaml.safe_dump(job["pipelineSpec"], f, sort_keys=True)
     return output
+
+
+def _wrap_entrypoint_and_size_tasks(spec: dict) -> None:
+    """Every container runs TFX's entrypoint through shopbusy's wrapper, and requests the
+    CPUs and memory its Beam workers are sized for."""
+    for name, task in spec["root"]["dag"]["tasks"].items():
+        executor = spec["deploymentSpec"]["executors"][spec["components"][task["componentRef"]["name"]]["executorLabel"]]
+        container = executor.get("container")
+        if not container:
+            continue
+        if container["command"][-1] == TFX_ENTRYPOINT:
+            container["command"] = container["command"][:-1] + [ENTRYPOINT]
+        resources = HEAVY_RESOURCES if name in HEAVY_TASKS else DEFAULT_RESOURCES
+        container["resources"] = {
+            "cpuRequest": resources.cpu,
+            "cpuLimit": resources.cpu,
+            "memoryRequest": resources.memory_gb,
+            "memoryLimit": resources.memory_gb,
+        }
+        workers = [arg for arg in container["args"] if arg.startswith(DIRECT_NUM_WORKERS)]
+        if not workers:
+            container["args"].append(f"{DIRECT_NUM_WORKERS}={max(1, int(resources.cpu))}")
 
 
 _CONDITION_INPUT = re.compile(r"inputs\.artifacts\['([^']+)'\]")
@@ -138,68 +220,3 @@ def _bind_conditions_to_task_inputs(tasks: dict) -> None:
             raise KubeflowError(f"task {name}: its condition reads {key!r}, which is none of its inputs")
 
         task["triggerPolicy"]["condition"] = _CONDITION_INPUT.sub(own_input, condition)
-
-
-def validate_cron(expression: str) -> str:
-    fields = expression.split()
-    if len(fields) != 6 or not all(CRON_FIELD.match(f) for f in fields):
-        raise KubeflowError(
-            f"--cron {expression!r} is not a Kubeflow cron expression: six fields, seconds first, "
-            "e.g. '0 0 3 * * *' for 03:00 every day"
-        )
-    return expression
-
-
-def _client(host: str):
-    import kfp
-
-    if not re.match(r"^https?://[^/\s]+", host or ""):
-        raise KubeflowError(f"--host {host!r} must be the Kubeflow Pipelines URL, e.g. http://localhost:8080")
-    try:
-        client = kfp.Client(host=host)
-        client.get_kfp_healthz()
-    except Exception as e:  # noqa: BLE001 - any connection or API failure means the host is not usable
-        raise KubeflowError(f"cannot reach Kubeflow Pipelines at {host}: {type(e).__name__}") from e
-    return client
-
-
-def _package(path: str) -> str:
-    if not os.path.isfile(path):
-        raise KubeflowError(f"--package {path!r}: no such file (run `shopbusy kubeflow compile` first)")
-    return path
-
-
-def _pipeline_root(package: str) -> Optional[str]:
-    """The root the spec was compiled for: KFP takes it with the run, not from the spec alone."""
-    with open(package) as f:
-        document = json.load(f) if package.endswith(".json") else yaml.safe_load(f)
-    spec = document.get("pipelineSpec", document)
-    return spec.get("defaultPipelineRoot") or document.get("runtimeConfig", {}).get("gcsOutputDirectory")
-
-
-def submit(host: str, package: str, experiment: str, run_name: Optional[str] = None) -> str:
-    """Starts one run of the compiled pipeline; returns its run id."""
-    package = _package(package)
-    result = _client(host).create_run_from_pipeline_package(
-        package,
-        arguments={},
-        experiment_name=experiment,
-        run_name=run_name or config.PIPELINE_NAME,
-        pipeline_root=_pipeline_root(package),
-    )
-    return result.run_id
-
-
-def schedule(host: str, cron: str, package: str, experiment: str) -> str:
-    """Creates a recurring run of the compiled pipeline; returns its id."""
-    cron, package = validate_cron(cron), _package(package)
-    client = _client(host)
-    experiment_id = client.create_experiment(experiment).experiment_id
-    recurring = client.create_recurring_run(
-        experiment_id=experiment_id,
-        job_name=f"{config.PIPELINE_NAME} on '{cron}'",
-        cron_expression=cron,
-        pipeline_package_path=package,
-        pipeline_root=_pipeline_root(package),
-    )
-    return recurring.recurring_run_id

@@ -190,6 +190,10 @@ class RunConfig:
     # local runner); KubeflowV2DagRunner compiles none, so there one span is trained and
     # the drift check has no baseline (pipeline/resolvers.py).
     resolves_earlier_spans: bool = True
+    # Where the latest blessed model (Evaluator baseline, warm start) comes from: TFX's
+    # resolver, or the newest pushed version under serving_dir, read by an ordinary task
+    # (open-source Kubeflow Pipelines runs no resolver tasks; components/served_baseline.py).
+    baseline_from_serving: bool = False
 
     @classmethod
     def local(cls, data_root: str, data_pattern: str, workdir: Workdir, **kwargs) -> "RunConfig":

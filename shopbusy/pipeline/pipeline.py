@@ -4,6 +4,9 @@ CsvExampleGen (columnar CSV reader, newest span) -> StatisticsGen -> ImportSchem
 -> ExampleValidator + DistributionValidator (drift from the previous accepted span) -> AnomalyGate
 -> Transform (newest K accepted spans) -> Trainer (warm start from the latest blessed model)
 -> Evaluator (TFMA, newest span, baseline = latest blessed model) -> Pusher (if blessed)
+
+The latest blessed model comes from TFX's resolver, or on open-source Kubeflow Pipelines from
+the serving folder (RunConfig.baseline_from_serving).
 """
 
 # Not exported by tfx.v1 in TFX 1.16, hence from its module.
@@ -11,12 +14,16 @@ from tfx.components.distribution_validator.component import DistributionValidato
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
+from shopbusy.components import served_baseline
 from shopbusy.components.anomaly_gate import AnomalyGate
 from shopbusy.components.atomic_pusher import AtomicPusherExecutor
 from shopbusy.components.columnar_csv_example_gen import ColumnarCsvExecutor
 from shopbusy.pipeline import config, drift, resolvers
 from shopbusy.pipeline.eval_config import eval_config
 from shopbusy.pipeline.tfx_api import tfx
+
+
+LATEST_BLESSED_MODEL_ID = "latest_blessed_model_resolver"
 
 
 def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
@@ -87,11 +94,16 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
     )
     transform.add_upstream_node(anomaly_gate)  # the newest span is accepted before it is used
 
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    if run.baseline_from_serving:
+        model_resolver = served_baseline.ServedModel(serving_dir=run.serving_dir).with_id(LATEST_BLESSED_MODEL_ID)
+        evaluator_class = served_baseline.Evaluator
+    else:
+        model_resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id(LATEST_BLESSED_MODEL_ID)
+        evaluator_class = tfx.components.Evaluator
     # The Trainer's own warm-start input: run_fn starts from these weights when compatible.
     warm_start = {"base_model": model_resolver.outputs["model"]} if run.training.warm_start else {}
 
@@ -106,13 +118,13 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         **trainer_code,
     )
 
-    evaluator = tfx.components.Evaluator(
+    evaluator = evaluator_class(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         eval_config=eval_config(run.gates),
         example_splits=[config.EVAL_SPLIT],
-    )
+    ).with_id("Evaluator")
 
     with tfx.dsl.Cond(evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1):
         pusher = tfx.components.Pusher(

@@ -167,7 +167,8 @@ def _warm_start(base_model, category_sizes: dict, training):
     else None. Either way, a sentence saying which and why."""
     if not training.get("warm_start", True):
         return None, "cold start: --no-warm-start"
-    if not base_model:
+    # An empty base model is ServedModel's before the first push (components/served_baseline.py).
+    if not base_model or not tf.io.gfile.exists(base_model):
         return None, "cold start: no blessed model yet"
     folder = os.path.join(base_model, WARM_START_DIR)
     inputs_path = os.path.join(folder, WARM_START_INPUTS)

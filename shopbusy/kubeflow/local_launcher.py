@@ -1,0 +1,547 @@
+"""`shopbusy kubeflow run-local`: executes a compiled spec on this machine through the contract
+a cluster uses, so that a spec is checked before it is uploaded.
+
+A conformance check, not a second orchestrator. Each container task runs exactly the spec's
+`command` + `args` as a subprocess, with the placeholders filled (kfp.local's helpers) and the
+executor input built the way the chosen backend builds it; tasks run in DAG order; outputs are
+read back from the executor output file and recorded in a local ML Metadata store, from which
+later tasks (and later runs' resolvers and caches) read them. Where each behaviour comes from:
+
+* `kfp` (open-source Kubeflow Pipelines 2.x, kubeflow/pipelines backend/src/v2/):
+  - input artifacts as read back from ML Metadata: name = the artifact id, every property in
+    `metadata`, numbers as doubles, type `instanceSchema: ""` (metadata/client.go
+    GetOutputArtifactsByExecutionId, OutputArtifact.ToRuntimeArtifact; converter.go);
+  - output URIs <root>/<pipeline>/<run>/<task>/<salt>/<output>, the executor output file in
+    the pod (driver/driver.go provisionOutputs, component/launcher_v2.go);
+  - the executor output's URI and metadata merged into the recorded artifact, metadata
+    stored as custom properties (launcher_v2.go mergeRuntimeArtifacts, converter.go toMLMDArtifact);
+  - `triggerPolicy.condition` evaluated against the task's executor input (driver, expression/);
+  - the cache key: input artifact names, parameter values, output specs, image and the
+    unsubstituted command (cacheutils/cache.go GenerateCacheKey);
+  - no ExampleGen driver (lifecycle.preCacheCheck is not run), and resolver tasks refused as
+    the backend refuses them (compiler/argocompiler/dag.go: "resolver executors not implemented").
+* `vertex` (Vertex AI Pipelines, as TFX's own v2 tests assume: tfx/orchestration/kubeflow/v2/
+  container/testdata/executor_invocation.json): artifacts named by resource name and typed as
+  the spec declares; the ExampleGen driver run before its task, its parameters part of the
+  cache key; resolver tasks answered from ML Metadata by their `outputArtifactQueries`, the
+  newest match first.
+
+Paths the image has (/shopbusy/...) are read from this checkout, which is what the image
+copies, and gs:// URIs map to DIR/gcs/..., the shape of the launcher's own local paths
+(launcher_v2.go LocalPathForURI).
+"""
+
+import ast
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+import yaml
+
+from shopbusy.kubeflow.runner import IMAGE_PROJECT_ROOT, KubeflowError
+from shopbusy.pipeline import config
+
+LAUNCHERS = ("kfp", "vertex")
+PROJECT_ROOT = os.path.dirname(config.PACKAGE_ROOT)  # the Docker build context
+# How Vertex AI names an artifact (TFX hashes it to an id and back).
+VERTEX_ARTIFACT_NAME = "projects/local/locations/local/metadataStores/default/artifacts/{}"
+EXECUTION_TYPE = "system.ContainerExecution"  # as the KFP launcher records executions
+RUN_CONTEXT_TYPE, PIPELINE_CONTEXT_TYPE = "system.PipelineRun", "system.Pipeline"
+ANOMALY_GATE_TASK, PUSHER_TASK = "AnomalyGate", "Pusher"
+_ERROR_LINE = re.compile(r"^(\w+\.)*\w*(Error|Exception)\b.*")
+
+
+@dataclasses.dataclass
+class TaskResult:
+    name: str
+    state: str  # COMPLETE, CACHED, SKIPPED or FAILED
+    seconds: float = 0.0
+    outputs: Dict[str, List[int]] = dataclasses.field(default_factory=dict)  # output -> artifact ids
+    error: str = ""
+    log: str = ""
+
+
+@dataclasses.dataclass
+class LocalRun:
+    run_id: str
+    launcher: str
+    pipeline_root: str
+    metadata_path: str
+    tasks: Dict[str, TaskResult]
+
+    @property
+    def failed(self) -> Optional[TaskResult]:
+        return next((t for t in self.tasks.values() if t.state == "FAILED"), None)
+
+    @property
+    def pushed(self) -> bool:
+        pusher = self.tasks.get(PUSHER_TASK)
+        return bool(pusher and pusher.state in ("COMPLETE", "CACHED"))
+
+
+def load_spec(package: str) -> dict:
+    """The PipelineSpec of a compiled .yaml (PipelineSpec) or .json (PipelineJob)."""
+    if not os.path.isfile(package):
+        raise KubeflowError(f"--package {package!r}: no such file (run `shopbusy kubeflow compile` first)")
+    with open(package) as f:
+        document = json.load(f) if package.endswith(".json") else yaml.safe_load(f)
+    return document.get("pipelineSpec", document)
+
+
+def run_local(package: str, workdir: str, data: Optional[str] = None, launcher: str = "kfp", echo=print) -> LocalRun:
+    """Runs every task of the spec in `package`; returns what each did."""
+    if launcher not in LAUNCHERS:
+        raise KubeflowError(f"--launcher {launcher!r}: one of {', '.join(LAUNCHERS)}")
+    spec = load_spec(package)
+    workdir = os.path.abspath(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    paths = _LocalPaths(workdir)
+    root = paths.localize(spec.get("defaultPipelineRoot") or "")
+    if not root.startswith("/"):
+        raise KubeflowError(f"{package}: compiled without a pipeline root (shopbusy kubeflow compile --pipeline-root)")
+    parameters = {
+        name: paths.localize(definition.get("defaultValue"))
+        for name, definition in spec["root"].get("inputDefinitions", {}).get("parameters", {}).items()
+    }
+    if data is not None:
+        parameters["data-root"] = os.path.abspath(data)
+    run_id = datetime.datetime.now().strftime("run-local-%Y%m%d-%H%M%S-%f")
+    store = _Store(os.path.join(workdir, "metadata.sqlite"), spec["pipelineInfo"]["name"], run_id)
+    backend = _Backend.of(launcher, store)
+    run = LocalRun(run_id, launcher, root, store.path, {})
+    echo(f"run {run_id} of {package} ({launcher} launcher), pipeline root {root}")
+    for name in _dag_order(spec["root"]["dag"]["tasks"]):
+        task = spec["root"]["dag"]["tasks"][name]
+        upstream = [run.tasks[d] for d in task.get("dependentTasks", [])]
+        if any(u.state in ("FAILED", "SKIPPED") for u in upstream):
+            continue  # as the backend: nothing runs after a failed or skipped task
+        started = time.monotonic()
+        try:
+            result = _run_task(spec, name, task, run, backend, store, paths, parameters)
+        except KubeflowError as e:
+            result = TaskResult(name, "FAILED", error=str(e))
+        result.seconds = time.monotonic() - started
+        run.tasks[name] = result
+        echo(f"  {name}: {result.state.lower()} ({result.seconds:.0f} s){': ' + result.error if result.error else ''}")
+        if result.state == "FAILED":
+            break
+    return run
+
+
+class _LocalPaths:
+    """Where image paths and remote URIs live on this machine."""
+
+    def __init__(self, workdir: str):
+        self.workdir = workdir
+
+    def localize(self, value):
+        if isinstance(value, str):
+            value = value.replace("gs://", os.path.join(self.workdir, "gcs") + "/")
+            if value == IMAGE_PROJECT_ROOT or value.startswith(IMAGE_PROJECT_ROOT + "/"):
+                value = PROJECT_ROOT + value[len(IMAGE_PROJECT_ROOT) :]
+        return value
+
+
+def _dag_order(tasks: dict) -> List[str]:
+    order, placed = [], set()
+    while len(order) < len(tasks):
+        ready = sorted(n for n, t in tasks.items() if n not in placed and set(t.get("dependentTasks", [])) <= placed)
+        if not ready:
+            raise KubeflowError("the spec's tasks depend on each other in a cycle")
+        order += ready
+        placed.update(ready)
+    return order
+
+
+def _run_task(spec, name, task, run, backend, store, paths, parameters) -> TaskResult:
+    component = spec["components"][task["componentRef"]["name"]]
+    executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
+    inputs = {
+        "parameterValues": _input_parameters(task, parameters, paths),
+        "artifacts": {
+            key: {"artifacts": [backend.input_artifact(a, component, key) for a in _upstream(run, store, source)]}
+            for key, source in task.get("inputs", {}).get("artifacts", {}).items()
+        },
+    }
+    if "resolver" in executor:
+        return backend.resolve(name, executor["resolver"], inputs)
+    if "container" not in executor:
+        raise KubeflowError(f"task {name}: executor kind {sorted(executor)} is not supported by run-local")
+    condition = task.get("triggerPolicy", {}).get("condition")
+    if condition and not evaluate_condition(condition, inputs):
+        store.record_execution(name, "CANCELED", inputs, {}, cache_key="")
+        return TaskResult(name, "SKIPPED")
+
+    container = executor["container"]
+    pod = os.path.join(paths.workdir, "pods", run.run_id, name)  # the task's pod filesystem
+    os.makedirs(pod, exist_ok=True)
+    task_root = backend.task_root(run.pipeline_root, spec["pipelineInfo"]["name"], run.run_id, name)
+    outputs = {
+        "artifacts": {
+            key: {"artifacts": [{"name": key, "uri": f"{task_root}/{key}", "type": definition["artifactType"], "metadata": {}}]}
+            for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items()
+        },
+        "outputFile": backend.output_file(pod, task_root),
+    }
+    executor_input = {"inputs": inputs, "outputs": outputs}
+    lifecycle = container.get("lifecycle", {}).get("preCacheCheck")
+    if lifecycle and backend.runs_drivers:
+        _run_process(name, lifecycle["command"], lifecycle["args"], executor_input, pod, run, "driver")
+        inputs["parameterValues"].update(_read_json(outputs["outputFile"]).get("parameterValues", {}))
+
+    cache_key = cache_fingerprint(executor_input, container) if task.get("cachingOptions", {}).get("enableCache") else ""
+    cached = store.cached_outputs(cache_key) if cache_key else None
+    if cached is not None:
+        store.record_execution(name, "CACHED", inputs, cached, cache_key)
+        return TaskResult(name, "CACHED", outputs={k: [a.id for a in v] for k, v in cached.items()})
+
+    error, log = _run_process(name, container["command"], container["args"], executor_input, pod, run, "executor")
+    if error:
+        store.record_execution(name, "FAILED", inputs, {}, cache_key)
+        return TaskResult(name, "FAILED", error=error, log=log)
+    produced = _merge_executor_output(outputs["artifacts"], _read_json(outputs["outputFile"]))
+    recorded = {key: [store.record_artifact(key, artifact)] for key, artifact in produced.items()}
+    store.record_execution(name, "COMPLETE", inputs, recorded, cache_key)
+    return TaskResult(name, "COMPLETE", outputs={k: [a.id for a in v] for k, v in recorded.items()}, log=log)
+
+
+def _input_parameters(task, pipeline_parameters, paths) -> dict:
+    values = {}
+    for key, source in task.get("inputs", {}).get("parameters", {}).items():
+        if "runtimeValue" in source:
+            values[key] = paths.localize(source["runtimeValue"]["constant"])
+        elif "componentInputParameter" in source:
+            values[key] = pipeline_parameters[source["componentInputParameter"]]
+        else:
+            raise KubeflowError(f"parameter {key}: source {sorted(source)} is not supported by run-local")
+    return values
+
+
+def _upstream(run, store, source):
+    producer = source["taskOutputArtifact"]
+    result = run.tasks[producer["producerTask"]]
+    return store.artifacts(result.outputs.get(producer["outputArtifactKey"], []))
+
+
+def _run_process(name, command, args, executor_input, pod, run, what):
+    """Runs one container command as the pod would: its placeholders filled, the image's
+    environment (TF_USE_LEGACY_KERAS, shopbusy/kubeflow/Dockerfile), `python` the project's."""
+    from kfp.local import placeholder_utils
+
+    argv = placeholder_utils.replace_placeholders(
+        list(command) + list(args),
+        _canonical(executor_input),
+        pipeline_resource_name=run.run_id,
+        task_resource_name=name,
+        pipeline_root=run.pipeline_root,
+    )
+    if argv[0] == "python":
+        argv[0] = sys.executable
+    log_path = os.path.join(pod, f"{what}.log")
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONUNBUFFERED="1")
+    with open(log_path, "w") as log:
+        code = subprocess.call(argv, cwd=pod, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if code == 0:
+        return "", log_path
+    with open(log_path) as log:
+        lines = [line.strip() for line in log if line.strip()]
+    errors = [line for line in lines if _ERROR_LINE.match(line)]
+    return f"{what} exited with {code}: {(errors or lines or ['no output'])[-1]} (log: {log_path})", log_path
+
+
+def _canonical(executor_input: dict) -> dict:
+    """The executor input as the backend serializes the ExecutorInput proto."""
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    message = json_format.ParseDict(executor_input, pipeline_spec_pb2.ExecutorInput())
+    return json_format.MessageToDict(message)
+
+
+def _read_json(path: str) -> dict:
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def _merge_executor_output(declared: dict, executor_output: dict) -> dict:
+    """KFP's launcher (launcher_v2.go mergeRuntimeArtifacts): the executor output's URI and
+    metadata win over what the driver provisioned."""
+    produced = {}
+    for key, artifact_list in declared.items():
+        artifact = dict(artifact_list["artifacts"][0])
+        written = executor_output.get("artifacts", {}).get(key, {}).get("artifacts", [])
+        if written:
+            if written[0].get("uri"):
+                artifact["uri"] = written[0]["uri"]
+            artifact["metadata"] = {**artifact.get("metadata", {}), **written[0].get("metadata", {})}
+        produced[key] = artifact
+    return produced
+
+
+def cache_fingerprint(executor_input: dict, container: dict) -> str:
+    """KFP's cache key (cacheutils/cache.go GenerateCacheKey), hashed as GenerateFingerPrint."""
+    key = {
+        "inputArtifactNames": {
+            k: {"artifactNames": [a.get("name", "") for a in v["artifacts"]]}
+            for k, v in executor_input["inputs"]["artifacts"].items()
+        },
+        "inputParameterValues": executor_input["inputs"]["parameterValues"],
+        "outputArtifactsSpec": {
+            k: {"name": v["artifacts"][0]["name"], "type": v["artifacts"][0]["type"]}
+            for k, v in executor_input["outputs"]["artifacts"].items()
+        },
+        "containerSpec": {"image": container.get("image", ""), "cmdArgs": container["command"] + container["args"]},
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+_CONDITION_VALUE = re.compile(
+    r"inputs\.artifacts\['([^']+)'\]\.artifacts\[(\d+)\]\.metadata\['([^']+)'\]|inputs\.parameter_values\['([^']+)'\]"
+)
+_CONDITION_NODES = (
+    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.Compare, ast.Constant,
+    ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE,
+)  # fmt: skip
+
+
+def evaluate_condition(condition: str, inputs: dict) -> bool:
+    """A trigger condition, as KFP's driver evaluates it (CEL over the task's executor input):
+    comparisons of input artifact metadata and parameters, joined by &&, || and !. A key the
+    task does not have fails the task, as it fails the driver."""
+
+    def value(match):
+        artifact, index, key, parameter = match.groups()
+        try:
+            if parameter:
+                return repr(inputs["parameterValues"][parameter])
+            return repr(inputs["artifacts"][artifact]["artifacts"][int(index)]["metadata"][key])
+        except (KeyError, IndexError):
+            raise KubeflowError(f"condition {condition!r}: no such input value {match.group(0)!r}") from None
+
+    python = _CONDITION_VALUE.sub(value, condition)
+    python = python.replace("&&", " and ").replace("||", " or ")
+    python = re.sub(r"!(?!=)", " not ", python)
+    tree = ast.parse(python, mode="eval")
+    if not all(isinstance(node, _CONDITION_NODES) for node in ast.walk(tree)):
+        raise KubeflowError(f"condition {condition!r} is beyond what run-local evaluates")
+    return bool(eval(compile(tree, "<condition>", "eval")))  # noqa: S307 - only literals and comparisons
+
+
+class _Backend:
+    """What differs between the two launchers."""
+
+    runs_drivers = False
+
+    def __init__(self, store):
+        self.store = store
+
+    @staticmethod
+    def of(launcher: str, store) -> "_Backend":
+        return {"kfp": _KfpBackend, "vertex": _VertexBackend}[launcher](store)
+
+
+class _KfpBackend(_Backend):
+    def input_artifact(self, artifact, component, key) -> dict:
+        return {
+            "name": str(artifact.id),
+            "uri": artifact.uri,
+            "metadata": self.store.metadata_of(artifact),
+            "type": {"instanceSchema": ""},  # client.go: Schema "" (TODO(Bobgy))
+        }
+
+    def task_root(self, root, pipeline, run_id, task) -> str:
+        salt = hashlib.sha256(f"{run_id}/{task}".encode()).hexdigest()[:8]
+        return f"{root.rstrip('/')}/{pipeline}/{run_id}/{task}/{salt}"
+
+    def output_file(self, pod, task_root) -> str:
+        # launcher_v2.go OutputMetadataFilepath: inside the pod, for roots without a local mount.
+        return os.path.join(pod, "tmp", "kfp_outputs", "output_metadata.json")
+
+    def resolve(self, name, resolver, inputs) -> TaskResult:
+        raise KubeflowError(
+            f"task {name}: resolver executors not implemented on open-source Kubeflow Pipelines "
+            "(backend/src/v2/compiler/argocompiler/dag.go); compile with --target kfp"
+        )
+
+
+class _VertexBackend(_Backend):
+    runs_drivers = True
+
+    def input_artifact(self, artifact, component, key) -> dict:
+        return {
+            "name": VERTEX_ARTIFACT_NAME.format(artifact.id),
+            "uri": artifact.uri,
+            "metadata": self.store.metadata_of(artifact),
+            "type": component["inputDefinitions"]["artifacts"][key]["artifactType"],
+        }
+
+    def task_root(self, root, pipeline, run_id, task) -> str:
+        return f"{root.rstrip('/')}/{run_id}/{task}"
+
+    def output_file(self, pod, task_root) -> str:
+        return os.path.join(task_root, "executor_output.json")
+
+    def resolve(self, name, resolver, inputs) -> TaskResult:
+        """Each query's newest LIVE match: `schema_title="T" AND state=LIVE AND name="N" AND
+        metadata.K.number_value=V`, its placeholders filled from the task's inputs."""
+        from kfp.local import placeholder_utils
+
+        outputs = {}
+        for key, query in resolver["outputArtifactQueries"].items():
+            text = placeholder_utils.resolve_io_placeholders(_canonical({"inputs": inputs}), query["filter"])
+            matches = self.store.query(_parse_filter(text, VERTEX_ARTIFACT_NAME))
+            outputs[key] = [matches[0]] if matches else []
+        return TaskResult(name, "COMPLETE", outputs={k: [a.id for a in v] for k, v in outputs.items()})
+
+
+def _parse_filter(text: str, name_format: str) -> dict:
+    wanted = {}
+    for clause in text.split(" AND "):
+        field, _, value = clause.strip().partition("=")
+        value = value.strip().strip('"')
+        if field == "schema_title":
+            wanted["type"] = value
+        elif field == "state":
+            wanted["state"] = value
+        elif field == "name":
+            prefix = name_format.format("")
+            wanted["id"] = int(value[len(prefix) :]) if value.startswith(prefix) and value[len(prefix) :].isdigit() else -1
+        elif field.startswith("metadata.") and field.endswith(".number_value"):
+            wanted.setdefault("metadata", {})[field[len("metadata.") : -len(".number_value")]] = float(value)
+        else:
+            raise KubeflowError(f"resolver filter clause {clause!r} is beyond what run-local answers")
+    return wanted
+
+
+class _Store:
+    """The run's ML Metadata: artifacts typed by their schema title, every metadata field a
+    custom property (converter.go toMLMDArtifact), executions per task with their cache key."""
+
+    def __init__(self, path: str, pipeline: str, run_id: str):
+        from ml_metadata import metadata_store
+        from ml_metadata.proto import metadata_store_pb2 as mlmd
+
+        self.mlmd, self.path = mlmd, path
+        connection = mlmd.ConnectionConfig()
+        connection.sqlite.filename_uri = path
+        connection.sqlite.connection_mode = mlmd.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+        self.store = metadata_store.MetadataStore(connection)
+        self.execution_type = self.store.put_execution_type(mlmd.ExecutionType(name=EXECUTION_TYPE))
+        self.contexts = [self._context(PIPELINE_CONTEXT_TYPE, pipeline), self._context(RUN_CONTEXT_TYPE, run_id)]
+
+    def _context(self, type_name: str, name: str) -> int:
+        type_id = self.store.put_context_type(self.mlmd.ContextType(name=type_name))
+        existing = self.store.get_context_by_type_and_name(type_name, name)
+        if existing:
+            return existing.id
+        return self.store.put_contexts([self.mlmd.Context(type_id=type_id, name=name)])[0]
+
+    def record_artifact(self, key: str, runtime_artifact: dict):
+        schema = runtime_artifact["type"]
+        title = schema.get("schemaTitle") or (yaml.safe_load(schema.get("instanceSchema") or "{}") or {}).get("title")
+        type_id = self.store.put_artifact_type(self.mlmd.ArtifactType(name=title))
+        artifact = self.mlmd.Artifact(type_id=type_id, uri=runtime_artifact["uri"], state=self.mlmd.Artifact.LIVE)
+        for name, value in {"display_name": key, **runtime_artifact.get("metadata", {})}.items():
+            _set_value(artifact.custom_properties[name], value)
+        [artifact_id] = self.store.put_artifacts([artifact])
+        return self.store.get_artifacts_by_id([artifact_id])[0]
+
+    def record_execution(self, task: str, state: str, inputs: dict, outputs: dict, cache_key: str) -> None:
+        execution = self.mlmd.Execution(
+            type_id=self.execution_type, last_known_state=getattr(self.mlmd.Execution, state)
+        )
+        execution.custom_properties["task_name"].string_value = task
+        execution.custom_properties["cache_fingerprint"].string_value = cache_key
+        artifacts_and_events = []
+        for kind, artifacts in (
+            (self.mlmd.Event.INPUT, {k: [_artifact_id(a) for a in v["artifacts"]] for k, v in inputs["artifacts"].items()}),
+            (self.mlmd.Event.OUTPUT, {k: [a.id for a in v] for k, v in outputs.items()}),
+        ):
+            for key, ids in artifacts.items():
+                for index, artifact in enumerate(self.artifacts(ids)):
+                    event = self.mlmd.Event(type=kind)
+                    event.path.steps.add().key = key
+                    event.path.steps.add().index = index
+                    artifacts_and_events.append((artifact, event))
+        self.store.put_execution(execution, artifacts_and_events, self.store.get_contexts_by_id(self.contexts))
+
+    def cached_outputs(self, cache_key: str):
+        """The outputs of the newest completed execution with this cache key, or None."""
+        for execution in sorted(self.store.get_executions_by_type(EXECUTION_TYPE), key=lambda e: -e.id):
+            if execution.custom_properties["cache_fingerprint"].string_value != cache_key:
+                continue
+            if execution.last_known_state != self.mlmd.Execution.COMPLETE:
+                continue
+            outputs = {}
+            for event in self.store.get_events_by_execution_ids([execution.id]):
+                if event.type == self.mlmd.Event.OUTPUT:
+                    outputs.setdefault(event.path.steps[0].key, []).append(event.artifact_id)
+            return {k: self.store.get_artifacts_by_id(v) for k, v in outputs.items()}
+        return None
+
+    def artifacts(self, ids: List[int]):
+        return self.store.get_artifacts_by_id(ids) if ids else []
+
+    def metadata_of(self, artifact) -> dict:
+        """Properties and custom properties as the driver sends them (converter.go toRuntimeArtifact)."""
+        metadata = {}
+        for properties in (artifact.properties, artifact.custom_properties):
+            for name, value in properties.items():
+                kind = value.WhichOneof("value")
+                if kind == "int_value":
+                    metadata[name] = float(value.int_value)
+                elif kind == "double_value":
+                    metadata[name] = value.double_value
+                elif kind == "string_value":
+                    metadata[name] = value.string_value
+                elif kind == "struct_value":
+                    from google.protobuf import json_format
+
+                    metadata[name] = json_format.MessageToDict(value.struct_value)
+        return metadata
+
+    def query(self, wanted: dict):
+        """LIVE artifacts matching a parsed resolver filter, newest first."""
+        try:
+            candidates = self.store.get_artifacts_by_type(wanted.get("type", ""))
+        except Exception:  # noqa: BLE001 - an unknown type has no artifacts
+            return []
+        matches = []
+        for artifact in candidates:
+            if wanted.get("state") == "LIVE" and artifact.state != self.mlmd.Artifact.LIVE:
+                continue
+            if "id" in wanted and artifact.id != wanted["id"]:
+                continue
+            metadata = self.metadata_of(artifact)
+            if any(metadata.get(k) != v for k, v in wanted.get("metadata", {}).items()):
+                continue
+            matches.append(artifact)
+        return sorted(matches, key=lambda a: -a.id)
+
+
+def _artifact_id(runtime_artifact: dict) -> int:
+    return int(runtime_artifact["name"].rsplit("/", 1)[-1])
+
+
+def _set_value(target, value) -> None:
+    if isinstance(value, bool):
+        target.int_value = int(value)
+    elif isinstance(value, (int, float)):
+        target.double_value = float(value)
+    elif isinstance(value, str):
+        target.string_value = value
+    elif isinstance(value, dict):
+        from google.protobuf import json_format
+
+        json_format.ParseDict(value, target.struct_value)
+    elif isinstance(value, list):
+        target.string_value = json.dumps(value)
