@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Keras 2 (tf_keras) with TF 2.16: set before anything imports TensorFlow (README, "Stack").
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: install lock run test test-deps test-faults test-all bench bench-smoke clean
+.PHONY: install lock run test test-deps test-faults test-kubeflow test-all bench bench-smoke clean
 
 install: $(STAMP)
 
@@ -37,11 +37,16 @@ test-deps:
 
 # The default suite: unit tests plus the end-to-end pipeline tests (under 25 min on 2 cores).
 test: install test-deps
-	$(BIN)/python -m pytest -m "not slow and not faults" tests
+	$(BIN)/python -m pytest -m "not slow and not faults and not kubeflow" tests
 
 # Runs killed inside each component, and runs racing for a workdir (about 4 minutes).
 test-faults: install
 	$(BIN)/python -m pytest -m faults tests
+
+# The compiled Kubeflow spec executed by `shopbusy kubeflow run-local` under the open-source
+# KFP and the Vertex AI contracts: three weekly runs each (about 15 minutes).
+test-kubeflow: install
+	$(BIN)/python -m pytest -m kubeflow tests
 
 # The benchmark: shopbusy against the article's script, over seeds, and at 10k-1M rows
 # (about an hour and a half on 2 cores). Writes bench/results/<date>-<host>.json and

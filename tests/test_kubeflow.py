@@ -126,12 +126,14 @@ def test_every_task_requests_what_its_beam_workers_are_sized_for(compiled, tmp_p
         assert "--direct_num_workers=0" not in args
 
 
-def test_example_gen_reads_new_data_every_run_on_open_source_kfp(compiled):
+def test_example_gen_and_the_served_model_are_read_anew_every_run_on_open_source_kfp(compiled):
     """The open-source backend runs no ExampleGen driver and keys its cache on the
     unsubstituted command and parameters (cacheutils/cache.go): a cached ExampleGen would
     never see a new span. Vertex AI runs the driver, whose fingerprint enters its cache key."""
     kfp, vertex = compiled["yaml"][1], compiled["json"][1]
     assert not kfp.root.dag.tasks["CsvExampleGen"].caching_options.enable_cache
+    # Nor can the task that finds the served model: its parameters stay, the pushes change.
+    assert not kfp.root.dag.tasks["latest_blessed_model_resolver"].caching_options.enable_cache
     assert kfp.root.dag.tasks["Transform"].caching_options.enable_cache
     assert "lifecycle" not in _executors(kfp)["CsvExampleGen_executor"]["container"]
     assert vertex.root.dag.tasks["CsvExampleGen"].caching_options.enable_cache

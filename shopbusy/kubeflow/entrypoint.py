@@ -15,17 +15,26 @@ type the spec declares. The open-source KFP 2.x driver does not:
   does not know (reported by sky-uk/kfp-operator, provider-service/kfp/tfx-patch, for TFX
   1.15-1.17; tensorflow/tfx#7768).
 
-Both are fixed the same way: every compiled TFX task also receives its inputs spec
+A third incompatibility is in what the task leaves behind. TensorFlow's GCS filesystem
+writes a zero-byte `dir/` object for every directory it creates (TFX creates many, e.g. the
+model's Format-Serving/), and the open-source launcher downloads every input artifact of the
+next task to a local path object by object (component/launcher_v2.go downloadArtifacts):
+a `dir/` object becomes a file where a directory must go, and the download fails
+(kubeflow/pipelines#13476; sky-uk/kfp-operator deletes the markers for the same reason).
+GCS has no directories, so the markers carry nothing: after the executor, they are deleted
+under each gs:// output.
+
+The input types are fixed this way: every compiled TFX task also receives its inputs spec
 (--json_serialized_inputs_spec_args, pipeline spec 2.1), which declares each input's TFX
 type; an input whose type is empty or a `system.*` title takes the declared one. Nothing else
 changes, so on Vertex AI (and in local runs, which never use this module) TFX behaves as shipped.
 """
 
 import json
-import sys
 
 
 KFP_SYSTEM_TITLE_PREFIX = "system."
+GCS = "gs://"
 
 
 def _needs_declared_type(artifact_type: dict) -> bool:
@@ -57,6 +66,26 @@ def main(parsed_argv) -> None:
         args.json_serialized_invocation_args, getattr(args, "json_serialized_inputs_spec_args", None)
     )
     kubeflow_v2_run_executor.main((args, beam_args))
+    outputs = json.loads(args.json_serialized_invocation_args).get("outputs", {}).get("artifacts", {})
+    for artifact_list in outputs.values():
+        for artifact in artifact_list.get("artifacts", []):
+            if artifact.get("uri", "").startswith(GCS):
+                delete_directory_markers(artifact["uri"])
+
+
+def delete_directory_markers(uri: str, client=None) -> int:
+    """Deletes the zero-byte `name/` objects under a gs:// URI; returns how many."""
+    if client is None:
+        from google.cloud import storage
+
+        client = storage.Client()
+    bucket_name, _, prefix = uri[len(GCS) :].partition("/")
+    prefix = prefix.rstrip("/") + "/"
+    bucket = client.bucket(bucket_name)
+    markers = [blob for blob in bucket.list_blobs(prefix=prefix) if blob.name.endswith("/") and blob.size == 0]
+    for blob in markers:
+        blob.delete()
+    return len(markers)
 
 
 if __name__ == "__main__":

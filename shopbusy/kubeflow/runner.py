@@ -130,7 +130,7 @@ def compile_pipeline(
     target = target_of(output, target)
     from tfx import v1 as tfx
 
-    from shopbusy.pipeline.pipeline import create_pipeline
+    from shopbusy.pipeline.pipeline import LATEST_BLESSED_MODEL_ID, create_pipeline
     from shopbusy.pipeline.resolvers import EXAMPLE_GEN_ID
 
     if not output.endswith((".yaml", ".yml", ".json")):
@@ -154,9 +154,11 @@ def compile_pipeline(
         # The open-source backend runs no ExampleGen driver (lifecycle.preCacheCheck) and keys
         # its cache on parameters, input artifacts and the unsubstituted command
         # (backend/src/v2/cacheutils/cache.go): with the same data-root every run would be a
-        # cache hit and new data never read. ExampleGen re-reads its input every run; the
-        # tasks after it are cached on its new Examples artifact as before.
-        spec["root"]["dag"]["tasks"][EXAMPLE_GEN_ID]["cachingOptions"] = {}
+        # cache hit and new data never read. ExampleGen re-reads its input every run, and so
+        # does the task that reads the serving folder (same parameters, new pushes); the tasks
+        # after them are cached on their new output artifacts as before.
+        for reads_outside_the_dag in (EXAMPLE_GEN_ID, LATEST_BLESSED_MODEL_ID):
+            spec["root"]["dag"]["tasks"][reads_outside_the_dag]["cachingOptions"] = {}
         spec["deploymentSpec"]["executors"][f"{EXAMPLE_GEN_ID}_executor"]["container"].pop("lifecycle", None)
     spec.setdefault("pipelineInfo", {})["description"] = f"shopbusy, compiled for {target}"
     output = os.path.abspath(output)

@@ -1,0 +1,178 @@
+"""TFX's v2 container entrypoint fed the input artifacts the open-source KFP driver really
+sends (shopbusy/kubeflow/local_launcher.py models it from kubeflow/pipelines
+backend/src/v2/metadata): shopbusy's entrypoint is needed for each shape (TFX as shipped
+fails on it) and sufficient (the executor receives the TFX artifact it declared, with its
+properties), and changes nothing on what Vertex AI sends."""
+
+import argparse
+import json
+
+import pytest
+from tfx.dsl.components.base import base_executor
+from tfx.orchestration.kubeflow.v2 import compiler_utils
+from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+from tfx.types import standard_artifacts
+
+from shopbusy.kubeflow import entrypoint, local_launcher
+
+
+class RecordingExecutor(base_executor.BaseExecutor):
+    """Writes what it received into its output: the classes and properties of its inputs."""
+
+    def Do(self, input_dict, output_dict, exec_properties):
+        received = {
+            key: [{"class": type(a).__name__, "span": a.span, "split_names": a.split_names} for a in artifacts]
+            for key, artifacts in input_dict.items()
+        }
+        with open(output_dict["received"][0].uri, "w") as f:
+            json.dump(received, f)
+
+
+EXAMPLES_SCHEMA = compiler_utils.get_artifact_schema(standard_artifacts.Examples)
+EXAMPLES_TYPE = {"instanceSchema": EXAMPLES_SCHEMA.decode() if isinstance(EXAMPLES_SCHEMA, bytes) else EXAMPLES_SCHEMA}
+INPUTS_SPEC = {"artifacts": {"examples": {"artifactType": EXAMPLES_TYPE}}}
+
+
+class _StoredExamples:
+    """An Examples artifact as the launcher recorded it in ML Metadata (every metadata field a
+    custom property, launcher_v2.go and converter.go)."""
+
+    id = 42
+    uri = "/data/CsvExampleGen/examples"
+
+
+class _Store:
+    @staticmethod
+    def metadata_of(artifact):
+        return {
+            "span": 3.0,
+            "version": 0.0,
+            "split_names": '["train", "valid", "eval"]',
+            "display_name": "examples",
+            "store_session_info": '{"Provider":"gs"}',
+        }
+
+
+def _oss_examples():
+    backend = local_launcher._KfpBackend(_Store())
+    return backend.input_artifact(_StoredExamples(), {"inputDefinitions": {"artifacts": {"examples": {"artifactType": EXAMPLES_TYPE}}}}, "examples")
+
+
+def _vertex_examples():
+    backend = local_launcher._VertexBackend(_Store())
+    return backend.input_artifact(_StoredExamples(), {"inputDefinitions": {"artifacts": {"examples": {"artifactType": EXAMPLES_TYPE}}}}, "examples")
+
+
+def _system_dataset_examples():
+    # KFP's own title for a dataset; what TFX artifacts arrive as when recorded under KFP types
+    # (sky-uk/kfp-operator provider-service/kfp/tfx-patch; tensorflow/tfx#7768).
+    return dict(_oss_examples(), type={"schemaTitle": "system.Dataset"})
+
+
+# Each shape, and how TFX 1.16's kubeflow_v2_entrypoint_utils fails on it as shipped.
+SHAPES = {
+    "oss: empty instance schema": (_oss_examples, AttributeError, "'NoneType' object has no attribute 'get'"),
+    "oss: system.* title": (_system_dataset_examples, ImportError, "Could not import system.Dataset"),
+}
+
+
+def _args(tmp_path, examples):
+    received = tmp_path / "received.json"
+    executor_input = {
+        "inputs": {"artifacts": {"examples": {"artifacts": [examples]}}},
+        "outputs": {
+            "artifacts": {
+                "received": {
+                    "artifacts": [
+                        {"name": "received", "uri": str(received), "type": {"instanceSchema": "title: tfx.Schema\ntype: object\n"}}
+                    ]
+                }
+            },
+            "outputFile": str(tmp_path / "kfp_outputs" / "output_metadata.json"),
+        },
+    }
+    args = argparse.Namespace(
+        executor_class_path=f"{__name__}.RecordingExecutor",
+        json_serialized_invocation_args=json.dumps(executor_input),
+        json_serialized_inputs_spec_args=json.dumps(INPUTS_SPEC),
+    )
+    return (args, []), received
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_tfx_as_shipped_cannot_read_what_the_oss_driver_sends(tmp_path, shape):
+    make, error, message = SHAPES[shape]
+    parsed, received = _args(tmp_path, make())
+    with pytest.raises(error, match=message):
+        kubeflow_v2_run_executor.main(parsed)
+    assert not received.exists()
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_the_shopbusy_entrypoint_gives_the_executor_the_declared_artifact(tmp_path, shape):
+    parsed, received = _args(tmp_path, SHAPES[shape][0]())
+    entrypoint.main(parsed)
+    [examples] = json.loads(received.read_text())["examples"]
+    assert examples == {"class": "Examples", "span": 3, "split_names": '["train", "valid", "eval"]'}
+    output = json.loads((tmp_path / "kfp_outputs" / "output_metadata.json").read_text())
+    assert output["artifacts"]["received"]["artifacts"][0]["uri"] == str(received)
+
+
+def test_what_vertex_sends_is_left_as_it_is(tmp_path):
+    examples = _vertex_examples()
+    fixed = json.loads(
+        entrypoint.with_declared_input_types(
+            json.dumps({"inputs": {"artifacts": {"examples": {"artifacts": [examples]}}}}), json.dumps(INPUTS_SPEC)
+        )
+    )
+    assert fixed["inputs"]["artifacts"]["examples"]["artifacts"] == [examples]
+    parsed, received = _args(tmp_path, examples)
+    kubeflow_v2_run_executor.main(parsed)  # TFX reads it as shipped
+    assert json.loads(received.read_text())["examples"][0]["class"] == "Examples"
+
+
+class _Blob:
+    def __init__(self, bucket, name, size):
+        self.bucket, self.name, self.size = bucket, name, size
+
+    def delete(self):
+        self.bucket.objects.pop(self.name)
+
+
+class _Bucket:
+    """google.cloud.storage's bucket, as far as the marker cleanup uses it."""
+
+    def __init__(self, objects):
+        self.objects = dict(objects)
+
+    def list_blobs(self, prefix):
+        return [_Blob(self, name, size) for name, size in sorted(self.objects.items()) if name.startswith(prefix)]
+
+
+class _Client:
+    def __init__(self, buckets):
+        self.buckets = buckets
+
+    def bucket(self, name):
+        return self.buckets[name]
+
+
+def test_gcs_directory_markers_under_an_output_are_deleted_and_nothing_else():
+    """TensorFlow writes a zero-byte `dir/` object per directory; the open-source launcher's
+    download of the next task's inputs trips over them (kubeflow/pipelines#13476)."""
+    bucket = _Bucket(
+        {
+            "root/Trainer/model/": 0,
+            "root/Trainer/model/Format-Serving/": 0,
+            "root/Trainer/model/Format-Serving/saved_model.pb": 1234,
+            "root/Trainer/model/Format-Serving/variables/": 0,
+            "root/Trainer/model/Format-Serving/variables/variables.index": 0,  # empty file, kept
+            "root/Trainer/model_run/": 0,  # another output's marker, not under this one
+        }
+    )
+    assert entrypoint.delete_directory_markers("gs://acme/root/Trainer/model", _Client({"acme": bucket})) == 3
+    assert sorted(bucket.objects) == [
+        "root/Trainer/model/Format-Serving/saved_model.pb",
+        "root/Trainer/model/Format-Serving/variables/variables.index",
+        "root/Trainer/model_run/",
+    ]

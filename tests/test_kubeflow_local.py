@@ -1,0 +1,183 @@
+"""The compiled spec executed under the KFP v2 container contract (`shopbusy kubeflow
+run-local`), as open-source Kubeflow Pipelines' driver and launcher build it and as Vertex AI
+does: three weekly runs per launcher, asserted on ML Metadata and the artifacts.
+
+1. span 1: every task completes, the model is blessed and pushed under <root>/serving;
+2. span 2, with a gate no model can pass: the new span is read (not a cache hit), the first
+   run's model is the Evaluator's baseline (the change gate is computed), nothing is pushed;
+3. span 3 with out-of-range ratings: the AnomalyGate stops the run, nothing after it runs.
+`make test-kubeflow` (about 15 minutes on 2 cores)."""
+
+import dataclasses
+import json
+import os
+import shutil
+
+import pytest
+
+from shopbusy.components import served_models
+from shopbusy.data import generator
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.kubeflow
+
+ROWS = 2000
+IMAGE = "shopbusy:test"
+# In-memory Beam: the data are small and each task is a fresh process (worker start-up would dominate).
+BEAM = "--beam-arg=--direct_running_mode=in_memory"
+SPEC_SUFFIX = {"kfp": "yaml", "vertex": "json"}
+
+
+@dataclasses.dataclass
+class Run:
+    result: object
+    run_id: str
+    executions: dict  # task name -> (state name, {output key: [artifacts]})
+    store: object
+
+
+def _store(workdir):
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2 as mlmd
+
+    connection = mlmd.ConnectionConfig()
+    connection.sqlite.filename_uri = str(workdir / "metadata.sqlite")
+    connection.sqlite.connection_mode = mlmd.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(connection)
+
+
+def _executions(store, run_id):
+    from ml_metadata.proto import metadata_store_pb2 as mlmd
+
+    context = store.get_context_by_type_and_name("system.PipelineRun", run_id)
+    executions = {}
+    for execution in store.get_executions_by_context(context.id):
+        outputs = {}
+        for event in store.get_events_by_execution_ids([execution.id]):
+            if event.type == mlmd.Event.OUTPUT:
+                outputs.setdefault(event.path.steps[0].key, []).extend(store.get_artifacts_by_id([event.artifact_id]))
+        state = mlmd.Execution.State.Name(execution.last_known_state)
+        executions[execution.custom_properties["task_name"].string_value] = (state, outputs)
+    return executions
+
+
+def _property(artifact, name):
+    value = artifact.custom_properties[name]
+    return getattr(value, value.WhichOneof("value"))
+
+
+@pytest.fixture(scope="module", params=["kfp", "vertex"])
+def weeks(request, tmp_path_factory):
+    """Compiled specs and a data folder that grows by a span per run, for one launcher."""
+    launcher, folder = request.param, tmp_path_factory.mktemp(f"kubeflow-{request.param}")
+    root = folder / "root"
+    specs = {}
+    for name, gates in (("normal", []), ("strict", ["--min-accuracy", "0.999"])):
+        specs[name] = folder / f"{name}.{SPEC_SUFFIX[launcher]}"
+        result = run_cli(
+            "kubeflow", "compile", "--pipeline-root", root, "--image", IMAGE, "--spans", BEAM,
+            "--output", specs[name], *gates, timeout=600,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    for week, dataset in enumerate(generator.generate_weeks(weeks=3, rows=ROWS, seed=5), start=1):
+        if week == 3:
+            dataset.columns["avgRating"][::40] = 9  # the schema's domain is 1..5
+        os.makedirs(folder / "weeks" / f"span-{week}")
+        generator.write_csv(dataset, str(folder / "weeks" / f"span-{week}" / "shops.csv"))
+    return launcher, folder, root, specs
+
+
+def _run(weeks, spec, span) -> Run:
+    launcher, folder, _, specs = weeks
+    shutil.copytree(folder / "weeks" / f"span-{span}", folder / "data" / f"span-{span}")
+    result = run_cli(
+        "kubeflow", "run-local", "--package", specs[spec], "--workdir", folder / "local",
+        "--data", folder / "data", "--launcher", launcher, timeout=1500,
+    )  # fmt: skip
+    run_id = result.stdout.split()[1]
+    store = _store(folder / "local")
+    return Run(result, run_id, _executions(store, run_id), store)
+
+
+@pytest.fixture(scope="module")
+def runs(weeks):
+    """The three weekly runs, in order (each depends on the one before)."""
+    first = _run(weeks, "normal", 1)
+    served_after_first = served_models.pushed_versions(str(weeks[2] / "serving"))
+    gated = _run(weeks, "strict", 2)
+    rejected = _run(weeks, "normal", 3)
+    return first, served_after_first, gated, rejected
+
+
+TASKS = ["CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomalyGate",
+         "Transform", "Trainer", "Evaluator", "Pusher"]  # fmt: skip
+
+
+def test_first_span_every_task_completes_and_the_blessed_model_is_pushed(weeks, runs):
+    launcher, _, root, _ = weeks
+    first, served, _, _ = runs
+    assert first.result.returncode == 0, first.result.stdout + first.result.stderr
+    for task in TASKS:
+        assert first.executions[task][0] == "COMPLETE", task
+    [examples] = first.executions["CsvExampleGen"][1]["examples"]
+    assert _property(examples, "span") == 1
+    [blessing] = first.executions["Evaluator"][1]["blessing"]
+    assert _property(blessing, "blessed") == 1
+    assert "baseline_model_id" not in blessing.custom_properties  # nothing served yet
+    [model] = first.executions["Trainer"][1]["model"]
+    [pushed] = first.executions["Pusher"][1]["pushed_model"]
+    assert len(served) == 1
+    version_dir = root / "serving" / served[0]
+    assert _property(pushed, "pushed_destination") == str(version_dir)
+    assert (version_dir / "saved_model.pb").exists()
+    marker = json.loads((version_dir / served_models.PUSHED_MARKER).read_text())
+    assert marker["model"] == model.uri and marker["version"] == served[0]
+
+
+def test_second_span_is_read_and_judged_against_the_served_model_and_a_failing_gate_pushes_nothing(weeks, runs):
+    launcher, _, root, _ = weeks
+    first, served, gated, _ = runs
+    assert gated.result.returncode == 3, gated.result.stdout + gated.result.stderr
+    # New data reach the run: ExampleGen is not a cache hit on the same data-root.
+    assert gated.executions["CsvExampleGen"][0] == "COMPLETE"
+    [examples] = gated.executions["CsvExampleGen"][1]["examples"]
+    assert _property(examples, "span") == 2
+    assert gated.executions["ImportSchemaGen"][0] == "CACHED"  # the cache works where it should
+    # The baseline is the first run's blessed model.
+    [blessing] = gated.executions["Evaluator"][1]["blessing"]
+    assert _property(blessing, "blessed") == 0
+    baseline = gated.store.get_artifacts_by_id([int(_property(blessing, "baseline_model_id").rsplit("/", 1)[-1])])[0]
+    if launcher == "kfp":  # found by the ServedModel task in the serving folder
+        assert _property(baseline, "served_version") == served[0]
+    else:  # found by Vertex's resolver tasks in ML Metadata
+        [first_model] = first.executions["Trainer"][1]["model"]
+        assert baseline.id == first_model.id
+    # The change gate was computed: TFMA wrote candidate-minus-baseline metrics.
+    [evaluation] = gated.executions["Evaluator"][1]["evaluation"]
+    assert "binary_accuracy" in _diff_metric_names(evaluation.uri)
+    # The failing gate: the Pusher did not run, the served model stays.
+    assert gated.executions["Pusher"][0] == "CANCELED"
+    assert "pushed_model" not in gated.executions["Pusher"][1]
+    assert served_models.pushed_versions(str(root / "serving")) == served
+
+
+def _diff_metric_names(evaluation_uri):
+    import tensorflow_model_analysis as tfma
+
+    names = set()
+    for slice_metrics in tfma.load_metrics(evaluation_uri):
+        for key in slice_metrics.metric_keys_and_values:
+            if key.key.is_diff and key.key.model_name == "candidate":
+                names.add(key.key.name)
+    return names
+
+
+def test_out_of_range_span_stops_at_the_anomaly_gate_and_pushes_nothing(weeks, runs):
+    _, _, root, _ = weeks
+    _, served, _, rejected = runs
+    assert rejected.result.returncode == 2, rejected.result.stdout + rejected.result.stderr
+    assert "task AnomalyGate failed" in rejected.result.stdout
+    assert rejected.executions["AnomalyGate"][0] == "FAILED"
+    for task in ("Transform", "Trainer", "Evaluator", "Pusher"):
+        assert task not in rejected.executions, task
+    assert served_models.pushed_versions(str(root / "serving")) == served
