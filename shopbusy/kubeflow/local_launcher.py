@@ -120,8 +120,9 @@ def run_local(package: str, workdir: str, data: Optional[str] = None, launcher: 
     for name in _dag_order(spec["root"]["dag"]["tasks"]):
         task = spec["root"]["dag"]["tasks"][name]
         upstream = [run.tasks[d] for d in task.get("dependentTasks", [])]
-        if any(u.state in ("FAILED", "SKIPPED") for u in upstream):
-            continue  # as the backend: nothing runs after a failed or skipped task
+        if any(u.state == "SKIPPED" for u in upstream):
+            run.tasks[name] = TaskResult(name, "SKIPPED")  # as the backend: nothing runs after a skipped task
+            continue
         started = time.monotonic()
         try:
             result = _run_task(spec, name, task, run, backend, store, paths, parameters)
@@ -193,7 +194,10 @@ def _run_task(spec, name, task, run, backend, store, paths, parameters) -> TaskR
     executor_input = {"inputs": inputs, "outputs": outputs}
     lifecycle = container.get("lifecycle", {}).get("preCacheCheck")
     if lifecycle and backend.runs_drivers:
-        _run_process(name, lifecycle["command"], lifecycle["args"], executor_input, pod, run, "driver")
+        error, log = _run_process(name, lifecycle["command"], lifecycle["args"], executor_input, pod, run, "driver")
+        if error:
+            store.record_execution(name, "FAILED", inputs, {}, cache_key="")
+            return TaskResult(name, "FAILED", error=error, log=log)
         inputs["parameterValues"].update(_read_json(outputs["outputFile"]).get("parameterValues", {}))
 
     cache_key = cache_fingerprint(executor_input, container) if task.get("cachingOptions", {}).get("enableCache") else ""
