@@ -5,7 +5,8 @@ does: three weekly runs per launcher, asserted on ML Metadata and the artifacts.
 1. span 1: every task completes, the model is blessed and pushed under <root>/serving;
 2. span 2, with a gate no model can pass: the new span is read (not a cache hit), the first
    run's model is the Evaluator's baseline (the change gate is computed), nothing is pushed;
-3. span 3 with out-of-range ratings: the AnomalyGate stops the run, nothing after it runs.
+3. span 3 with out-of-range ratings: the AnomalyGate stops the run, nothing after it runs;
+and `shopbusy report` renders the slice report of a run from the ML Metadata it left.
 `make test-kubeflow` (about 15 minutes on 2 cores)."""
 
 import dataclasses
@@ -181,3 +182,20 @@ def test_out_of_range_span_stops_at_the_anomaly_gate_and_pushes_nothing(weeks, r
     for task in ("Transform", "Trainer", "Evaluator", "Pusher"):
         assert task not in rejected.executions, task
     assert served_models.pushed_versions(str(root / "serving")) == served
+
+
+def test_the_slice_report_of_a_kubeflow_run_from_its_ml_metadata(weeks, runs):
+    _, folder, _, _ = weeks
+    _, _, gated, rejected = runs
+    result = run_cli("report", "--workdir", folder / "local", "--run", gated.run_id, "--out", folder / "report", timeout=600)
+    assert result.returncode == 0, result.stderr
+    with open(result.stdout.strip()) as f:
+        page = f.read()
+    assert "not blessed: nothing pushed" in page
+    assert "Candidate against baseline" in page and "no baseline yet" not in page
+    assert "shop_type = " in page and "weekday = " in page  # the slices
+    assert "0.999" in page  # the gate this run was judged by, from its own eval config
+    result = run_cli("report", "--workdir", folder / "local", "--run", rejected.run_id, "--out", folder / "report", timeout=600)
+    assert result.returncode == 0, result.stderr
+    with open(result.stdout.strip()) as f:
+        assert "input rejected: the data does not match the schema" in f.read()

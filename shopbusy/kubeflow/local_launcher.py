@@ -464,6 +464,8 @@ class _Store:
             type_id=self.execution_type, last_known_state=getattr(self.mlmd.Execution, state)
         )
         execution.custom_properties["task_name"].string_value = task
+        # The task's parameters, as KFP's driver records them (client.go, keyInputs).
+        execution.custom_properties["inputs"].struct_value.update(inputs["parameterValues"])
         execution.custom_properties["cache_fingerprint"].string_value = cache_key
         artifacts_and_events = []
         for kind, artifacts in (

@@ -1,4 +1,12 @@
-"""Reads what a pipeline run did from ML Metadata: executions, their times and outputs."""
+"""Reads what a pipeline run did from ML Metadata: executions, their times and outputs.
+
+Two layouts are read. TFX's local runner records a `pipeline_run` context per run and a
+`node` context per component, with typed artifact properties and the execution properties
+as custom properties. Kubeflow Pipelines' launcher (and `kubeflow run-local`, which records
+as it does: kubeflow/pipelines backend/src/v2/metadata/client.go) records a
+`system.PipelineRun` context, the task's name and its parameters (`inputs`) as custom
+properties of the execution, and every artifact property as a custom property.
+"""
 
 import dataclasses
 import hashlib
@@ -8,7 +16,10 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 RUN_CONTEXT_TYPE = "pipeline_run"
+KFP_RUN_CONTEXT_TYPE = "system.PipelineRun"
+RUN_CONTEXT_TYPES = (RUN_CONTEXT_TYPE, KFP_RUN_CONTEXT_TYPE)
 NODE_CONTEXT_TYPE = "node"
+KFP_TASK_NAME, KFP_INPUTS = "task_name", "inputs"  # execution custom properties (client.go)
 _STATES = metadata_store_pb2.Execution.State
 OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
@@ -39,7 +50,7 @@ def open_store(metadata_path: str, readonly: bool = True) -> metadata_store.Meta
 
 def run_ids(store: metadata_store.MetadataStore) -> List[str]:
     """Every run's id, newest first."""
-    runs = store.get_contexts_by_type(RUN_CONTEXT_TYPE)
+    runs = [c for context_type in RUN_CONTEXT_TYPES for c in store.get_contexts_by_type(context_type)]
     # Ids break ties: two contexts can be created within the same millisecond.
     return [c.name for c in sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id), reverse=True)]
 
@@ -50,7 +61,11 @@ def latest_run_id(store: metadata_store.MetadataStore) -> Optional[str]:
 
 
 def run_context(store: metadata_store.MetadataStore, run_id: str) -> metadata_store_pb2.Context:
-    return store.get_context_by_type_and_name(RUN_CONTEXT_TYPE, run_id)
+    for context_type in RUN_CONTEXT_TYPES:
+        context = store.get_context_by_type_and_name(context_type, run_id)
+        if context is not None:
+            return context
+    return None
 
 
 def run_executions(store: metadata_store.MetadataStore, run_id: str) -> List[ComponentExecution]:
@@ -58,7 +73,7 @@ def run_executions(store: metadata_store.MetadataStore, run_id: str) -> List[Com
     executions = sorted(store.get_executions_by_context(run_context(store, run_id).id), key=lambda e: e.create_time_since_epoch)
     result = []
     for execution in executions:
-        node = next(
+        node = custom_property(execution, KFP_TASK_NAME) or next(
             (c.name for c in store.get_contexts_by_execution(execution.id) if _context_type(store, c) == NODE_CONTEXT_TYPE),
             str(execution.type_id),
         )
@@ -100,7 +115,7 @@ def span(artifact: metadata_store_pb2.Artifact) -> int:
     driver writes (components/columnar_csv_example_gen.py), else 0 (no span folders)."""
     if "span" in artifact.properties:
         return artifact.properties["span"].int_value
-    return custom_property(artifact, "span") or 0
+    return int(custom_property(artifact, "span") or 0)
 
 
 def custom_property(node, name: str):
@@ -109,3 +124,19 @@ def custom_property(node, name: str):
         return None
     value = node.custom_properties[name]
     return getattr(value, value.WhichOneof("value"))
+
+
+def string_property(artifact: metadata_store_pb2.Artifact, name: str) -> str:
+    """A string property of an artifact: typed (TFX), else custom (Kubeflow)."""
+    if name in artifact.properties:
+        return artifact.properties[name].string_value
+    return custom_property(artifact, name) or ""
+
+
+def execution_property(execution: metadata_store_pb2.Execution, name: str):
+    """An execution property: a custom property (TFX), else a field of Kubeflow's `inputs`."""
+    value = custom_property(execution, name)
+    if value is None and KFP_INPUTS in execution.custom_properties:
+        field = execution.custom_properties[KFP_INPUTS].struct_value.fields.get(name)
+        value = getattr(field, field.WhichOneof("kind")) if field is not None else None
+    return value

@@ -63,11 +63,11 @@ class RunRecord:
         return artifact.uri if artifact else None
 
     def split_names(self, node: str, key: str) -> List[str]:
-        return json.loads(self.output(node, key).properties["split_names"].string_value or "[]")
+        return json.loads(metadata.string_property(self.output(node, key), "split_names") or "[]")
 
     def _execution_property(self, node: str, name: str):
         execution = self.executions.get(node)
-        return metadata.custom_property(execution.execution, name) if execution else None
+        return metadata.execution_property(execution.execution, name) if execution else None
 
     @property
     def data_path(self) -> Optional[str]:
@@ -108,7 +108,7 @@ class RunRecord:
             return []
         from shopbusy.components.anomaly_gate import drift_anomalies
 
-        found = drift_anomalies(anomalies.uri, anomalies.properties["split_names"].string_value)
+        found = drift_anomalies(anomalies.uri, metadata.string_property(anomalies, "split_names"))
         measurements = [
             DriftMeasurement(".".join(info.path.step), _DISTANCE_NAMES.get(m.type, str(m.type)), m.value, m.threshold)
             for proto in found
