@@ -322,7 +322,8 @@ def _repo_path(image_path, copies):
 def test_the_image_holds_what_the_spec_names_where_it_names_it(spec):
     instructions = _dockerfile()
     assert instructions[0][0] == "FROM" and instructions[0][1].startswith("python:3.10")
-    assert ("ENV", "TF_USE_LEGACY_KERAS=1") in instructions  # Keras 2, as at every local entry point
+    environment = {pair for instruction, arguments in instructions if instruction == "ENV" for pair in arguments.split()}
+    assert "TF_USE_LEGACY_KERAS=1" in environment  # Keras 2, as at every local entry point
     [workdir] = [arguments for instruction, arguments in instructions if instruction == "WORKDIR"]
     assert workdir == runner.IMAGE_PROJECT_ROOT
     copies = []  # (path in the image, path in this checkout)
