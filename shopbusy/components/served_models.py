@@ -1,5 +1,5 @@
 """The serving folder's layout, written by the Pusher and read by everything that looks for
-the served model (predict, `runs`, the Kubeflow baseline): SERVING/<version>/ holds a
+the served model (predict, the Kubeflow baseline): SERVING/<version>/ holds a
 SavedModel, and SERVING/<version>/pushed.json says the version is complete.
 
 Why a marker: AtomicPusher renames a finished version into place, which is atomic on a local

@@ -30,7 +30,7 @@ DEFAULT_OUTPUT = "shopbusy-pipeline.yaml"
 # set when compiling.
 DATA_ROOT_PARAMETER = "data-root"
 # Inside a pod: Beam's DirectRunner with one worker process per CPU the task requests
-# (TASK_RESOURCES). `--direct_num_workers=0` would mean one per core of the *node*.
+# (HEAVY_RESOURCES, DEFAULT_RESOURCES). `--direct_num_workers=0` would mean one per core of the *node*.
 CLUSTER_BEAM_ARGS = ["--direct_running_mode=multi_processing"]
 DIRECT_NUM_WORKERS = "--direct_num_workers"
 
