@@ -1,4 +1,5 @@
-"""Measuring one command: wall time and the peak memory of its whole process tree."""
+"""Measuring one command: wall time, the peak memory of its whole process tree, and how busy
+the rest of the machine was meanwhile (a figure taken beside other work is not a figure)."""
 
 import dataclasses
 import os
@@ -12,6 +13,13 @@ from typing import List, Optional
 import psutil
 
 SAMPLE_SECONDS = 0.1
+# A measurement during which other processes used more than this share of the machine's CPU
+# time is marked busy: on 2 cores one stray job halves what a component gets.
+BUSY_FOREIGN_SHARE = 0.10
+# Before the benchmark starts: a 1-minute load average above this per core, or any other process
+# above FOREIGN_PROCESS_PERCENT of a core, means the machine is busy.
+BUSY_LOAD_PER_CORE = 0.25
+FOREIGN_PROCESS_PERCENT = 10.0
 
 
 @dataclasses.dataclass
@@ -21,9 +29,21 @@ class Measurement:
     peak_rss_bytes: int  # the largest sum of RSS over the process and all its children
     returncode: int
     stdout: str
+    load_before: float  # the 1-minute load average when the command started
+    foreign_cpu_share: float  # CPU time of other processes / (wall time x cores) while it ran
+
+    @property
+    def busy(self) -> bool:
+        return self.foreign_cpu_share > BUSY_FOREIGN_SHARE
 
     def summary(self) -> dict:
-        return {"wall_seconds": round(self.wall_seconds, 2), "peak_rss_mb": round(self.peak_rss_bytes / 2**20)}
+        return {
+            "wall_seconds": round(self.wall_seconds, 2),
+            "peak_rss_mb": round(self.peak_rss_bytes / 2**20),
+            "load_before": round(self.load_before, 2),
+            "foreign_cpu_share": round(self.foreign_cpu_share, 3),
+            "busy": self.busy,
+        }
 
 
 def _tree_rss(process: psutil.Process) -> int:
@@ -36,8 +56,23 @@ def _tree_rss(process: psutil.Process) -> int:
     return total
 
 
+def _busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine has spent on anything but idling, since boot."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _own_cpu_seconds() -> float:
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
+
+
 def measure(command: List[str], cwd: Optional[str] = None) -> Measurement:
-    """Runs `command` to completion, sampling the memory of its process tree."""
+    """Runs `command` to completion, sampling the memory of its process tree; the CPU time
+    the rest of the machine used meanwhile is the machine's busy time minus the command's
+    (its rusage, which counts every descendant it waited for) minus this sampler's."""
+    load_before = os.getloadavg()[0]
+    machine_before, own_before = _busy_cpu_seconds(), _own_cpu_seconds()
     started = time.monotonic()
     with open(os.devnull, "rb") as stdin:
         child = subprocess.Popen(command, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -45,7 +80,10 @@ def measure(command: List[str], cwd: Optional[str] = None) -> Measurement:
     peak = 0
     chunks = []
     os.set_blocking(child.stdout.fileno(), False)
-    while child.poll() is None:
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
         try:
             peak = max(peak, _tree_rss(process))
         except psutil.Error:
@@ -53,9 +91,43 @@ def measure(command: List[str], cwd: Optional[str] = None) -> Measurement:
         chunks.append(child.stdout.read() or b"")
         time.sleep(SAMPLE_SECONDS)
     wall = time.monotonic() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    foreign = (_busy_cpu_seconds() - machine_before) - (usage.ru_utime + usage.ru_stime) - (_own_cpu_seconds() - own_before)
     os.set_blocking(child.stdout.fileno(), True)
     chunks.append(child.stdout.read() or b"")
-    return Measurement(command, wall, peak, child.returncode, b"".join(chunks).decode(errors="replace"))
+    return Measurement(
+        command,
+        wall,
+        peak,
+        child.returncode,
+        b"".join(chunks).decode(errors="replace"),
+        load_before,
+        max(0.0, foreign) / (wall * os.cpu_count()),
+    )
+
+
+def machine_load(sample_seconds: float = 2.0) -> dict:
+    """How busy the machine is right now: the load averages, and every other process that used
+    more than FOREIGN_PROCESS_PERCENT of a core over `sample_seconds` (asked before the
+    benchmark starts anything of its own)."""
+    processes = [p for p in psutil.process_iter(["pid", "name", "cmdline"]) if p.pid != os.getpid()]
+    for p in processes:
+        try:
+            p.cpu_percent(None)
+        except psutil.Error:
+            pass
+    time.sleep(sample_seconds)
+    heavy = []
+    for p in processes:
+        try:
+            percent = p.cpu_percent(None)
+        except psutil.Error:
+            continue
+        if percent > FOREIGN_PROCESS_PERCENT:
+            heavy.append({"pid": p.pid, "cpu_percent": round(percent), "command": " ".join(p.info["cmdline"] or [p.info["name"]])[:200]})
+    load = os.getloadavg()
+    busy = load[0] > BUSY_LOAD_PER_CORE * os.cpu_count() or bool(heavy)
+    return {"loadavg": [round(x, 2) for x in load], "heavy_processes": heavy, "busy": busy}
 
 
 def machine() -> dict:

@@ -20,7 +20,7 @@ import tempfile
 from typing import Callable, Dict, List
 
 from bench import report
-from bench.measure import machine, measure
+from bench.measure import machine, machine_load, measure
 from shopbusy.cli import common
 from shopbusy.data import generator
 from shopbusy.pipeline import config
@@ -190,14 +190,28 @@ def main(argv=None) -> int:
     parser.add_argument("--results-dir", default=RESULTS_DIR)
     parser.add_argument("--doc", default=DOC, help="the Markdown page to write the tables to")
     parser.add_argument("--scratch", help="folder for datasets and workdirs (default: a temporary one)")
+    parser.add_argument(
+        "--allow-busy", action="store_true", help="run on a busy machine anyway (its figures are marked busy)"
+    )
     args = parser.parse_args(argv)
     plan = SMOKE if args.smoke else FULL
+    load = machine_load()
+    # The smoke run proves the harness inside `make test`, where its figures mean nothing anyway.
+    if load["busy"] and not (args.allow_busy or args.smoke):
+        print(
+            f"the machine is busy (load averages {load['loadavg']}, other processes: "
+            + (", ".join(f"{p['pid']} at {p['cpu_percent']} % ({p['command'][:60]})" for p in load["heavy_processes"]) or "none")
+            + "): its figures would not mean anything. Wait for a quiet machine, or pass --allow-busy.",
+            file=sys.stderr,
+        )
+        return 1
 
     results = {
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": " ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])]),
         "plan": dataclasses.asdict(plan),
         "machine": machine(),
+        "load_at_start": load,
         "complete": False,
         "datasets": {},
         "scale": {},
@@ -214,6 +228,9 @@ def main(argv=None) -> int:
     print(f"results: {save.path}\ntables: {args.doc}")
     for target in results["targets"]:
         print(f"  {'met   ' if target['met'] else 'MISSED'} {target['target']}: {target['measured']}")
+    busy = [m for m in report.measurements(results) if m["busy"]]
+    if busy:
+        print(f"  {len(busy)} measurements shared the machine with other work: see 'Load' in {args.doc}")
     return 0
 
 

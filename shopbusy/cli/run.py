@@ -80,6 +80,7 @@ def run_command(args) -> int:
             warm_start=args.warm_start if args.warm_start is not None else source.span is not None,
         ),
         beam_args=config.default_beam_args(source.total_bytes, args.beam_arg),
+        evaluator_beam_args=config.evaluator_beam_args(source.total_bytes, args.beam_arg),
         train_spans=args.train_spans,
         on_drift=args.on_drift,
     )

@@ -1,6 +1,7 @@
 """The Evaluator's TFMA configuration: the slices, the metrics and the push gates, built from
 config.METRICS and config.GATES; and the way back, from a stored config to the gates it enforces."""
 
+import json
 from typing import List
 
 import tensorflow_model_analysis as tfma
@@ -40,7 +41,13 @@ def eval_config(gates: config.Gates) -> tfma.EvalConfig:
     for metric in config.METRICS:
         threshold = _threshold(metric, gates)
         gated = threshold.HasField("value_threshold") or threshold.HasField("change_threshold")
-        metrics.append(tfma.MetricConfig(class_name=metric.class_name, per_slice_thresholds=_overall(threshold) if gated else []))
+        metrics.append(
+            tfma.MetricConfig(
+                class_name=metric.class_name,
+                config=json.dumps(dict(metric.options)) if metric.options else "",
+                per_slice_thresholds=_overall(threshold) if gated else [],
+            )
+        )
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(

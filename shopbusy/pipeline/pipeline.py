@@ -124,7 +124,10 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         baseline_model=model_resolver.outputs["model"],
         eval_config=eval_config(run.gates),
         example_splits=[config.EVAL_SPLIT],
+        module_path=config.EVALUATOR_EXTRACTORS,
     ).with_id("Evaluator")
+    if run.evaluator_beam_args:
+        evaluator.with_beam_pipeline_args(run.evaluator_beam_args)  # after the pipeline's: they win
 
     with tfx.dsl.Cond(evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1):
         pusher = tfx.components.Pusher(

@@ -1,0 +1,104 @@
+"""Where the Evaluator spends its time: TFMA on a finished run's eval split, under cProfile.
+
+    python -m bench.profile_evaluator --workdir WORKDIR [--top 40] [--no-profile]
+
+Runs what TFX's Evaluator executor runs (tfxio over the eval split, tfma.ExtractEvaluateAndWriteResults
+with the pipeline's EvalConfig and the newest Trainer model of WORKDIR), in one process on Beam's
+in-memory DirectRunner so that cProfile sees every call, and prints the wall time and the
+functions with the most cumulative time. The numbers in bench/notes.md come from it.
+"""
+
+import argparse
+import cProfile
+import glob
+import os
+import pstats
+import sys
+import tempfile
+import time
+
+import apache_beam as beam
+import tensorflow_model_analysis as tfma
+from tfx_bsl.tfxio import tensor_adapter
+from tfx.components.util import tfxio_utils
+from tfx.types import standard_artifacts
+from tfx.utils import io_utils
+
+from shopbusy.pipeline import config, eval_config
+
+
+def _newest(pattern: str) -> str:
+    paths = glob.glob(pattern)
+    if not paths:
+        sys.exit(f"nothing matches {pattern}: run `shopbusy run --workdir` first")
+    return max(paths, key=lambda path: int(path.rstrip("/").split("/")[-2 if path.endswith("/") else -1]))
+
+
+def evaluate(workdir: str, output: str, beam_args=("--direct_running_mode=in_memory",), extractors=None) -> None:
+    """One TFMA evaluation of the newest model on the newest eval split, as the executor does it."""
+    root = os.path.join(workdir, "pipeline")
+    examples_uri = _newest(os.path.join(root, "CsvExampleGen", "examples", "*"))
+    model_uri = _newest(os.path.join(root, "Trainer", "model", "*"))
+    # No baseline here: the change gates are skipped, as the executor does on a first run.
+    config_proto = tfma.utils.update_eval_config_with_defaults(
+        eval_config.eval_config(config.Gates()), has_baseline=False, rubber_stamp=True
+    )
+    eval_shared_model = tfma.default_eval_shared_model(
+        eval_saved_model_path=os.path.join(model_uri, "Format-Serving"), eval_config=config_proto
+    )
+    examples = standard_artifacts.Examples()
+    examples.uri = examples_uri
+    examples.split_names = '["train", "valid", "eval"]'
+    schema_uri = _newest(os.path.join(root, "ImportSchemaGen", "schema", "*"))
+    schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_uri))
+    tfxio = tfxio_utils.get_tfxio_factory_from_artifact(
+        [examples], ["eval"], schema=schema, raw_record_column_name=tfma.constants.ARROW_INPUT_COLUMN
+    )(os.path.join(examples_uri, "Split-eval", "*"))
+    options = beam.options.pipeline_options.PipelineOptions(list(beam_args))
+    adapter = tensor_adapter.TensorAdapterConfig(
+        arrow_schema=tfxio.ArrowSchema(), tensor_representations=tfxio.TensorRepresentations()
+    )
+    if extractors is not None:
+        extractors = extractors(eval_shared_model, config_proto, adapter)
+    with beam.Pipeline(options=options) as pipeline:
+        _ = (
+            pipeline
+            | "Read" >> tfxio.BeamSource()
+            | "Evaluate"
+            >> tfma.ExtractEvaluateAndWriteResults(
+                eval_config=config_proto,
+                eval_shared_model=eval_shared_model,
+                output_path=output,
+                tensor_adapter_config=adapter,
+                extractors=extractors,
+            )
+        )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--no-profile", action="store_true", help="wall time only")
+    parser.add_argument("--save", help="also write the raw profile here (for pstats or snakeviz)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as output:
+        start = time.monotonic()
+        if args.no_profile:
+            evaluate(args.workdir, output)
+        else:
+            profile = cProfile.Profile()
+            profile.runcall(evaluate, args.workdir, output)
+        wall = time.monotonic() - start
+        result = tfma.load_eval_result(output)
+        print(f"wall {wall:.1f} s, {len(result.slicing_metrics)} slices")
+    if not args.no_profile:
+        if args.save:
+            profile.dump_stats(args.save)
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(args.top)
+        pstats.Stats(profile).sort_stats("tottime").print_stats(args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The benchmark's load check: figures taken beside other work are refused or marked, never
+passed off as quiet-machine numbers."""
+
+import subprocess
+import sys
+
+import pytest
+
+from bench import measure, report, run
+
+# One core kept busy by a process outside the measured command's tree.
+BURNER = [sys.executable, "-c", "while True: pass"]
+SPIN = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass"
+
+
+@pytest.fixture
+def burner():
+    process = subprocess.Popen(BURNER)
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_a_measurement_beside_another_busy_process_is_marked_busy(burner):
+    measured = measure.measure(["sleep", "2"])
+    assert measured.returncode == 0
+    # One of the machine's cores went to the burner: far above the busy share.
+    assert measured.foreign_cpu_share > measure.BUSY_FOREIGN_SHARE
+    assert measured.summary()["busy"] is True
+
+
+def test_the_commands_own_cpu_time_is_not_counted_as_foreign():
+    # The command itself (and a child it waits for) keeps a core busy: that is its own time.
+    script = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {SPIN.format(seconds=1.5)!r}])"
+    measured = measure.measure([sys.executable, "-c", script])
+    assert measured.returncode == 0
+    assert measured.foreign_cpu_share < 0.25, measured.summary()
+
+
+def test_machine_load_names_the_heavy_process(burner):
+    load = measure.machine_load(sample_seconds=1.0)
+    assert load["busy"]
+    assert burner.pid in [process["pid"] for process in load["heavy_processes"]]
+
+
+def test_the_full_benchmark_refuses_a_busy_machine(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(
+        run, "machine_load", lambda: {"loadavg": [3.1, 2.0, 1.0], "heavy_processes": [], "busy": True}
+    )
+    code = run.main(["--results-dir", str(tmp_path / "results"), "--doc", str(tmp_path / "doc.md")])
+    assert code == 1
+    assert "the machine is busy" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "doc.md").exists()
+
+
+def _run(wall: float, busy: bool) -> dict:
+    return {"wall_seconds": wall, "peak_rss_mb": 900, "foreign_cpu_share": 0.5 if busy else 0.0, "busy": busy}
+
+
+def test_targets_say_which_figures_shared_the_machine():
+    results = {
+        "plan": {"scale_rows": []},
+        "scale": {},
+        "datasets": {
+            "bundled": {
+                "bayes_accuracy": 0.9,
+                "shopbusy": [{**_run(80, busy=False), "test_accuracy": 0.89, "rerun_unchanged": _run(2, busy=False)}],
+                "baseline": [_run(25, busy=True)],
+            }
+        },
+    }
+    targets = {t["target"].split(" <=")[0]: t for t in report.targets(results)}
+    assert targets["fresh run"]["busy"] and "busy machine" in targets["fresh run"]["measured"]
+    assert not targets["cached re-run"]["busy"] and "busy" not in targets["cached re-run"]["measured"]
