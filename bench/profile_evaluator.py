@@ -24,6 +24,7 @@ from tfx.components.util import tfxio_utils
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
+from shopbusy.components import evaluator_extractors
 from shopbusy.pipeline import config, eval_config
 
 
@@ -34,11 +35,26 @@ def _newest(pattern: str) -> str:
     return max(paths, key=lambda path: int(path.rstrip("/").split("/")[-2 if path.endswith("/") else -1]))
 
 
-def evaluate(workdir: str, output: str, beam_args=("--direct_running_mode=in_memory",), extractors=None) -> None:
-    """One TFMA evaluation of the newest model on the newest eval split, as the executor does it."""
+def newest_artifacts(workdir: str) -> dict:
+    """The newest eval examples, model and schema of a workdir, as evaluate() takes them."""
     root = os.path.join(workdir, "pipeline")
-    examples_uri = _newest(os.path.join(root, "CsvExampleGen", "examples", "*"))
-    model_uri = _newest(os.path.join(root, "Trainer", "model", "*"))
+    return {
+        "examples_uri": _newest(os.path.join(root, "CsvExampleGen", "examples", "*")),
+        "model_uri": _newest(os.path.join(root, "Trainer", "model", "*")),
+        "schema_uri": _newest(os.path.join(root, "ImportSchemaGen", "schema", "*")),
+    }
+
+
+def evaluate(
+    examples_uri: str,
+    model_uri: str,
+    schema_uri: str,
+    output: str,
+    beam_args=("--direct_running_mode=in_memory",),
+    extractors=evaluator_extractors.custom_extractors,
+) -> None:
+    """One TFMA evaluation of a model on an eval split, as the executor runs it with the
+    pipeline's extractors (None: TFMA's defaults)."""
     # No baseline here: the change gates are skipped, as the executor does on a first run.
     config_proto = tfma.utils.update_eval_config_with_defaults(
         eval_config.eval_config(config.Gates()), has_baseline=False, rubber_stamp=True
@@ -49,7 +65,6 @@ def evaluate(workdir: str, output: str, beam_args=("--direct_running_mode=in_mem
     examples = standard_artifacts.Examples()
     examples.uri = examples_uri
     examples.split_names = '["train", "valid", "eval"]'
-    schema_uri = _newest(os.path.join(root, "ImportSchemaGen", "schema", "*"))
     schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_uri))
     tfxio = tfxio_utils.get_tfxio_factory_from_artifact(
         [examples], ["eval"], schema=schema, raw_record_column_name=tfma.constants.ARROW_INPUT_COLUMN
@@ -59,7 +74,9 @@ def evaluate(workdir: str, output: str, beam_args=("--direct_running_mode=in_mem
         arrow_schema=tfxio.ArrowSchema(), tensor_representations=tfxio.TensorRepresentations()
     )
     if extractors is not None:
-        extractors = extractors(eval_shared_model, config_proto, adapter)
+        extractors = extractors(
+            eval_shared_model=eval_shared_model, eval_config=config_proto, tensor_adapter_config=adapter
+        )
     with beam.Pipeline(options=options) as pipeline:
         _ = (
             pipeline
@@ -84,11 +101,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as output:
         start = time.monotonic()
+        artifacts = newest_artifacts(args.workdir)
         if args.no_profile:
-            evaluate(args.workdir, output)
+            evaluate(output=output, **artifacts)
         else:
             profile = cProfile.Profile()
-            profile.runcall(evaluate, args.workdir, output)
+            profile.runcall(evaluate, output=output, **artifacts)
         wall = time.monotonic() - start
         result = tfma.load_eval_result(output)
         print(f"wall {wall:.1f} s, {len(result.slicing_metrics)} slices")

@@ -35,6 +35,9 @@ def test_bench_smoke_measures_every_scenario_and_writes_the_tables(tmp_path):
     assert 0.5 < dataset["bayes_accuracy"] < 1
     assert fresh["exit_code"] in (0, 3) and 0 <= fresh["test_accuracy"] <= 1
     assert fresh["peak_rss_mb"] > 200  # TensorFlow alone is more than that: the whole tree was sampled
+    # What else ran meanwhile is recorded with every figure (tests/test_bench_load.py: how).
+    assert 0 <= fresh["foreign_cpu_share"] <= 1 and isinstance(fresh["busy"], bool)
+    assert set(results["load_at_start"]) == {"loadavg", "heavy_processes", "busy"}
     for node in ("CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator"):
         assert fresh["components"][node]["state"] == "COMPLETE", node
         assert fresh["components"][node]["rows_per_second"] > 0, node

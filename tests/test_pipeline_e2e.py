@@ -272,6 +272,28 @@ class TestLocalPipeline:
             uri = line.split()[-1]
             assert os.path.isdir(uri), line
 
+    def test_the_evaluator_split_over_worker_processes_computes_the_same_metrics(self, first_run, tmp_path):
+        """What large inputs get (config.evaluator_beam_args): TFMA after the pipeline's reshuffle on
+        two worker processes, against the first run's own in-memory Evaluator, slice by slice."""
+        from bench import profile_evaluator
+
+        executions = first_run.executions
+        profile_evaluator.evaluate(
+            examples_uri=executions["Evaluator"].inputs["examples"][0].uri,
+            model_uri=executions["Evaluator"].inputs["model"][0].uri,
+            schema_uri=executions["ImportSchemaGen"].outputs["schema"][0].uri,
+            output=str(tmp_path),
+            # Two workers even on a bigger machine: the split over them is what is tested.
+            beam_args=config.evaluator_beam_args(config.EVALUATOR_MULTI_PROCESSING_MIN_BYTES, ["--direct_num_workers=2"]),
+        )
+        split = evaluation.slice_metrics(str(tmp_path))
+        in_memory = evaluation.slice_metrics(executions["Evaluator"].outputs["evaluation"][0].uri)
+        assert set(split) == set(in_memory) and len(split) > 30
+        for slice_key, metrics in in_memory.items():
+            assert split[slice_key].keys() == metrics.keys(), slice_key
+            for key, value in metrics.items():
+                assert split[slice_key][key] == pytest.approx(value, abs=1e-9, nan_ok=True), (slice_key, key)
+
     def test_predict_agrees_with_the_evaluator_on_the_eval_split(self, workdir, forced_run, tmp_path):
         # The forced run evaluated the model that is served after it.
         executions = forced_run.executions
