@@ -3,14 +3,13 @@
     python -m bench.profile_evaluator --workdir WORKDIR [--top 40] [--no-profile]
 
 Runs what TFX's Evaluator executor runs (tfxio over the eval split, tfma.ExtractEvaluateAndWriteResults
-with the pipeline's EvalConfig and the newest Trainer model of WORKDIR), in one process on Beam's
-in-memory DirectRunner so that cProfile sees every call, and prints the wall time and the
+with the pipeline's EvalConfig and extractors) on what WORKDIR's newest run evaluated, in one
+process on Beam's in-memory DirectRunner so that cProfile sees every call, and prints the wall time and the
 functions with the most cumulative time. The numbers in bench/notes.md come from it.
 """
 
 import argparse
 import cProfile
-import glob
 import os
 import pstats
 import sys
@@ -26,22 +25,23 @@ from tfx.utils import io_utils
 
 from shopbusy.components import evaluator_extractors
 from shopbusy.pipeline import config, eval_config
-
-
-def _newest(pattern: str) -> str:
-    paths = glob.glob(pattern)
-    if not paths:
-        sys.exit(f"nothing matches {pattern}: run `shopbusy run --workdir` first")
-    return max(paths, key=lambda path: int(path.rstrip("/").split("/")[-2 if path.endswith("/") else -1]))
+from shopbusy.results import metadata, runs
 
 
 def newest_artifacts(workdir: str) -> dict:
-    """The newest eval examples, model and schema of a workdir, as evaluate() takes them."""
-    root = os.path.join(workdir, "pipeline")
+    """What the workdir's newest run evaluated (its Evaluator's inputs) and the schema it used,
+    from ML Metadata, as evaluate() takes them."""
+    metadata_path = config.Workdir(workdir).metadata_path
+    store = metadata.open_store(metadata_path) if os.path.exists(metadata_path) else None
+    run_id = metadata.latest_run_id(store) if store else None
+    record = runs.load(store, run_id) if run_id else None
+    evaluator = record.executions.get("Evaluator") if record else None
+    if evaluator is None:
+        sys.exit(f"no run of {workdir} reached the Evaluator: run `shopbusy run --workdir {workdir}` first")
     return {
-        "examples_uri": _newest(os.path.join(root, "CsvExampleGen", "examples", "*")),
-        "model_uri": _newest(os.path.join(root, "Trainer", "model", "*")),
-        "schema_uri": _newest(os.path.join(root, "ImportSchemaGen", "schema", "*")),
+        "examples_uri": evaluator.inputs["examples"][0].uri,
+        "model_uri": evaluator.inputs["model"][0].uri,
+        "schema_uri": record.output_uri("ImportSchemaGen", "schema"),
     }
 
 
