@@ -102,3 +102,28 @@ def test_an_unresolved_span_pattern_is_resolved_in_the_executor(tmp_path):
     # Already resolved (by a driver): left as it is.
     done = {standard_component_specs.INPUT_CONFIG_KEY: resolved[standard_component_specs.INPUT_CONFIG_KEY]}
     assert columnar_csv_example_gen._resolve_span(done) is done
+
+
+def test_the_same_csv_gives_the_same_bytes_in_another_process(tmp_path):
+    """TFX splits by a hash of the serialized example: bytes that changed from process to
+    process put the same CSV into different train/valid/eval splits on every run."""
+    import hashlib
+    import subprocess
+    import sys
+
+    (tmp_path / "shops.csv").write_text(CSV)
+    script = (
+        "import hashlib, sys\n"
+        "from shopbusy.components.columnar_csv_example_gen import _encode, _read_blocks, column_types\n"
+        "path = sys.argv[1]\n"
+        "types = column_types([path])\n"
+        "print(' '.join(hashlib.sha256(e).hexdigest() for b in _read_blocks(path, types) for e in _encode(b)))\n"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / "shops.csv")], capture_output=True, text=True, check=True)
+        .stdout.split()
+        for _ in range(2)
+    ]
+    here = [hashlib.sha256(e).hexdigest() for block in _read_blocks(str(tmp_path / "shops.csv"), column_types([str(tmp_path / "shops.csv")])) for e in _encode(block)]
+    assert runs[0] == runs[1] == here
+    assert len(here) == 3
