@@ -102,3 +102,63 @@ def test_generate_weeks_writes_span_folders(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["span-1", "span-2"]
     assert result.stdout.count("Bayes accuracy") == 2 and "week 2 (drifted: concept)" in result.stdout
     assert run_cli("generate", "--out", tmp_path / "x.csv", "--drift", "concept").returncode == 2
+
+
+def _rule(name, rows=50_000, seed=4):
+    return generator.generate(rows=rows, seed=seed, world=generator.World(rule=name))
+
+
+def _busy_rate(dataset, mask):
+    return dataset.columns["class"][mask].mean()
+
+
+def test_every_rule_is_balanced_and_has_a_known_bayes_accuracy():
+    for name in generator.RULES:
+        dataset = _rule(name, rows=20_000)
+        assert dataset.world.rule == name
+        assert abs(dataset.columns["class"].mean() - generator.BUSY_FRACTION) < 0.005, name
+        assert 0.7 <= dataset.bayes_accuracy <= 0.95, name
+        assert abs(dataset.bayes_realised_accuracy - dataset.bayes_accuracy) < 0.015, name
+        # What the benchmark computes for a subset of rows (the eval split) from their columns.
+        again = generator.busy_probability(dataset.columns, dataset.threshold, dataset.world)
+        assert np.allclose(again, dataset.busy_probability), name
+    assert _rule("noisy").bayes_accuracy < _rule("bundled").bayes_accuracy - 0.08
+
+
+def test_rules_stress_what_the_bundled_rule_does_not():
+    # type-hour: each type's busiest hours are its own, so per-type hour profiles disagree.
+    dataset = _rule("type-hour")
+    columns = dataset.columns
+    peaks = {
+        t: max(range(1, 21), key=lambda h: _busy_rate(dataset, (columns["shop_type"] == t) & (columns["hour"] == h)))
+        for t in range(1, 21)
+    }
+    assert len(set(peaks.values())) >= 8
+    # distance-cutoff: a step between 8 and 9 km, flat on either side.
+    dataset = _rule("distance-cutoff")
+    distance = dataset.columns["avgDistance"]
+    assert _busy_rate(dataset, distance == 8) - _busy_rate(dataset, distance == 9) > 0.3
+    assert abs(_busy_rate(dataset, distance == 3) - _busy_rate(dataset, distance == 7)) < 0.05
+    # odd-types: the odd types are busy in the early hours, the others at the rushes.
+    dataset = _rule("odd-types")
+    odd = np.isin(dataset.columns["shop_type"], generator.ODD_TYPES)
+    early, rush = dataset.columns["hour"] <= 6, (dataset.columns["hour"] >= 17)
+    assert _busy_rate(dataset, odd & early) > _busy_rate(dataset, odd & rush) + 0.3
+    assert _busy_rate(dataset, ~odd & rush) > _busy_rate(dataset, ~odd & early) + 0.3
+
+
+def test_the_default_rule_is_the_bundled_one_and_a_rule_only_changes_the_labels():
+    bundled, odd = generator.generate(rows=700, seed=11), _rule("odd-types", rows=700, seed=11)
+    assert all(np.array_equal(bundled.columns[c], odd.columns[c]) for c in CSV_COLUMNS if c != "class")
+    assert not np.array_equal(bundled.columns["class"], odd.columns["class"])
+
+
+def test_generate_with_a_rule_prints_its_bayes_accuracy(tmp_path):
+    from tests.helpers import run_cli
+
+    result = run_cli("generate", "--rule", "type-hour", "--rows", 500, "--out", tmp_path / "x.csv")
+    assert result.returncode == 0, result.stderr
+    assert "(rule type-hour)" in result.stdout and "Bayes accuracy" in result.stdout
+    assert run_cli("generate", "--rule", "no-such-rule", "--out", tmp_path / "y.csv").returncode == 2
+    concept = run_cli("generate", "--rule", "noisy", "--weeks", 2, "--drift-at", 2, "--drift", "concept", "--out", tmp_path)
+    assert concept.returncode == 2 and "concept" in concept.stderr

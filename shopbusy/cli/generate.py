@@ -11,6 +11,13 @@ def add_commands(commands) -> None:
     generate = commands.add_parser("generate", help="write a synthetic dataset in the seed's CSV format")
     generate.add_argument("--rows", type=common.positive_int, default=generator.DEFAULT_ROWS, help="rows (per week)")
     generate.add_argument("--seed", type=int, default=generator.DEFAULT_SEED)
+    generate.add_argument(
+        "--rule",
+        choices=list(generator.RULES),
+        default=generator.DEFAULT_RULE,
+        help="the busy rule: "
+        + "; ".join(f"{name} ({rule.summary})" for name, rule in generator.RULES.items()),
+    )
     generate.add_argument("--out", required=True, help="CSV file to write; with --weeks, the folder of span folders")
     generate.add_argument(
         "--weeks", type=common.positive_int, help="write OUT/span-1/shops.csv ... OUT/span-N/shops.csv, one per week"
@@ -30,12 +37,14 @@ def generate_command(args) -> int:
         raise common.UsageError("--drift and --drift-at go together")
     if args.drift and not args.weeks:
         raise common.UsageError("--drift needs --weeks")
+    if args.drift == "concept" and args.rule != generator.DEFAULT_RULE:
+        raise common.UsageError(f"--drift concept changes the {generator.DEFAULT_RULE} rule; it has no meaning for --rule {args.rule}")
     if not args.weeks:
-        dataset = generator.generate(rows=args.rows, seed=args.seed)
+        dataset = generator.generate(rows=args.rows, seed=args.seed, world=generator.World(rule=args.rule))
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         _write(dataset, args.out)
         return common.EXIT_OK
-    datasets = generator.generate_weeks(args.weeks, args.rows, args.seed, args.drift_at, args.drift)
+    datasets = generator.generate_weeks(args.weeks, args.rows, args.seed, args.drift_at, args.drift, args.rule)
     for week, dataset in enumerate(datasets, start=1):
         folder = os.path.join(args.out, f"span-{week}")
         os.makedirs(folder, exist_ok=True)
@@ -48,7 +57,10 @@ def generate_command(args) -> int:
 def _write(dataset: generator.Dataset, path: str) -> None:
     generator.write_csv(dataset, path)
     busy = int(dataset.columns["class"].sum())
-    print(f"wrote {dataset.num_rows} rows to {path}: {dataset.num_rows - busy} not busy, {busy} busy")
+    print(
+        f"wrote {dataset.num_rows} rows to {path} (rule {dataset.world.rule}): "
+        f"{dataset.num_rows - busy} not busy, {busy} busy"
+    )
     print(
         f"Bayes accuracy (best achievable): {dataset.bayes_accuracy:.4f} expected, "
         f"{dataset.bayes_realised_accuracy:.4f} on these labels"

@@ -20,6 +20,24 @@ Noise differs by shop type (some shops are erratic) and the hour, weekday and we
 effects differ by shop group, so the slices differ. shop_id, shop_location and the five
 `another*` columns carry no signal.
 
+Other rules (`RULES`, `shopbusy generate --rule NAME`). Users bring their own shops, whose
+busy rule is not the bundled one; these rules stress what the bundled, nearly additive rule
+does not. They were written before any model was fitted to them, from what real shops do:
+
+- "bundled": the rule above.
+- "type-hour": every shop type has its own two rushes (4-hour windows starting at hours of
+  its own), its own closed weekday, and either likes or shuns weekends; little else matters. Pure shop type x hour and shop
+  type x weekday interactions, no main effect worth the name.
+- "distance-cutoff": threshold effects of numeric columns: drones are quick within 8 km and
+  slow beyond (a step in avgDistance), slow deliveries (avgTime over 45 min) put customers
+  off, and a rating of 4 or 5 is what people look for; hours and types matter mildly.
+- "odd-types": the bundled rule, except that three shop types (3, 8 and 14: night kiosks)
+  behave unlike all others: busy in the early hours and quiet at the rushes, busier on
+  weekdays than at weekends, and the rating works the other way.
+- "noisy": the bundled score with 2.5 times the label noise (Bayes accuracy about 0.75).
+
+Every rule gives P(busy | x) in closed form, so every one has a known Bayes accuracy.
+
 Weeks and drift (`generate_weeks`). Weekly data is one span per week, drawn from the same
 shops (same types and locations) with fresh rows each week. From week W on the world may
 change in one of two documented ways:
@@ -40,7 +58,7 @@ type used evenly) and location (1..20); hours 1..20 on each of the 7 weekdays. T
 import csv
 import dataclasses
 import math
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -56,12 +74,14 @@ HOURS = range(1, 21)
 
 
 DRIFT_KINDS = ("covariate", "concept")
+DEFAULT_RULE = "bundled"
 
 
 @dataclasses.dataclass(frozen=True)
 class World:
     """What the rows are drawn from: the busy rule, the mix of rows, the threshold."""
 
+    rule: str = DEFAULT_RULE  # a key of RULES
     concept_drift: bool = False  # the changed rule (see the module docstring)
     covariate_shift: bool = False  # the changed mix of shop types and hours
     threshold: Optional[float] = None  # None: the quantile giving the busy fraction
@@ -109,8 +129,7 @@ def weekday_effect(weekday: np.ndarray, shop_type: np.ndarray) -> np.ndarray:
     return base + np.where(weekend, group, 0.0)
 
 
-def busy_score(rows: dict, world: World = World()) -> np.ndarray:
-    """The noise-free busyness score of each row (see the module docstring)."""
+def _bundled_score(rows: dict, world: World) -> np.ndarray:
     return (
         type_popularity(rows["shop_type"], world.concept_drift)
         + hour_effect(rows["hour"], world.concept_drift)
@@ -121,6 +140,79 @@ def busy_score(rows: dict, world: World = World()) -> np.ndarray:
     )
 
 
+def _type_hour_score(rows: dict, world: World) -> np.ndarray:
+    shop_type, hour, weekday = rows["shop_type"], rows["hour"], rows["weekday"]
+    # Two 4-hour rushes per type, starting at hours of its own (1..11, then 5..9 hours later).
+    first_rush = (shop_type * 7) % 11 + 1
+    second_rush = first_rush + 5 + (shop_type * 3) % 5
+    in_rush = ((hour >= first_rush) & (hour < first_rush + 4)) | ((hour >= second_rush) & (hour < second_rush + 4))
+    closed_day = (shop_type * 3) % 7 + 1
+    weekend_lover = np.where(shop_type % 2 == 0, 0.5, -0.5) * np.where(weekday >= 6, 1, -0.4)
+    return np.where(in_rush, 1.5, -1.0) - 2.5 * (weekday == closed_day) + weekend_lover + 0.15 * (rows["avgRating"] - 3)
+
+
+def _distance_cutoff_score(rows: dict, world: World) -> np.ndarray:
+    return (
+        np.where(rows["avgDistance"] <= 8, 1.4, -1.0)
+        - 1.1 * (rows["avgTime"] > 45)
+        + 0.9 * (rows["avgRating"] >= 4)
+        + 0.3 * type_popularity(rows["shop_type"])
+        + 0.3 * hour_effect(rows["hour"])
+    )
+
+
+ODD_TYPES = (3, 8, 14)
+
+
+def _odd_types_score(rows: dict, world: World) -> np.ndarray:
+    odd = np.isin(rows["shop_type"], ODD_TYPES)
+    night_kiosk = (
+        -hour_effect(rows["hour"])
+        - 0.8 * (rows["weekday"] >= 6)
+        - 0.5 * (rows["avgRating"] - 3)
+        + 0.03 * (rows["avgTime"] - 35)
+        - 0.05 * (rows["avgDistance"] - 10)
+    )
+    return np.where(odd, night_kiosk, _bundled_score(rows, world))
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A busy rule: the noise-free score of a row and the logistic noise scale of its label."""
+
+    score: Callable[[dict, World], np.ndarray]
+    noise: Callable[[np.ndarray], np.ndarray]  # of the shop types
+    summary: str
+
+
+RULES: Dict[str, Rule] = {
+    "bundled": Rule(_bundled_score, noise_scale, "the bundled data's rule: nearly additive"),
+    "type-hour": Rule(
+        _type_hour_score, lambda t: np.full(t.shape, 0.3), "each shop type its own rush hours and closed day"
+    ),
+    "distance-cutoff": Rule(
+        _distance_cutoff_score, lambda t: np.full(t.shape, 0.3), "steps in distance, delivery time and rating"
+    ),
+    "odd-types": Rule(_odd_types_score, noise_scale, "the bundled rule, but 3 shop types behave the other way"),
+    "noisy": Rule(_bundled_score, lambda t: 2.5 * noise_scale(t), "the bundled rule with 2.5 x the label noise"),
+}
+
+
+def busy_score(rows: dict, world: World = World()) -> np.ndarray:
+    """The noise-free busyness score of each row under the world's rule."""
+    if world.rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {world.rule!r}")
+    if world.concept_drift and world.rule != DEFAULT_RULE:
+        raise ValueError(f"concept drift is defined for the {DEFAULT_RULE} rule only")
+    return RULES[world.rule].score(rows, world)
+
+
+def busy_probability(rows: dict, threshold: float, world: World = World()) -> np.ndarray:
+    """P(busy | x) of each row: what the best possible classifier knows (see the docstring)."""
+    scale = RULES[world.rule].noise(rows["shop_type"])
+    return 1 / (1 + np.exp(-(busy_score(rows, world) - threshold) / scale))
+
+
 @dataclasses.dataclass
 class Dataset:
     """Generated rows (column name -> int array) and what is known about them."""
@@ -128,6 +220,7 @@ class Dataset:
     columns: dict
     threshold: float
     busy_probability: np.ndarray
+    world: World = World()
 
     @property
     def num_rows(self) -> int:
@@ -191,12 +284,12 @@ def generate(
         "another5": rng.integers(0, 1000, rows),
     }
     score = busy_score(columns, world)
-    scale = noise_scale(columns["shop_type"])
+    scale = RULES[world.rule].noise(columns["shop_type"])
     noisy = score + scale * rng.logistic(size=rows)
     threshold = world.threshold if world.threshold is not None else float(np.quantile(noisy, 1 - busy_fraction))
     columns["class"] = (noisy > threshold).astype(np.int64)
-    busy_probability = 1 / (1 + np.exp(-(score - threshold) / scale))
-    return Dataset({name: columns[name] for name in CSV_COLUMNS}, threshold, busy_probability)
+    world = dataclasses.replace(world, threshold=threshold)
+    return Dataset({name: columns[name] for name in CSV_COLUMNS}, threshold, busy_probability(columns, threshold, world), world)
 
 
 def generate_weeks(
@@ -205,16 +298,17 @@ def generate_weeks(
     seed: int = DEFAULT_SEED,
     drift_at: Optional[int] = None,
     drift: Optional[str] = None,
+    rule: str = DEFAULT_RULE,
 ) -> List[Dataset]:
-    """Weeks 1..`weeks` of the same shops; from week `drift_at` on, `drift` (DRIFT_KINDS)
-    changes the world as the module docstring says."""
+    """Weeks 1..`weeks` of the same shops under `rule`; from week `drift_at` on, `drift`
+    (DRIFT_KINDS) changes the world as the module docstring says."""
     if drift is not None and drift not in DRIFT_KINDS:
         raise ValueError(f"drift must be one of {', '.join(DRIFT_KINDS)}, got {drift!r}")
-    datasets, world = [], World()
+    datasets, world = [], World(rule=rule)
     for week in range(1, weeks + 1):
         if drift and week == drift_at:
             # A new rule gets its own threshold on its first week; a new mix keeps the rule's.
-            world = World(concept_drift=drift == "concept", covariate_shift=drift == "covariate", threshold=None)
+            world = World(rule, concept_drift=drift == "concept", covariate_shift=drift == "covariate", threshold=None)
             if drift == "covariate":
                 world = dataclasses.replace(world, threshold=datasets[-1].threshold if datasets else None)
         dataset = generate(rows, seed, world=world, week=week)
