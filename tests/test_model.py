@@ -1,4 +1,6 @@
-"""The article's network, built on Transform's outputs."""
+"""The candidate models, built on Transform's outputs, and how the Trainer chooses and starts them."""
+
+import json
 
 import numpy as np
 import tf_keras as keras
@@ -63,14 +65,16 @@ def test_restarts_continue_from_the_start_with_the_lowest_validation_loss():
     valid = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(1024)
     training = config.Training(restarts=4, seed=2).as_custom_config()
 
-    model, restarts = _best_start(SIZES, training, train, valid, (n // 32, 1))
+    model, restarts = _best_start("dense", 0, SIZES, training, train, valid, (n // 32, 1))
     losses = restarts["val_loss"]
     assert len(losses) == 4 and len(set(losses)) == 4  # differently seeded starts
     assert restarts["chosen"] == int(np.argmin(losses))
     chosen_loss = model.evaluate(valid, verbose=0)[0]
     assert abs(chosen_loss - min(losses)) < 1e-4  # the very model that scored best
 
-    single, none_tried = _best_start(SIZES, config.Training(restarts=1).as_custom_config(), train, valid, (n // 32, 1))
+    single, none_tried = _best_start(
+        "dense", 0, SIZES, config.Training(restarts=1).as_custom_config(), train, valid, (n // 32, 1)
+    )
     assert none_tried == {"chosen": 0, "val_loss": []} and not single.history  # not trained yet
 
 
@@ -80,22 +84,75 @@ def test_warm_start_loads_the_blessed_weights_only_when_the_inputs_match(tmp_pat
     training = config.Training(seed=1, warm_start=True).as_custom_config()
     keras.utils.set_random_seed(3)
     blessed = build_model(SIZES, training)
-    module._save_warm_start(blessed, SIZES, str(tmp_path))
+    module._save_warm_start(blessed, SIZES, "dense", str(tmp_path))
 
-    warm, why = module._warm_start(str(tmp_path), SIZES, training)
+    warm, why = module._warm_start(str(tmp_path), SIZES, training, "dense")
     assert why == f"warm start from the blessed model {tmp_path}"
     for loaded, saved in zip(warm.get_weights(), blessed.get_weights()):
         np.testing.assert_array_equal(loaded, saved)
 
     grown = dict(SIZES, **{xf("shop_type"): 25})  # a new shop type's vocabulary entry
-    assert module._warm_start(str(tmp_path), grown, training) == (
+    assert module._warm_start(str(tmp_path), grown, training, "dense") == (
         None,
         f"cold start: vocabulary sizes changed ({xf('shop_type')}) since the blessed model",
     )
-    assert module._warm_start(None, SIZES, training) == (None, "cold start: no blessed model yet")
+    assert module._warm_start(None, SIZES, training, "dense") == (None, "cold start: no blessed model yet")
     # ServedModel's empty output before the first push (open-source Kubeflow): no model there.
-    assert module._warm_start(str(tmp_path / "elsewhere"), SIZES, training) == (None, "cold start: no blessed model yet")
+    assert module._warm_start(str(tmp_path / "elsewhere"), SIZES, training, "dense") == (None, "cold start: no blessed model yet")
     (tmp_path / "without_weights").mkdir()
-    assert module._warm_start(str(tmp_path / "without_weights"), SIZES, training)[1].endswith("has no warm-start weights")
+    assert module._warm_start(str(tmp_path / "without_weights"), SIZES, training, "dense")[1].endswith("has no warm-start weights")
     off = dict(training, warm_start=False)
-    assert module._warm_start(str(tmp_path), SIZES, off) == (None, "cold start: --no-warm-start")
+    assert module._warm_start(str(tmp_path), SIZES, off, "dense") == (None, "cold start: --no-warm-start")
+    # Another candidate's weights do not fit this one; a model from before the candidates is dense.
+    assert module._warm_start(str(tmp_path), SIZES, training, "linear") == (
+        None,
+        "cold start: the blessed model is the dense candidate",
+    )
+    inputs_path = tmp_path / module.WARM_START_DIR / module.WARM_START_INPUTS
+    legacy = json.loads(inputs_path.read_text())
+    del legacy["candidate"]
+    inputs_path.write_text(json.dumps(legacy))
+    assert module._warm_start(str(tmp_path), SIZES, training, "dense")[1].startswith("warm start")
+
+
+def test_the_cli_knows_every_candidate_the_trainer_builds():
+    from shopbusy.components.modules import model as module
+
+    assert tuple(module.CANDIDATES) == config.CANDIDATES
+    assert set(config.Training().candidates) <= set(config.CANDIDATES)
+
+
+def _type_by_hour_data(n=4000, seed=0):
+    """A rule no additive model can read: odd shop types are busy before noon, even ones after."""
+    rng = np.random.default_rng(seed)
+    inputs = {xf(k): rng.normal(size=(n, 1)).astype("float32") for k in features.NUMERIC_FEATURE_KEYS}
+    inputs.update({name: rng.integers(0, size, (n, 1)) for name, size in SIZES.items()})
+    labels = ((inputs[xf("shop_type")][:, 0] % 2 == 1) == (inputs[xf("hour")][:, 0] < 12)).astype("float32")
+    return inputs, labels
+
+
+def test_each_candidate_builds_and_the_crossed_one_reads_an_interaction_the_linear_one_cannot():
+    from shopbusy.components.modules import model as module
+
+    inputs, labels = _type_by_hour_data()
+    accuracy = {}
+    for name, candidate in module.CANDIDATES.items():
+        settings = candidate.settings(config.Training(seed=1).as_custom_config())
+        keras.utils.set_random_seed(1)
+        model = build_model(SIZES, settings, name)
+        model.fit(inputs, labels, epochs=10, batch_size=settings["batch_size"], verbose=0)
+        predictions = model.predict(inputs, verbose=0)[:, 0]
+        assert predictions.min() >= 0 and predictions.max() <= 1, name
+        accuracy[name] = np.mean((predictions > 0.5) == labels)
+    assert accuracy["crossed"] > 0.95 and accuracy["linear"] < 0.65, accuracy
+
+
+def test_the_candidate_with_the_lowest_validation_loss_is_chosen_the_first_on_a_tie():
+    from shopbusy.components.modules.model import choose
+
+    class Fitted:
+        def __init__(self, name, val_loss):
+            self.name, self.val_loss = name, val_loss
+
+    assert choose([Fitted("dense", 0.30), Fitted("linear", 0.25), Fitted("crossed", 0.27)]).name == "linear"
+    assert choose([Fitted("dense", 0.25), Fitted("linear", 0.25)]).name == "dense"

@@ -31,6 +31,14 @@ def add_commands(commands) -> None:
         f"on validation loss (default {training.restarts})",
     )
     run.add_argument("--seed", type=int, default=training.seed, help="seed of the initialisations and shuffling")
+    run.add_argument(
+        "--candidates",
+        type=_candidates,
+        default=training.candidates,
+        metavar="NAME[,NAME]",
+        help="the networks the Trainer fits; the one with the lowest validation loss is exported "
+        f"(default {','.join(training.candidates)}; known: {', '.join(config.CANDIDATES)})",
+    )
     defaults = config.RunConfig(data_root="", data_pattern="", pipeline_root="", serving_dir="")
     run.add_argument(
         "--train-spans",
@@ -63,6 +71,16 @@ def add_commands(commands) -> None:
     run.set_defaults(handler=run_command)
 
 
+def _candidates(text: str) -> tuple:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in config.CANDIDATES]
+    if not names or unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"a comma-separated list of distinct names from {', '.join(config.CANDIDATES)}, got {text!r}"
+        )
+    return names
+
+
 def run_command(args) -> int:
     started = time.monotonic()
     source = inputs.resolve(args.data)
@@ -77,6 +95,7 @@ def run_command(args) -> int:
             epochs=args.epochs,
             restarts=args.restarts,
             seed=args.seed,
+            candidates=args.candidates,
             warm_start=args.warm_start if args.warm_start is not None else source.span is not None,
         ),
         beam_args=config.default_beam_args(source.total_bytes, args.beam_arg),

@@ -124,6 +124,10 @@ GATES = (
 )
 
 
+# Every candidate network the Trainer knows (components/modules/model.py, CANDIDATES).
+CANDIDATES = ("dense", "embedding", "linear", "crossed")
+
+
 @dataclasses.dataclass(frozen=True)
 class Training:
     """Trainer hyperparameters: the article's network and schedule, seeded."""
@@ -140,6 +144,9 @@ class Training:
     # validation loss. Cheap insurance against the article's bad minima (see the benchmark).
     restarts: int = 3
     restart_epochs: int = 1
+    # The networks fitted; the one with the lowest validation loss is exported
+    # (components/modules/model.py, CANDIDATES; docs/benchmarks.md, "Model quality by rule").
+    candidates: Tuple[str, ...] = CANDIDATES
     # The step budget for large data (see components/modules/model.py:_schedule).
     max_steps_per_epoch: int = 1_000
     max_train_steps: int = 20_000

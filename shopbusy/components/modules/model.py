@@ -1,12 +1,36 @@
-"""Trainer module: the article's dense network on Transform's features, and its export.
+"""Trainer module: candidate models on Transform's features, the best on validation, its export.
+
+Users bring their own shops, whose busy rule is not the bundled one, so the Trainer fits
+models of different shapes and exports the one with the lowest validation loss
+(CANDIDATES; how each fared on each rule: docs/benchmarks.md, "Model quality by rule"):
+
+- "dense": the article's network, 128-256-128 with dropout over one-hot and z-scored inputs.
+- "embedding": a smaller network over learned 8-d embeddings of the categorical columns;
+  it finds groups of shop types that behave alike (or unlike the rest).
+- "linear": logistic regression over one-hot columns and the numeric columns cut into
+  quarter-standard-deviation bins; additive effects and thresholds of numeric columns,
+  with little to overfit.
+- "crossed": "linear" plus crosses of shop type x hour, shop type x weekday and weekday x
+  hour, for rules where each kind of shop keeps its own hours (the wide part of Cheng et
+  al., "Wide & Deep Learning for Recommender Systems").
+
+Selection stays inside the Trainer (one TFX component, one SavedModel out), is seeded, and
+is recorded in history.json with each candidate's validation loss and accuracy; the report
+shows it. Validation loss is the score: a proper scoring rule, less noisy than the accuracy
+of a few hundred validation rows. The Tuner component was not used: it searches one
+model's hyperparameters and needs a second pass of the data through another component,
+while the choice here is between model shapes, each cheap on its own.
 
 Keras 2 (tf_keras) is used on purpose: TFX 1.16's Transform layer and Evaluator expect it,
 and TF 2.16 would otherwise pick Keras 3.
 """
 
+import dataclasses
 import json
 import math
 import os
+import time
+from typing import Optional
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -26,6 +50,17 @@ WARM_START_DIR = os.path.join("assets.extra", "warm_start")
 WARM_START_INPUTS = "inputs.json"
 WARM_START_WEIGHTS = "weights"
 
+# The linear candidates: the column pairs crossed, the z-score bins of the numeric columns.
+# Convex, so they take a larger step and batch than the networks, need less patience, and
+# gain nothing from several starts.
+CROSSES = [("shop_type", "hour"), ("shop_type", "weekday"), ("weekday", "hour")]
+Z_SCORE_BINS = [-2.0 + 0.25 * i for i in range(17)]
+LINEAR_LEARNING_RATE = 0.05
+LINEAR_BATCH_SIZE = 256
+LINEAR_PATIENCE = 5
+EMBEDDING_DIM = 8
+EMBEDDING_DROPOUT = 0.3
+
 
 def _category_sizes(tf_transform_output: tft.TFTransformOutput) -> dict:
     """Number of one-hot slots for each categorical model input."""
@@ -40,22 +75,111 @@ def _category_sizes(tf_transform_output: tft.TFTransformOutput) -> dict:
     return sizes
 
 
-def build_model(category_sizes: dict, training) -> keras.Model:
-    """Dense 128-256-128 with dropout and a sigmoid output, as in the article."""
-    inputs, encoded = {}, []
+def _inputs(category_sizes: dict) -> dict:
+    inputs = {}
     for key in features.NUMERIC_FEATURE_KEYS:
         name = features.transformed_name(key)
         inputs[name] = keras.layers.Input(shape=(1,), name=name, dtype=tf.float32)
-        encoded.append(inputs[name])
-    for name, size in sorted(category_sizes.items()):
+    for name in sorted(category_sizes):
         inputs[name] = keras.layers.Input(shape=(1,), name=name, dtype=tf.int64)
-        encoded.append(keras.layers.CategoryEncoding(num_tokens=size, output_mode="one_hot")(inputs[name]))
-    x = keras.layers.concatenate(encoded)
-    for units in (128, 256, 128):
+    return inputs
+
+
+def _numeric(inputs: dict) -> list:
+    return [inputs[features.transformed_name(key)] for key in features.NUMERIC_FEATURE_KEYS]
+
+
+def _one_hot(inputs: dict, category_sizes: dict) -> list:
+    return [
+        keras.layers.CategoryEncoding(num_tokens=size, output_mode="one_hot")(inputs[name])
+        for name, size in sorted(category_sizes.items())
+    ]
+
+
+def _tower(x, layers, dropout):
+    for units in layers:
         x = keras.layers.Dense(units, activation="relu")(x)
-        x = keras.layers.Dropout(training["dropout"])(x)
-    output = keras.layers.Dense(1, activation="sigmoid")(x)
-    model = keras.Model(inputs=inputs, outputs=output)
+        x = keras.layers.Dropout(dropout)(x)
+    return keras.layers.Dense(1, activation="sigmoid")(x)
+
+
+def _dense(inputs: dict, category_sizes: dict, training):
+    columns = _numeric(inputs) + _one_hot(inputs, category_sizes)
+    return _tower(keras.layers.concatenate(columns), (128, 256, 128), training["dropout"])
+
+
+def _embedding(inputs: dict, category_sizes: dict, training):
+    embedded = [
+        keras.layers.Flatten()(keras.layers.Embedding(size, EMBEDDING_DIM)(inputs[name]))
+        for name, size in sorted(category_sizes.items())
+    ]
+    return _tower(keras.layers.concatenate(_numeric(inputs) + embedded), (128, 128), EMBEDDING_DROPOUT)
+
+
+def _binned(inputs: dict) -> list:
+    return [
+        keras.layers.CategoryEncoding(num_tokens=len(Z_SCORE_BINS) + 1, output_mode="one_hot")(
+            keras.layers.Discretization(bin_boundaries=Z_SCORE_BINS)(value)
+        )
+        for value in _numeric(inputs)
+    ]
+
+
+def _crosses(inputs: dict, category_sizes: dict) -> list:
+    crossed = []
+    for a, b in CROSSES:
+        a, b = features.transformed_name(a), features.transformed_name(b)
+        cells = category_sizes[a] * category_sizes[b]
+        crossed.append(
+            keras.layers.CategoryEncoding(num_tokens=cells, output_mode="one_hot")(inputs[a] * category_sizes[b] + inputs[b])
+        )
+    return crossed
+
+
+def _linear(inputs: dict, category_sizes: dict, training):
+    columns = _one_hot(inputs, category_sizes) + _binned(inputs)
+    return keras.layers.Dense(1, activation="sigmoid")(keras.layers.concatenate(columns))
+
+
+def _crossed(inputs: dict, category_sizes: dict, training):
+    columns = _one_hot(inputs, category_sizes) + _binned(inputs) + _crosses(inputs, category_sizes)
+    return keras.layers.Dense(1, activation="sigmoid")(keras.layers.concatenate(columns))
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """How to build one candidate, and what it changes in Training's (the article's) settings."""
+
+    build: object
+    learning_rate: Optional[float] = None
+    batch_size: Optional[int] = None
+    early_stopping_patience: Optional[int] = None
+    restarts: Optional[int] = None
+
+    def settings(self, training: dict) -> dict:
+        changed = {
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "early_stopping_patience": self.early_stopping_patience,
+            "restarts": self.restarts,
+        }
+        return {**training, **{name: value for name, value in changed.items() if value is not None}}
+
+
+# Keys as config.CANDIDATES (the CLI checks names without importing TensorFlow).
+CANDIDATES = {
+    "dense": Candidate(_dense),
+    "embedding": Candidate(_embedding),
+    "linear": Candidate(_linear, LINEAR_LEARNING_RATE, LINEAR_BATCH_SIZE, LINEAR_PATIENCE, restarts=1),
+    "crossed": Candidate(_crossed, LINEAR_LEARNING_RATE, LINEAR_BATCH_SIZE, LINEAR_PATIENCE, restarts=1),
+}
+
+
+def build_model(category_sizes: dict, training, candidate: str = "dense") -> keras.Model:
+    """The candidate with a sigmoid output, compiled with the article's metrics; `training`
+    is the candidate's settings (Candidate.settings)."""
+    inputs = _inputs(category_sizes)
+    model = keras.Model(inputs=inputs, outputs=CANDIDATES[candidate].build(inputs, category_sizes, training))
     model.compile(
         optimizer=keras.optimizers.Adam(training["learning_rate"]),
         loss=keras.losses.BinaryCrossentropy(),
@@ -137,14 +261,15 @@ def _fit(model, train, valid, schedule, epochs, initial_epoch=0, callbacks=()):
     )
 
 
-def _best_start(category_sizes, training, train, valid, schedule):
+def _best_start(candidate: str, index: int, category_sizes, training, train, valid, schedule):
     """Trains `restarts` seeded initialisations for `restart_epochs` each and returns the one
     with the lowest validation loss, with every restart's loss: the article's "do multiple
     training runs and keep the best", made automatic so no seed is stuck in a bad minimum."""
     trials = []
     for restart in range(training["restarts"]):
-        keras.utils.set_random_seed(training["seed"] * 1000 + restart)
-        model = build_model(category_sizes, training)
+        # The first candidate's seeds are those of the single network before candidates.
+        keras.utils.set_random_seed(training["seed"] * 1000 + index * 100 + restart)
+        model = build_model(category_sizes, training, candidate)
         if training["restarts"] > 1:
             history = _fit(model, train, valid, schedule, training["restart_epochs"])
             trials.append((history.history["val_loss"][-1], restart, model))
@@ -154,17 +279,18 @@ def _best_start(category_sizes, training, train, valid, schedule):
     return model, {"chosen": chosen, "val_loss": [loss for loss, _, _ in trials if loss is not None]}
 
 
-def _model_inputs(category_sizes: dict) -> dict:
-    """What a model's weights fit: its inputs and the one-hot width of each categorical one."""
+def _model_inputs(category_sizes: dict, candidate: str) -> dict:
+    """What a model's weights fit: the candidate, its inputs, the one-hot width of each categorical one."""
     return {
+        "candidate": candidate,
         "numeric": sorted(features.transformed_name(k) for k in features.NUMERIC_FEATURE_KEYS),
         "categorical": dict(sorted(category_sizes.items())),
     }
 
 
-def _warm_start(base_model, category_sizes: dict, training):
-    """The base model rebuilt with its weights, when its inputs are those of this run;
-    else None. Either way, a sentence saying which and why."""
+def _warm_start(base_model, category_sizes: dict, training, candidate: str):
+    """The base model rebuilt with its weights, when it is this candidate and its inputs are
+    this run's; else None. Either way, a sentence saying which and why."""
     if not training.get("warm_start", True):
         return None, "cold start: --no-warm-start"
     # An empty base model is ServedModel's before the first push (components/served_baseline.py).
@@ -176,7 +302,10 @@ def _warm_start(base_model, category_sizes: dict, training):
         return None, f"cold start: the blessed model {base_model} has no warm-start weights"
     with tf.io.gfile.GFile(inputs_path) as f:
         base_inputs = json.load(f)
-    wanted = _model_inputs(category_sizes)
+    base_inputs.setdefault("candidate", "dense")  # models from before the candidates were dense
+    if base_inputs["candidate"] != candidate:
+        return None, f"cold start: the blessed model is the {base_inputs['candidate']} candidate"
+    wanted = _model_inputs(category_sizes, candidate)
     if base_inputs != wanted:
         changed = sorted(
             name
@@ -186,76 +315,139 @@ def _warm_start(base_model, category_sizes: dict, training):
         why = f"vocabulary sizes changed ({', '.join(changed)})" if changed else "the model's inputs changed"
         return None, f"cold start: {why} since the blessed model"
     keras.utils.set_random_seed(training["seed"])
-    model = build_model(category_sizes, training)
+    model = build_model(category_sizes, training, candidate)
     model.load_weights(os.path.join(folder, WARM_START_WEIGHTS))
     return model, f"warm start from the blessed model {base_model}"
 
 
-def _save_warm_start(model, category_sizes: dict, serving_model_dir: str) -> None:
+def _save_warm_start(model, category_sizes: dict, candidate: str, serving_model_dir: str) -> None:
     folder = os.path.join(serving_model_dir, WARM_START_DIR)
     tf.io.gfile.makedirs(folder)
     model.save_weights(os.path.join(folder, WARM_START_WEIGHTS))
     with tf.io.gfile.GFile(os.path.join(folder, WARM_START_INPUTS), "w") as f:
-        json.dump(_model_inputs(category_sizes), f)
+        json.dump(_model_inputs(category_sizes, candidate), f)
 
 
-def run_fn(fn_args):
-    """TFX Trainer entry point: start from the latest blessed model's weights when they fit
-    (else pick the best of several fresh starts), fit with early stopping on the validation
-    split, then export."""
-    training = fn_args.custom_config
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    train_examples = _examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
-    num_train = _count(train_examples)
-    schedule = _schedule(num_train, training)
+@dataclasses.dataclass
+class FittedCandidate:
+    """One candidate after training, with what it scored on the validation split."""
+
+    name: str
+    model: object
+    history: dict
+    early_stopping: object
+    first_epoch: int  # epochs spent on the restarts before the main fit
+    restarts: dict
+    val_loss: float
+    val_accuracy: float
+    schedule: tuple  # steps per epoch, most epochs
+    seconds: float  # spent on this candidate, restarts included
+
+    def summary(self) -> dict:
+        return {
+            "name": self.name,
+            "val_loss": self.val_loss,
+            "val_accuracy": self.val_accuracy,
+            "epochs_run": self.first_epoch + len(self.history["val_loss"]),
+            "seconds": round(self.seconds, 1),
+            "start": self.restarts["warm_start"],
+        }
+
+
+def choose(candidates):
+    """The candidate with the lowest validation loss; the earlier one on a tie."""
+    return min(candidates, key=lambda candidate: candidate.val_loss)
+
+
+def _fit_candidate(name, index, fn_args, category_sizes, training, train_examples, num_train, valid):
+    """Starts the candidate warm from the blessed model when it can (else from the best of
+    several fresh starts), fits it with early stopping on the validation split, and scores
+    the weights it ends with on that split."""
+    started = time.monotonic()
+    settings = CANDIDATES[name].settings(training)
+    schedule = _schedule(num_train, settings)
     train = (
-        train_examples.shuffle(min(num_train, SHUFFLE_BUFFER), seed=training["seed"], reshuffle_each_iteration=True)
-        .batch(training["batch_size"])
+        train_examples.shuffle(min(num_train, SHUFFLE_BUFFER), seed=settings["seed"], reshuffle_each_iteration=True)
+        .batch(settings["batch_size"])
         .repeat()
         .prefetch(tf.data.AUTOTUNE)
     )
-    valid = _examples(fn_args.eval_files, fn_args.data_accessor, tf_transform_output).batch(READ_BATCH_SIZE)
-
-    category_sizes = _category_sizes(tf_transform_output)
-    model, warm_start = _warm_start(fn_args.base_model, category_sizes, training)
+    model, warm_start = _warm_start(fn_args.base_model, category_sizes, settings, name)
     if model is None:
-        model, restarts = _best_start(category_sizes, training, train, valid, schedule)
-        warm_epochs = training["restart_epochs"] if training["restarts"] > 1 else 0
+        model, restarts = _best_start(name, index, category_sizes, settings, train, valid, schedule)
+        first_epoch = settings["restart_epochs"] if settings["restarts"] > 1 else 0
     else:
-        restarts, warm_epochs = {"chosen": None, "val_loss": []}, 0
+        restarts, first_epoch = {"chosen": None, "val_loss": []}, 0
     restarts["warm_start"] = warm_start
     early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=training["early_stopping_patience"], restore_best_weights=True
+        monitor="val_loss", patience=settings["early_stopping_patience"], restore_best_weights=True
     )
     history = _fit(
         model,
         train,
         valid,
         schedule,
-        max(schedule[1], warm_epochs + 1),
-        initial_epoch=warm_epochs,
-        callbacks=[early_stopping, keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
+        max(schedule[1], first_epoch + 1),
+        initial_epoch=first_epoch,
+        callbacks=[
+            early_stopping,
+            keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, name), update_freq="epoch"),
+        ],
     )
-    _write_history(history.history, early_stopping, fn_args.model_run_dir, warm_epochs, restarts, num_train, schedule)
+    scores = model.evaluate(valid, verbose=0, return_dict=True)
+    return FittedCandidate(
+        name=name,
+        model=model,
+        history=history.history,
+        early_stopping=early_stopping,
+        first_epoch=first_epoch,
+        restarts=restarts,
+        val_loss=float(scores["loss"]),
+        val_accuracy=float(scores["accuracy"]),
+        schedule=schedule,
+        seconds=time.monotonic() - started,
+    )
 
-    signatures = make_serving_signatures(model, tf_transform_output)
-    tf.saved_model.save(model, fn_args.serving_model_dir, signatures=signatures)
-    _save_warm_start(model, category_sizes, fn_args.serving_model_dir)
+
+def run_fn(fn_args):
+    """TFX Trainer entry point: fit every candidate (each starting from the latest blessed
+    model's weights when they are its own, else from the best of several fresh starts) with
+    early stopping on the validation split, then export the one best on that split."""
+    training = fn_args.custom_config
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    train_examples = _examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
+    num_train = _count(train_examples)
+    valid = _examples(fn_args.eval_files, fn_args.data_accessor, tf_transform_output).batch(READ_BATCH_SIZE)
+
+    category_sizes = _category_sizes(tf_transform_output)
+    fitted = [
+        _fit_candidate(name, index, fn_args, category_sizes, training, train_examples, num_train, valid)
+        for index, name in enumerate(training["candidates"])
+    ]
+    chosen = choose(fitted)
+    _write_history(chosen, fitted, fn_args.model_run_dir, num_train)
+
+    signatures = make_serving_signatures(chosen.model, tf_transform_output)
+    tf.saved_model.save(chosen.model, fn_args.serving_model_dir, signatures=signatures)
+    _save_warm_start(chosen.model, category_sizes, chosen.name, fn_args.serving_model_dir)
 
 
-def _write_history(history, early_stopping, model_run_dir, first_epoch, restarts, num_train, schedule) -> None:
-    """Keeps the curves (from `first_epoch` + 1, after the restarts' warm-up epochs), the
-    restored (best) epoch, the restarts and the step schedule for reports, as plain JSON."""
-    val_loss = history["val_loss"]
+def _write_history(chosen: FittedCandidate, fitted, model_run_dir, num_train) -> None:
+    """Keeps the chosen candidate's curves (from `first_epoch` + 1, after the restarts'
+    warm-up epochs), its restored (best) epoch and restarts, every candidate's validation
+    scores, and the step schedule for reports, as plain JSON."""
+    val_loss = chosen.history["val_loss"]
     record = {
-        "first_epoch": first_epoch + 1,
-        "epochs_run": first_epoch + len(val_loss),
-        "best_epoch": first_epoch + int(min(range(len(val_loss)), key=val_loss.__getitem__)) + 1,
-        "stopped_early": early_stopping.stopped_epoch > 0,
-        "restarts": restarts,
+        "candidate": chosen.name,
+        "candidates": [candidate.summary() for candidate in fitted],
+        "first_epoch": chosen.first_epoch + 1,
+        "epochs_run": chosen.first_epoch + len(val_loss),
+        "best_epoch": chosen.first_epoch + int(min(range(len(val_loss)), key=val_loss.__getitem__)) + 1,
+        "stopped_early": chosen.early_stopping.stopped_epoch > 0,
+        "restarts": chosen.restarts,
         "train_examples": num_train,
-        "steps_per_epoch": schedule[0],
-        "history": {name: [float(v) for v in values] for name, values in history.items()},
+        "steps_per_epoch": chosen.schedule[0],
+        "history": {name: [float(v) for v in values] for name, values in chosen.history.items()},
     }
     tf.io.gfile.makedirs(model_run_dir)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), "w") as f:
