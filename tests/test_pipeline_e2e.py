@@ -11,6 +11,7 @@ the run it asserts on whichever tests run, in whatever order.
 import dataclasses
 import glob
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -204,6 +205,36 @@ class TestLocalPipeline:
         assert page.count("<svg") >= 1 + 2 + 20 + 1  # heatmaps: overall, classes, shop types; curves
         assert "lowest validation loss" in page and "<td>train</td>" in page
         assert re.search(r'id="anomalies">\s*<p>none</p>', page)
+
+    def test_the_candidate_best_on_validation_is_the_one_exported_and_pushed(self, workdir, first_run):
+        executions = first_run.executions
+        with open(os.path.join(executions["Trainer"].outputs["model_run"][0].uri, "history.json")) as f:
+            training = json.load(f)
+        candidates = {c["name"]: c for c in training["candidates"]}
+        assert list(candidates) == list(config.Training().candidates)
+        assert training["candidate"] == min(candidates, key=lambda name: candidates[name]["val_loss"])
+        chosen = candidates[training["candidate"]]
+
+        # The pushed model is that candidate: its recorded shape, and its validation scores.
+        destination = metadata.custom_property(executions["Pusher"].outputs["pushed_model"][0], "pushed_destination")
+        with open(os.path.join(destination, "assets.extra", "warm_start", "inputs.json")) as f:
+            assert json.load(f)["candidate"] == training["candidate"]
+        valid_files = glob.glob(os.path.join(executions["CsvExampleGen"].outputs["examples"][0].uri, "Split-valid", "*"))
+        records = list(tf.data.TFRecordDataset(valid_files, compression_type="GZIP").batch(10_000))[0]
+        labels = tf.io.parse_example(records, {LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64)})[LABEL_KEY].numpy()[:, 0]
+        served = tf.saved_model.load(destination).signatures["serving_default"]
+        probabilities = np.clip(served(examples=records)["outputs"].numpy()[:, 0], 1e-7, 1 - 1e-7)
+        assert np.mean((probabilities > 0.5) == labels) == pytest.approx(chosen["val_accuracy"], abs=1e-6)
+        log_loss = -np.mean(labels * np.log(probabilities) + (1 - labels) * np.log(1 - probabilities))
+        assert log_loss == pytest.approx(chosen["val_loss"], abs=1e-4)
+
+        others = [name for name in candidates if name != training["candidate"]]
+        assert f"Model: {training['candidate']} (validation loss {chosen['val_loss']:.4f}; " in first_run.result.stdout
+        page = _report(workdir, first_run.result)
+        assert f"exported <strong>{training['candidate']}</strong>" in page
+        assert f"<td>{training['candidate']} (exported)</td>" in page
+        for name in others:
+            assert f"<td>{name}</td><td>{candidates[name]['val_loss']:.4f}</td>" in page
 
     def test_unchanged_rerun_answers_from_ml_metadata_without_running(self, workdir, first_run, unchanged_run):
         result = unchanged_run.result

@@ -222,6 +222,8 @@ def continuous_training_summary(record) -> list:
             )
     if record.warm_start:
         lines.append(f"Training: {record.warm_start}.")
+    if record.describe_candidates():
+        lines.append(f"Model: {record.describe_candidates()}.")
     return lines
 
 

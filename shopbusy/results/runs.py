@@ -134,6 +134,28 @@ class RunRecord:
         return (training.get("restarts") or {}).get("warm_start") if training else None
 
     @property
+    def candidates(self) -> List[dict]:
+        """Each candidate the Trainer fitted, with its validation loss and accuracy, in order."""
+        training = self.training
+        return list(training.get("candidates", [])) if training else []
+
+    @property
+    def chosen_candidate(self) -> Optional[str]:
+        """The candidate the Trainer exported (lowest validation loss); None if not recorded."""
+        training = self.training
+        return training.get("candidate") if training else None
+
+    def describe_candidates(self) -> Optional[str]:
+        """'crossed (validation loss 0.2841; dense 0.2921, ...)': the choice in one line."""
+        if not self.candidates:
+            return None
+        others = ", ".join(
+            f"{c['name']} {c['val_loss']:.4f}" for c in self.candidates if c["name"] != self.chosen_candidate
+        )
+        chosen = next(c for c in self.candidates if c["name"] == self.chosen_candidate)
+        return f"{chosen['name']} (validation loss {chosen['val_loss']:.4f}" + (f"; {others})" if others else ")")
+
+    @property
     def model_uri(self) -> Optional[str]:
         return self.output_uri("Trainer", "model")
 
