@@ -38,19 +38,26 @@ class Plan:
     """What one benchmark run measures."""
 
     repeats: int = 3  # of the import timings
-    seeds: int = 5  # training seeds per dataset, for shopbusy and the baseline
-    datasets: Dict[str, int] = dataclasses.field(default_factory=lambda: {"bundled": 42, "second": 7})
+    seeds: int = 5  # training seeds per dataset
+    # Busy rule (generator.RULES) -> data seed. The first is also run with the article's
+    # script and with today's single network (TODAY_ARGS), and re-run; "bundled" at the
+    # default size and seed is the bundled CSV itself.
+    datasets: Dict[str, int] = dataclasses.field(
+        default_factory=lambda: {"bundled": 42, "type-hour": 7, "distance-cutoff": 7, "odd-types": 7, "noisy": 7}
+    )
     dataset_rows: int = generator.DEFAULT_ROWS
     scale_rows: List[int] = dataclasses.field(default_factory=lambda: [10_000, 100_000, 1_000_000])
     run_args: List[str] = dataclasses.field(default_factory=list)  # extra `shopbusy run` flags
 
 
 FULL = Plan()
+# The Trainer before candidates: the article's network alone (the fresh-run time budget).
+TODAY_ARGS = ["--candidates", "dense"]
 # Every scenario once, on small data and a short schedule: proves the harness, not the product.
 SMOKE = Plan(
     repeats=1,
     seeds=1,
-    datasets={"small": 3},
+    datasets={"odd-types": 3},
     dataset_rows=1_000,
     scale_rows=[],
     run_args=["--epochs", "3", "--restarts", "2"],
@@ -122,34 +129,97 @@ def baseline_run(data: str, seed: int) -> dict:
 
 
 def _dataset(name: str, seed: int, rows: int, scratch: str) -> tuple:
-    """The CSV of a benchmark dataset and its Bayes accuracy."""
-    dataset = generator.generate(rows, seed)
-    if name == "bundled":
-        return config.DEFAULT_DATA, dataset.bayes_accuracy
+    """The CSV of a benchmark dataset (`name` is its busy rule) and the generated dataset."""
+    dataset = generator.generate(rows, seed, world=generator.World(rule=name))
+    if (name, seed, rows) == (generator.DEFAULT_RULE, generator.DEFAULT_SEED, generator.DEFAULT_ROWS):
+        return config.DEFAULT_DATA, dataset
     path = os.path.join(scratch, f"{name}-{rows}-seed{seed}.csv")
     generator.write_csv(dataset, path)
-    return path, dataset.bayes_accuracy
+    return path, dataset
+
+
+def _split_columns(examples_uri: str, split: str) -> dict:
+    """Column -> int array of the rows ExampleGen put in `split`."""
+    import glob
+
+    import numpy as np
+    import tensorflow as tf
+
+    from shopbusy.components.modules.features import CSV_COLUMNS
+
+    files = glob.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
+    spec = {column: tf.io.FixedLenFeature([1], tf.int64) for column in CSV_COLUMNS}
+    parsed = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(100_000).map(lambda r: tf.io.parse_example(r, spec))
+    batches = list(parsed.as_numpy_iterator())
+    return {column: np.concatenate([batch[column][:, 0] for batch in batches]) for column in CSV_COLUMNS}
+
+
+def against_gbdt_and_bayes(workdir: str, dataset: generator.Dataset, seed: int) -> dict:
+    """On the eval rows of the run in `workdir`: scikit-learn's gradient-boosted trees
+    (HistGradientBoostingClassifier, native categorical features, default settings) fitted
+    on the rows shopbusy learned from (its train and validation splits), and the Bayes
+    accuracy of those eval rows (the generator's probabilities)."""
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from shopbusy.components.modules import features
+    from shopbusy.results import runs
+
+    record = runs.history(config.Workdir(workdir).metadata_path)[0]
+    uri = record.output_uri("CsvExampleGen", "examples")
+    splits = {split: _split_columns(uri, split) for split in (config.TRAIN_SPLIT, config.VALID_SPLIT, config.EVAL_SPLIT)}
+    columns = features.CATEGORICAL_FEATURE_KEYS + list(features.FIXED_DOMAIN_FEATURES) + features.NUMERIC_FEATURE_KEYS
+
+    def matrix(*names):
+        return np.concatenate([np.column_stack([splits[n][c] for c in columns]) for n in names])
+
+    def labels(*names):
+        return np.concatenate([splits[n][features.LABEL_KEY] for n in names])
+
+    categorical = [column not in features.NUMERIC_FEATURE_KEYS for column in columns]
+    gbdt = HistGradientBoostingClassifier(categorical_features=categorical, random_state=seed)
+    gbdt.fit(matrix(config.TRAIN_SPLIT, config.VALID_SPLIT), labels(config.TRAIN_SPLIT, config.VALID_SPLIT))
+    eval_rows = splits[config.EVAL_SPLIT]
+    p = generator.busy_probability(eval_rows, dataset.threshold, dataset.world)
+    return {
+        "eval_rows": len(p),
+        "gbdt_accuracy": float(gbdt.score(matrix(config.EVAL_SPLIT), labels(config.EVAL_SPLIT))),
+        "bayes_accuracy_eval": float(np.mean(np.maximum(p, 1 - p))),
+        "candidate": record.chosen_candidate,
+        "candidates": {c["name"]: {"val_loss": c["val_loss"], "val_accuracy": c["val_accuracy"], "seconds": c["seconds"]} for c in record.candidates},
+    }
 
 
 def runs_and_quality(plan: Plan, scratch: str, datasets: dict, save: Callable[[], None]) -> None:
-    """Per dataset: `seeds` fresh runs (each into a new workdir) and the article's script
-    with the same seeds; on the first dataset also the re-run with nothing changed (the
-    up-to-date check) and the same re-run with --force (TFX's all-cached path). Adds each
-    finished dataset to `datasets` and saves."""
+    """Per dataset: `seeds` fresh runs (each into a new workdir), each judged against the
+    gradient-boosted trees and the Bayes accuracy of its eval rows. On the first dataset
+    also the article's script and today's single network (TODAY_ARGS) with the same seeds,
+    the re-run with nothing changed (the up-to-date check) and the same re-run with --force
+    (TFX's all-cached path). Adds each finished dataset to `datasets` and saves."""
     for index, (name, data_seed) in enumerate(plan.datasets.items()):
-        data, bayes = _dataset(name, data_seed, plan.dataset_rows, scratch)
-        entry = {"data": data, "data_seed": data_seed, "bayes_accuracy": bayes, "shopbusy": [], "baseline": []}
+        data, dataset = _dataset(name, data_seed, plan.dataset_rows, scratch)
+        entry = {
+            "data": data,
+            "data_seed": data_seed,
+            "bayes_accuracy": dataset.bayes_accuracy,
+            "shopbusy": [],
+            "baseline": [],
+            "today": [],
+        }
         for seed in range(plan.seeds):
             workdir = os.path.join(scratch, f"{name}-seed{seed}")
             args = ["--seed", str(seed), *plan.run_args]
             fresh = shopbusy_run(data, workdir, plan.dataset_rows, *args)
+            fresh.update(against_gbdt_and_bayes(workdir, dataset, seed))
             if index == 0:
                 rerun = measure([SHOPBUSY, "run", "--data", data, "--workdir", workdir, *args])
                 fresh["rerun_unchanged"] = {**rerun.summary(), "exit_code": rerun.returncode}
                 if seed == 0:
                     fresh["rerun_forced"] = shopbusy_run(data, workdir, plan.dataset_rows, *args, "--force")
+                today = os.path.join(scratch, f"{name}-seed{seed}-today")
+                entry["today"].append(shopbusy_run(data, today, plan.dataset_rows, *args, *TODAY_ARGS))
+                entry["baseline"].append(baseline_run(data, seed))
             entry["shopbusy"].append(fresh)
-            entry["baseline"].append(baseline_run(data, seed))
         datasets[name] = entry
         save()
 
