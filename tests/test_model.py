@@ -156,3 +156,18 @@ def test_the_candidate_with_the_lowest_validation_loss_is_chosen_the_first_on_a_
 
     assert choose([Fitted("dense", 0.30), Fitted("linear", 0.25), Fitted("crossed", 0.27)]).name == "linear"
     assert choose([Fitted("dense", 0.25), Fitted("linear", 0.25)]).name == "dense"
+
+
+def test_a_warm_start_continues_the_blessed_candidate_alone_a_cold_start_fits_them_all(tmp_path):
+    from shopbusy.components.modules import model as module
+
+    training = config.Training(seed=1, warm_start=True).as_custom_config()
+    settings = module.CANDIDATES["linear"].settings(training)
+    module._save_warm_start(build_model(SIZES, settings, "linear"), SIZES, "linear", str(tmp_path))
+    assert module.candidates_to_fit(str(tmp_path), SIZES, training) == ["linear"]
+    everything = list(training["candidates"])
+    assert module.candidates_to_fit(None, SIZES, training) == everything
+    assert module.candidates_to_fit(str(tmp_path), SIZES, dict(training, warm_start=False)) == everything
+    grown = dict(SIZES, **{xf("shop_type"): 25})
+    assert module.candidates_to_fit(str(tmp_path), grown, training) == everything
+    assert module.candidates_to_fit(str(tmp_path), SIZES, dict(training, candidates=["dense"])) == ["dense"]

@@ -354,6 +354,17 @@ class FittedCandidate:
         }
 
 
+def candidates_to_fit(base_model, category_sizes: dict, training) -> list:
+    """Continuous training continues the blessed model's candidate alone when its weights fit
+    this run (a new week refines the shape chosen before, at the cost of one candidate);
+    otherwise, on a cold start, every candidate is fitted and the choice is made again."""
+    for name in training["candidates"]:
+        model, _ = _warm_start(base_model, category_sizes, CANDIDATES[name].settings(training), name)
+        if model is not None:
+            return [name]
+    return list(training["candidates"])
+
+
 def choose(candidates):
     """The candidate with the lowest validation loss; the earlier one on a tie."""
     return min(candidates, key=lambda candidate: candidate.val_loss)
@@ -410,9 +421,9 @@ def _fit_candidate(name, index, fn_args, category_sizes, training, train_example
 
 
 def run_fn(fn_args):
-    """TFX Trainer entry point: fit every candidate (each starting from the latest blessed
-    model's weights when they are its own, else from the best of several fresh starts) with
-    early stopping on the validation split, then export the one best on that split."""
+    """TFX Trainer entry point: continue the latest blessed model's candidate from its
+    weights when they fit, else fit every candidate from the best of several fresh starts;
+    each with early stopping on the validation split; export the one best on that split."""
     training = fn_args.custom_config
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train_examples = _examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
@@ -421,8 +432,8 @@ def run_fn(fn_args):
 
     category_sizes = _category_sizes(tf_transform_output)
     fitted = [
-        _fit_candidate(name, index, fn_args, category_sizes, training, train_examples, num_train, valid)
-        for index, name in enumerate(training["candidates"])
+        _fit_candidate(name, list(training["candidates"]).index(name), fn_args, category_sizes, training, train_examples, num_train, valid)
+        for name in candidates_to_fit(fn_args.base_model, category_sizes, training)
     ]
     chosen = choose(fitted)
     _write_history(chosen, fitted, fn_args.model_run_dir, num_train)
