@@ -40,14 +40,19 @@ def test_model_learns_a_separable_rule_and_outputs_probabilities():
     assert np.mean((predictions > 0.5) == labels) > 0.9
 
 
-def test_small_data_trains_in_whole_passes_and_large_data_within_the_step_budget():
+def test_small_data_trains_in_whole_passes_and_large_data_within_a_budget_the_candidates_share():
     from shopbusy.components.modules.model import _schedule
 
     training = config.Training().as_custom_config()
     assert _schedule(2_800, training) == (88, training["epochs"])  # the article's schedule
-    steps_per_epoch, epochs = _schedule(500_000, training)
-    assert steps_per_epoch == training["max_steps_per_epoch"]
-    assert steps_per_epoch * epochs <= training["max_train_steps"]
+    # Four candidates at the bundled size: each may still run more whole passes than early
+    # stopping has let any of them run (bench: at most 32).
+    steps_per_epoch, epochs = _schedule(2_800, training, candidates=4)
+    assert steps_per_epoch == 88 and epochs >= 50
+    for candidates in (1, 4):
+        steps_per_epoch, epochs = _schedule(500_000, training, candidates)
+        assert steps_per_epoch == training["max_steps_per_epoch"]
+        assert steps_per_epoch * epochs * candidates <= training["max_train_steps"]
     assert _schedule(10, training) == (1, training["epochs"])
 
 
@@ -163,11 +168,24 @@ def test_a_warm_start_continues_the_blessed_candidate_alone_a_cold_start_fits_th
 
     training = config.Training(seed=1, warm_start=True).as_custom_config()
     settings = module.CANDIDATES["linear"].settings(training)
-    module._save_warm_start(build_model(SIZES, settings, "linear"), SIZES, "linear", str(tmp_path))
-    assert module.candidates_to_fit(str(tmp_path), SIZES, training) == ["linear"]
-    everything = list(training["candidates"])
-    assert module.candidates_to_fit(None, SIZES, training) == everything
-    assert module.candidates_to_fit(str(tmp_path), SIZES, dict(training, warm_start=False)) == everything
+    blessed = build_model(SIZES, settings, "linear")
+    module._save_warm_start(blessed, SIZES, "linear", str(tmp_path))
+
+    def planned(*args):
+        return [(start.name, start.index, start.model is not None) for start in module.plan_starts(*args)]
+
+    everything = [(name, index, False) for index, name in enumerate(training["candidates"])]
+    assert planned(str(tmp_path), SIZES, training) == [("linear", 2, True)]
+    [warm] = module.plan_starts(str(tmp_path), SIZES, training)
+    assert warm.why.startswith("warm start")
+    for mine, theirs in zip(warm.model.get_weights(), blessed.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    assert planned(None, SIZES, training) == everything
+    assert planned(str(tmp_path), SIZES, dict(training, warm_start=False)) == everything
     grown = dict(SIZES, **{xf("shop_type"): 25})
-    assert module.candidates_to_fit(str(tmp_path), grown, training) == everything
-    assert module.candidates_to_fit(str(tmp_path), SIZES, dict(training, candidates=["dense"])) == ["dense"]
+    assert planned(str(tmp_path), grown, training) == everything
+    assert planned(str(tmp_path), SIZES, dict(training, candidates=["dense"])) == [("dense", 0, False)]
+    # Each cold candidate says why it starts cold.
+    assert [start.why for start in module.plan_starts(str(tmp_path), grown, training)][2].startswith(
+        "cold start: vocabulary sizes changed"
+    )

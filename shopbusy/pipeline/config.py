@@ -147,7 +147,8 @@ class Training:
     # The networks fitted; the one with the lowest validation loss is exported
     # (components/modules/model.py, CANDIDATES; docs/benchmarks.md, "Model quality by rule").
     candidates: Tuple[str, ...] = CANDIDATES
-    # The step budget for large data (see components/modules/model.py:_schedule).
+    # The step budget for large data: at most this many steps per epoch, and overall for the
+    # Trainer, shared by the candidates it fits (components/modules/model.py:_schedule).
     max_steps_per_epoch: int = 1_000
     max_train_steps: int = 20_000
     # Start from the latest blessed model's weights when its inputs are this run's (the

@@ -215,15 +215,18 @@ def _count(examples) -> int:
     return int(sizes.reduce(tf.constant(0, tf.int64), lambda total, size: total + size))
 
 
-def _schedule(num_examples: int, training: dict):
+def _schedule(num_examples: int, training: dict, candidates: int = 1):
     """Steps per epoch and epochs within the step budget.
 
-    Small data trains in whole passes (the article's schedule, untouched); large data in
-    epochs of at most `max_steps_per_epoch` steps, so early stopping looks often, and in at
-    most `max_train_steps` steps overall, so a million rows train in minutes, not hours.
+    Small data trains in whole passes (the article's schedule); large data in epochs of at
+    most `max_steps_per_epoch` steps, so early stopping looks often. `max_train_steps` is
+    the Trainer's budget, shared equally by the `candidates` it fits, so a million rows
+    train in minutes whatever the number of candidates (at the bundled size a share is
+    still 56 whole passes, more than early stopping lets any candidate run).
     """
     steps_per_epoch = min(math.ceil(num_examples / training["batch_size"]), training["max_steps_per_epoch"])
-    epochs = max(1, min(training["epochs"], training["max_train_steps"] // steps_per_epoch))
+    budget = training["max_train_steps"] // candidates
+    epochs = max(1, min(training["epochs"], budget // steps_per_epoch))
     return steps_per_epoch, epochs
 
 
@@ -329,13 +332,37 @@ def _save_warm_start(model, category_sizes: dict, candidate: str, serving_model_
 
 
 @dataclasses.dataclass
+class Start:
+    """How one candidate starts: from the blessed model's weights (`model`), or cold (None)."""
+
+    name: str
+    index: int  # in the configured candidates: the seeds of its fresh starts
+    model: Optional[object]
+    why: str
+
+
+def plan_starts(base_model, category_sizes: dict, training) -> list:
+    """Continuous training continues the blessed model's candidate alone when its weights fit
+    this run (a new week refines the shape chosen before, at the cost of one candidate);
+    otherwise, on a cold start, every candidate is fitted and the choice is made again.
+    Only the blessed model's own candidate is built and loaded (_warm_start)."""
+    starts = []
+    for index, name in enumerate(training["candidates"]):
+        model, why = _warm_start(base_model, category_sizes, CANDIDATES[name].settings(training), name)
+        if model is not None:
+            return [Start(name, index, model, why)]
+        starts.append(Start(name, index, None, why))
+    return starts
+
+
+@dataclasses.dataclass
 class FittedCandidate:
     """One candidate after training, with what it scored on the validation split."""
 
     name: str
     model: object
     history: dict
-    early_stopping: object
+    stopped_early: bool
     first_epoch: int  # epochs spent on the restarts before the main fit
     restarts: dict
     val_loss: float
@@ -354,42 +381,30 @@ class FittedCandidate:
         }
 
 
-def candidates_to_fit(base_model, category_sizes: dict, training) -> list:
-    """Continuous training continues the blessed model's candidate alone when its weights fit
-    this run (a new week refines the shape chosen before, at the cost of one candidate);
-    otherwise, on a cold start, every candidate is fitted and the choice is made again."""
-    for name in training["candidates"]:
-        model, _ = _warm_start(base_model, category_sizes, CANDIDATES[name].settings(training), name)
-        if model is not None:
-            return [name]
-    return list(training["candidates"])
-
-
 def choose(candidates):
     """The candidate with the lowest validation loss; the earlier one on a tie."""
     return min(candidates, key=lambda candidate: candidate.val_loss)
 
 
-def _fit_candidate(name, index, fn_args, category_sizes, training, train_examples, num_train, valid):
+def _fit_candidate(start: Start, schedule, fn_args, category_sizes, training, train_examples, num_train, valid):
     """Starts the candidate warm from the blessed model when it can (else from the best of
     several fresh starts), fits it with early stopping on the validation split, and scores
     the weights it ends with on that split."""
     started = time.monotonic()
-    settings = CANDIDATES[name].settings(training)
-    schedule = _schedule(num_train, settings)
+    settings = CANDIDATES[start.name].settings(training)
     train = (
         train_examples.shuffle(min(num_train, SHUFFLE_BUFFER), seed=settings["seed"], reshuffle_each_iteration=True)
         .batch(settings["batch_size"])
         .repeat()
         .prefetch(tf.data.AUTOTUNE)
     )
-    model, warm_start = _warm_start(fn_args.base_model, category_sizes, settings, name)
+    model = start.model
     if model is None:
-        model, restarts = _best_start(name, index, category_sizes, settings, train, valid, schedule)
+        model, restarts = _best_start(start.name, start.index, category_sizes, settings, train, valid, schedule)
         first_epoch = settings["restart_epochs"] if settings["restarts"] > 1 else 0
     else:
         restarts, first_epoch = {"chosen": None, "val_loss": []}, 0
-    restarts["warm_start"] = warm_start
+    restarts["warm_start"] = start.why
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=settings["early_stopping_patience"], restore_best_weights=True
     )
@@ -402,15 +417,15 @@ def _fit_candidate(name, index, fn_args, category_sizes, training, train_example
         initial_epoch=first_epoch,
         callbacks=[
             early_stopping,
-            keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, name), update_freq="epoch"),
+            keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, start.name), update_freq="epoch"),
         ],
     )
     scores = model.evaluate(valid, verbose=0, return_dict=True)
     return FittedCandidate(
-        name=name,
+        name=start.name,
         model=model,
         history=history.history,
-        early_stopping=early_stopping,
+        stopped_early=early_stopping.stopped_epoch > 0,
         first_epoch=first_epoch,
         restarts=restarts,
         val_loss=float(scores["loss"]),
@@ -423,7 +438,8 @@ def _fit_candidate(name, index, fn_args, category_sizes, training, train_example
 def run_fn(fn_args):
     """TFX Trainer entry point: continue the latest blessed model's candidate from its
     weights when they fit, else fit every candidate from the best of several fresh starts;
-    each with early stopping on the validation split; export the one best on that split."""
+    each with early stopping on the validation split, within a shared step budget; export
+    the one best on that split."""
     training = fn_args.custom_config
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train_examples = _examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
@@ -431,9 +447,19 @@ def run_fn(fn_args):
     valid = _examples(fn_args.eval_files, fn_args.data_accessor, tf_transform_output).batch(READ_BATCH_SIZE)
 
     category_sizes = _category_sizes(tf_transform_output)
+    starts = plan_starts(fn_args.base_model, category_sizes, training)
     fitted = [
-        _fit_candidate(name, list(training["candidates"]).index(name), fn_args, category_sizes, training, train_examples, num_train, valid)
-        for name in candidates_to_fit(fn_args.base_model, category_sizes, training)
+        _fit_candidate(
+            start,
+            _schedule(num_train, CANDIDATES[start.name].settings(training), len(starts)),
+            fn_args,
+            category_sizes,
+            training,
+            train_examples,
+            num_train,
+            valid,
+        )
+        for start in starts
     ]
     chosen = choose(fitted)
     _write_history(chosen, fitted, fn_args.model_run_dir, num_train)
@@ -454,7 +480,7 @@ def _write_history(chosen: FittedCandidate, fitted, model_run_dir, num_train) ->
         "first_epoch": chosen.first_epoch + 1,
         "epochs_run": chosen.first_epoch + len(val_loss),
         "best_epoch": chosen.first_epoch + int(min(range(len(val_loss)), key=val_loss.__getitem__)) + 1,
-        "stopped_early": chosen.early_stopping.stopped_epoch > 0,
+        "stopped_early": chosen.stopped_early,
         "restarts": chosen.restarts,
         "train_examples": num_train,
         "steps_per_epoch": chosen.schedule[0],
