@@ -189,3 +189,26 @@ def test_a_warm_start_continues_the_blessed_candidate_alone_a_cold_start_fits_th
     assert [start.why for start in module.plan_starts(str(tmp_path), grown, training)][2].startswith(
         "cold start: vocabulary sizes changed"
     )
+
+
+def test_autograph_leaves_keras_and_transform_code_as_written():
+    """The Trainer's tf.functions call Keras 2, Transform and tfx_bsl code that AutoGraph
+    would otherwise transpile on every process's first fit (components/modules/autograph.py)."""
+    import tensorflow_transform as tft
+    from tensorflow.python.autograph.impl import conversion
+    from tf_keras.src.engine import training as keras_training
+    from tfx_bsl.tfxio import tensor_representation_util
+
+    import shopbusy.components.modules.model  # noqa: F401  (installs the rules)
+    from shopbusy.components.modules import autograph
+
+    assert conversion.is_allowlisted(keras_training.Model.train_step)
+    assert conversion.is_allowlisted(keras.layers.Dense.call)
+    assert conversion.is_allowlisted(tft.TFTransformOutput.raw_feature_spec)
+    assert conversion.is_allowlisted(tensor_representation_util.InferTensorRepresentationsFromSchema)
+    assert not conversion.is_allowlisted(build_model)  # our own code is still converted
+    autograph.exempt_libraries()  # once per process, however often it is called
+    from tensorflow.python.autograph.core import config as autograph_config
+
+    rules = [str(rule) for rule in autograph_config.CONVERSION_RULES]
+    assert len(rules) == len(set(rules))

@@ -39,8 +39,10 @@ import tensorflow_transform as tft  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
-from shopbusy.components.modules import features  # noqa: E402
+from shopbusy.components.modules import autograph, features  # noqa: E402
 from shopbusy.components.modules.features import HISTORY_FILE, SERVING_OUTPUT_KEY  # noqa: E402
+
+autograph.exempt_libraries()
 
 READ_BATCH_SIZE = 1024
 SHUFFLE_BUFFER = 100_000
