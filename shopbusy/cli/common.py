@@ -48,7 +48,7 @@ def prepare_environment(verbose: bool) -> None:
 def console(log_path: str, verbose: bool):
     """Yields (out, err) printers for the user. Unless verbose, everything else written to
     the process's stdout and stderr, by TensorFlow's C++ logs, Beam and the subprocesses TFX
-    starts (wheel builds, pip), goes to `log_path` instead."""
+    starts, goes to `log_path` instead."""
     if verbose:
         yield (lambda line: print(line, flush=True)), (lambda line: print(line, file=sys.stderr, flush=True))
         return

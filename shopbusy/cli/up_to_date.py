@@ -1,7 +1,7 @@
 """Whether `shopbusy run` has anything to do, answered from ML Metadata and file stats alone.
 
 A run whose data, configuration and code are those of the workdir's newest finished run
-would be all cache hits: TFX would re-import TensorFlow, rebuild the module wheels and
+would be all cache hits: TFX would re-import TensorFlow, read the artifacts back and
 re-evaluate the same model against itself to reach the same verdict. The CLI asks here
 first, without importing TensorFlow, and answers in about a second.
 

@@ -110,7 +110,6 @@ def cluster_run_config(
         data_pattern=SPAN_PATTERN if spans else "*",
         pipeline_root=pipeline_root,
         serving_dir=posixpath.join(pipeline_root, "serving"),
-        code_from_package=True,
         schema_path=IMAGE_SCHEMA_PATH,
         gates=gates,
         training=training,

@@ -10,13 +10,11 @@ PIPELINE_NAME = "shopbusy"  # also valid as a Kubeflow pipeline name: [a-z0-9][a
 DEFAULT_DATA = os.path.join(PACKAGE_ROOT, "data", "shops", "shops.csv")
 DEFAULT_WORKDIR = "workdir"
 SCHEMA_PATH = os.path.join(PACKAGE_ROOT, "schemas", "schema.pbtxt")
-# The Transform and Trainer user code. Locally TFX packages the module files into wheels
-# under the pipeline root and fingerprints them (a code change re-runs the component); on a
-# cluster the image has this project installed and the functions are named by import path,
-# so no path of the compiling machine ends up in the pipeline spec.
+# The Transform and Trainer user code, named by import path (this project is installed
+# wherever the pipeline runs: the venv, the Kubeflow image), with a digest of the module
+# sources in the components' custom_config, so that editing them re-runs those components
+# (pipeline.py:module_digest).
 MODULES_DIR = os.path.join(PACKAGE_ROOT, "components", "modules")
-PREPROCESSING_MODULE = os.path.join(MODULES_DIR, "preprocessing.py")
-TRAINER_MODULE = os.path.join(MODULES_DIR, "model.py")
 PREPROCESSING_FN = "shopbusy.components.modules.preprocessing.preprocessing_fn"
 RUN_FN = "shopbusy.components.modules.model.run_fn"
 # The Evaluator's custom_extractors (installed with shopbusy, so no wheel is built for it).
@@ -197,7 +195,6 @@ class RunConfig:
     pipeline_root: str
     serving_dir: str
     metadata_path: Optional[str] = None  # SQLite ML Metadata; None on a cluster, which has its own
-    code_from_package: bool = False  # name the user code by import path instead of packaging files
     schema_path: str = SCHEMA_PATH
     gates: Gates = Gates()
     training: Training = Training()
