@@ -40,19 +40,18 @@ def test_model_learns_a_separable_rule_and_outputs_probabilities():
     assert np.mean((predictions > 0.5) == labels) > 0.9
 
 
-def test_small_data_trains_in_whole_passes_and_large_data_within_a_budget_the_candidates_share():
-    from shopbusy.components.modules.model import _schedule
+def test_small_data_trains_in_whole_passes_and_large_data_within_an_example_budget():
+    from shopbusy.components.modules.model import CANDIDATES, _schedule
 
     training = config.Training().as_custom_config()
     assert _schedule(2_800, training) == (88, training["epochs"])  # the article's schedule
-    # Four candidates at the bundled size: each may still run more whole passes than early
-    # stopping has let any of them run (bench: at most 32).
-    steps_per_epoch, epochs = _schedule(2_800, training, candidates=4)
-    assert steps_per_epoch == 88 and epochs >= 50
-    for candidates in (1, 4):
-        steps_per_epoch, epochs = _schedule(500_000, training, candidates)
+    linear = CANDIDATES["linear"].settings(training)
+    assert _schedule(2_800, linear) == (11, training["epochs"])
+    for settings in (training, linear):
+        steps_per_epoch, epochs = _schedule(500_000, settings)
         assert steps_per_epoch == training["max_steps_per_epoch"]
-        assert steps_per_epoch * epochs * candidates <= training["max_train_steps"]
+        examples = steps_per_epoch * epochs * settings["batch_size"]
+        assert training["max_train_examples"] / 2 < examples <= training["max_train_examples"]
     assert _schedule(10, training) == (1, training["epochs"])
 
 

@@ -145,10 +145,10 @@ class Training:
     # The networks fitted; the one with the lowest validation loss is exported
     # (components/modules/model.py, CANDIDATES; docs/benchmarks.md, "Model quality by rule").
     candidates: Tuple[str, ...] = CANDIDATES
-    # The step budget for large data: at most this many steps per epoch, and overall for the
-    # Trainer, shared by the candidates it fits (components/modules/model.py:_schedule).
+    # The budget for large data: at most this many steps per epoch, and examples per
+    # candidate (the article's batch of 32 x 20,000 steps; components/modules/model.py:_schedule).
     max_steps_per_epoch: int = 1_000
-    max_train_steps: int = 20_000
+    max_train_examples: int = 640_000
     # Start from the latest blessed model's weights when its inputs are this run's (the
     # Trainer's base_model; components/modules/model.py:_warm_start), else start cold. The
     # CLI turns it on for span folders (docs/benchmarks.md, "Warm start").
