@@ -388,12 +388,13 @@ def choose(candidates):
     return min(candidates, key=lambda candidate: candidate.val_loss)
 
 
-def _fit_candidate(start: Start, schedule, fn_args, category_sizes, training, train_examples, num_train, valid):
+def _fit_candidate(start: Start, fn_args, category_sizes, training, train_examples, num_train, valid):
     """Starts the candidate warm from the blessed model when it can (else from the best of
     several fresh starts), fits it with early stopping on the validation split, and scores
     the weights it ends with on that split."""
     started = time.monotonic()
     settings = CANDIDATES[start.name].settings(training)
+    schedule = _schedule(num_train, settings)
     train = (
         train_examples.shuffle(min(num_train, SHUFFLE_BUFFER), seed=settings["seed"], reshuffle_each_iteration=True)
         .batch(settings["batch_size"])
@@ -449,19 +450,9 @@ def run_fn(fn_args):
     valid = _examples(fn_args.eval_files, fn_args.data_accessor, tf_transform_output).batch(READ_BATCH_SIZE)
 
     category_sizes = _category_sizes(tf_transform_output)
-    starts = plan_starts(fn_args.base_model, category_sizes, training)
     fitted = [
-        _fit_candidate(
-            start,
-            _schedule(num_train, CANDIDATES[start.name].settings(training)),
-            fn_args,
-            category_sizes,
-            training,
-            train_examples,
-            num_train,
-            valid,
-        )
-        for start in starts
+        _fit_candidate(start, fn_args, category_sizes, training, train_examples, num_train, valid)
+        for start in plan_starts(fn_args.base_model, category_sizes, training)
     ]
     chosen = choose(fitted)
     _write_history(chosen, fitted, fn_args.model_run_dir, num_train)
