@@ -24,7 +24,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
 from shopbusy.components import evaluator_extractors
-from shopbusy.pipeline import config, eval_config
+from shopbusy.pipeline import config, eval_config, nodes
 from shopbusy.results import metadata, runs
 
 
@@ -35,13 +35,13 @@ def newest_artifacts(workdir: str) -> dict:
     store = metadata.open_store(metadata_path) if os.path.exists(metadata_path) else None
     run_id = metadata.latest_run_id(store) if store else None
     record = runs.load(store, run_id) if run_id else None
-    evaluator = record.executions.get("Evaluator") if record else None
+    evaluator = record.executions.get(nodes.EVALUATOR) if record else None
     if evaluator is None:
         sys.exit(f"no run of {workdir} reached the Evaluator: run `shopbusy run --workdir {workdir}` first")
     return {
         "examples_uri": evaluator.inputs["examples"][0].uri,
         "model_uri": evaluator.inputs["model"][0].uri,
-        "schema_uri": record.output_uri("ImportSchemaGen", "schema"),
+        "schema_uri": record.output_uri(nodes.SCHEMA_GEN, "schema"),
     }
 
 

@@ -5,6 +5,7 @@ import statistics
 from typing import List
 
 from bench.measure import BUSY_FOREIGN_SHARE, FOREIGN_PROCESS_PERCENT
+from shopbusy.pipeline import nodes
 
 # The targets of the benchmark issue (2 cores, measured side by side in one run).
 MAX_FRESH_OVER_BASELINE = 3.0
@@ -16,7 +17,10 @@ MAX_1M_OVER_FRESH = 3.0
 MAX_EVALUATOR_OVER_TRANSFORM_1M = 1.5
 MAX_BAYES_GAP = 0.01  # on the bundled data, to the Bayes accuracy of the same eval rows
 MAX_FRESH_OVER_TODAY = 1.3  # the Trainer's candidates against the article's network alone
-PIPELINE_NODES = ["CsvExampleGen", "StatisticsGen", "ExampleValidator", "Transform", "Trainer", "Evaluator", "Pusher"]
+PIPELINE_NODES = [
+    nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.EXAMPLE_VALIDATOR, nodes.TRANSFORM, nodes.TRAINER, nodes.EVALUATOR,
+    nodes.PUSHER,
+]  # fmt: skip
 
 
 def _median(values: List[float]) -> float:
@@ -88,8 +92,8 @@ def targets(results: dict) -> List[dict]:
             million,
             first["shopbusy"],
         )
-        seconds = {node: million["components"][node]["seconds"] for node in ("Evaluator", "Transform")}
-        ratio = seconds["Evaluator"] / seconds["Transform"]
+        seconds = {node: million["components"][node]["seconds"] for node in (nodes.EVALUATOR, nodes.TRANSFORM)}
+        ratio = seconds[nodes.EVALUATOR] / seconds[nodes.TRANSFORM]
         judge(
             f"Evaluator <= {MAX_EVALUATOR_OVER_TRANSFORM_1M:g} x Transform at 1M rows",
             ratio,
@@ -282,7 +286,7 @@ def _run_sections(results: dict) -> List[str]:
         )
 
     if results["scale"]:
-        nodes = [node for node in PIPELINE_NODES if node != "Pusher" and node != "ExampleValidator"]
+        timed = [node for node in PIPELINE_NODES if node not in (nodes.PUSHER, nodes.EXAMPLE_VALIDATOR)]
         scale_rows = []
         for rows_text, run in results["scale"].items():
             components = run["components"]
@@ -290,12 +294,12 @@ def _run_sections(results: dict) -> List[str]:
                 [f"{int(rows_text):,}", f"{run['wall_seconds']:.0f}", run["peak_rss_mb"], f"{run['test_accuracy']:.4f}"]
                 + [
                     f"{components[n]['seconds']:.0f} s, {components[n]['rows_per_second']:,}/s" if n in components else "-"
-                    for n in nodes
+                    for n in timed
                 ]
             )
         sections += [
             "## Scale (one run per size, generated data, seed 1)",
             "Rows per second: the input's rows over the component's seconds.",
-            _table(["rows", "wall seconds", "peak MB", "test accuracy", *nodes], scale_rows),
+            _table(["rows", "wall seconds", "peak MB", "test accuracy", *timed], scale_rows),
         ]
     return sections

@@ -23,7 +23,7 @@ from bench import report
 from bench.measure import machine, machine_load, measure
 from shopbusy.cli import common
 from shopbusy.data import generator
-from shopbusy.pipeline import config
+from shopbusy.pipeline import config, nodes
 
 BIN = os.path.dirname(sys.executable)
 SHOPBUSY = os.path.join(BIN, "shopbusy")
@@ -166,7 +166,7 @@ def against_gbdt_and_bayes(workdir: str, dataset: generator.Dataset, seed: int) 
     from shopbusy.results import runs
 
     record = runs.history(config.Workdir(workdir).metadata_path)[0]
-    uri = record.output_uri("CsvExampleGen", "examples")
+    uri = record.output_uri(nodes.EXAMPLE_GEN, "examples")
     splits = {split: _split_columns(uri, split) for split in (config.TRAIN_SPLIT, config.VALID_SPLIT, config.EVAL_SPLIT)}
     columns = features.CATEGORICAL_FEATURE_KEYS + list(features.FIXED_DOMAIN_FEATURES) + features.NUMERIC_FEATURE_KEYS
 

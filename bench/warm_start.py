@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-from shopbusy.pipeline import config
+from shopbusy.pipeline import config, nodes
 from shopbusy.results import evaluation, runs
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,7 +49,7 @@ def _week_results(data, workdir, weeks, warm) -> list:
             {
                 "week": week,
                 "exit": done.returncode,
-                "trainer_seconds": record.executions["Trainer"].seconds,
+                "trainer_seconds": record.executions[nodes.TRAINER].seconds,
                 "epochs_run": record.training["epochs_run"],
                 "warm_start": record.warm_start,
                 "accuracy": overall.get((evaluation.ACCURACY, candidate, False)),

@@ -54,12 +54,12 @@ class _Store:
 
 
 def _oss_examples():
-    backend = local_launcher._KfpBackend(_Store())
+    backend = local_launcher._KfpBackend(_Store(), local_launcher.KFP_SHAPES[local_launcher.NEWEST_KFP_SHAPE], "")
     return backend.input_artifact(_StoredExamples(), {"inputDefinitions": {"artifacts": {"examples": {"artifactType": EXAMPLES_TYPE}}}}, "examples")
 
 
 def _vertex_examples():
-    backend = local_launcher._VertexBackend(_Store())
+    backend = local_launcher._VertexBackend(_Store(), local_launcher.KFP_SHAPES[local_launcher.NEWEST_KFP_SHAPE], "")
     return backend.input_artifact(_StoredExamples(), {"inputDefinitions": {"artifacts": {"examples": {"artifactType": EXAMPLES_TYPE}}}}, "examples")
 
 
@@ -76,7 +76,7 @@ SHAPES = {
 }
 
 
-def _args(tmp_path, examples):
+def _args(tmp_path, examples, extra_outputs=None):
     received = tmp_path / "received.json"
     executor_input = {
         "inputs": {"artifacts": {"examples": {"artifacts": [examples]}}},
@@ -86,7 +86,8 @@ def _args(tmp_path, examples):
                     "artifacts": [
                         {"name": "received", "uri": str(received), "type": {"instanceSchema": "title: tfx.Schema\ntype: object\n"}}
                     ]
-                }
+                },
+                **(extra_outputs or {}),
             },
             "outputFile": str(tmp_path / "kfp_outputs" / "output_metadata.json"),
         },
@@ -118,10 +119,50 @@ def test_the_shopbusy_entrypoint_gives_the_executor_the_declared_artifact(tmp_pa
     assert output["artifacts"]["received"]["artifacts"][0]["uri"] == str(received)
 
 
+# What open-source KFP 2.5.0 and later add to every task's outputs (driver.go provisionOutputs,
+# with the default manifests' PUBLISH_LOGS=true); the launcher writes it itself.
+EXECUTOR_LOGS = {"executor-logs": {"artifacts": [{"uri": "/tmp/logs/executor-logs", "type": {"schemaTitle": "system.Artifact"}}]}}
+
+
+def test_tfx_as_shipped_fails_on_the_executor_logs_output_and_the_entrypoint_drops_it(tmp_path):
+    parsed, received = _args(tmp_path, _vertex_examples(), EXECUTOR_LOGS)  # inputs TFX reads: only the logs fail
+    with pytest.raises(ImportError, match="Could not import system.Artifact"):
+        kubeflow_v2_run_executor.main(parsed)
+    parsed, received = _args(tmp_path, _oss_examples(), EXECUTOR_LOGS)
+    entrypoint.main(parsed)
+    assert json.loads(received.read_text())["examples"][0]["span"] == 3
+    output = json.loads((tmp_path / "kfp_outputs" / "output_metadata.json").read_text())
+    assert set(output["artifacts"]) == {"received"}  # the launcher records executor-logs itself
+
+
+def test_wrapped_list_and_struct_metadata_reach_the_executor_as_written(tmp_path):
+    """converter.go stores a list as {"list": [...]} and a dict as {"struct": {...}}."""
+    examples = _oss_examples()
+    examples["metadata"].update({"tags": {"list": ["a", "b"]}, "stats": {"struct": {"rows": 3.0}}, "plain": {"x": 1.0}})
+    executor_input = {"inputs": {"artifacts": {"examples": {"artifacts": [examples]}}}}
+    fixed = json.loads(entrypoint.readable_by_tfx(json.dumps(executor_input), json.dumps(INPUTS_SPEC)))
+    metadata = fixed["inputs"]["artifacts"]["examples"]["artifacts"][0]["metadata"]
+    assert metadata["tags"] == ["a", "b"] and metadata["stats"] == {"rows": 3.0} and metadata["plain"] == {"x": 1.0}
+
+
+def test_a_minio_root_stops_the_task_before_tfx_with_the_cause_and_the_fix(tmp_path, capsys):
+    parsed, received = _args(tmp_path, _oss_examples())
+    executor_input = json.loads(parsed[0].json_serialized_invocation_args)
+    executor_input["outputs"]["artifacts"]["received"]["artifacts"][0]["uri"] = "minio://mlpipeline/v2/artifacts/x/received"
+    parsed[0].json_serialized_invocation_args = json.dumps(executor_input)
+    with pytest.raises(SystemExit) as exited:
+        entrypoint.main(parsed)
+    assert exited.value.code == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("PipelineRootError: this run's pipeline root is minio://")
+    assert "shopbusy kubeflow submit" in line and "gs://BUCKET/PATH" in line
+    assert not received.exists()
+
+
 def test_what_vertex_sends_is_left_as_it_is(tmp_path):
     examples = _vertex_examples()
     fixed = json.loads(
-        entrypoint.with_declared_input_types(
+        entrypoint.readable_by_tfx(
             json.dumps({"inputs": {"artifacts": {"examples": {"artifacts": [examples]}}}}), json.dumps(INPUTS_SPEC)
         )
     )

@@ -28,8 +28,8 @@ class UsageError(Exception):
 
 
 def verdict_exit_code(record) -> int:
-    """A finished run's exit code: pushed, or not blessed."""
-    return EXIT_PUSHED if record.pushed_model else EXIT_NOT_BLESSED
+    """A finished run's exit code: pushed (or blessed and already the served model), or not blessed."""
+    return EXIT_PUSHED if record.pushed_model or record.already_served else EXIT_NOT_BLESSED
 
 
 def prepare_environment(verbose: bool) -> None:
@@ -97,6 +97,75 @@ def pipeline_flags() -> argparse.ArgumentParser:
     for gate in config.GATES:
         parent.add_argument(gate.flag, dest=gate.field, type=float, default=getattr(defaults, gate.field), help=gate.help)
     return parent
+
+
+def _candidates(text: str) -> tuple:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in config.CANDIDATES]
+    if not names or unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"a comma-separated list of distinct names from {', '.join(config.CANDIDATES)}, got {text!r}"
+        )
+    return names
+
+
+def training_flags() -> argparse.ArgumentParser:
+    """The Trainer's options and the weekly loop's: `run` and `kubeflow compile`."""
+    parent = argparse.ArgumentParser(add_help=False)
+    training = config.Training()
+    parent.add_argument("--epochs", type=positive_int, default=training.epochs, help="most training epochs")
+    parent.add_argument(
+        "--restarts",
+        type=positive_int,
+        default=training.restarts,
+        help=f"seeded starts tried for {training.restart_epochs} epochs each; training continues from the best "
+        f"on validation loss (default {training.restarts})",
+    )
+    parent.add_argument("--seed", type=int, default=training.seed, help="seed of the initialisations and shuffling")
+    parent.add_argument(
+        "--candidates",
+        type=_candidates,
+        default=training.candidates,
+        metavar="NAME[,NAME]",
+        help="the networks the Trainer fits; the one with the lowest validation loss is exported "
+        f"(default {','.join(training.candidates)}; known: {', '.join(config.CANDIDATES)})",
+    )
+    defaults = config.RunConfig(data_root="", data_pattern="", pipeline_root="", serving_dir="")
+    parent.add_argument(
+        "--train-spans",
+        type=positive_int,
+        default=defaults.train_spans,
+        metavar="K",
+        help="with span folders (DATA/span-1/, DATA/span-2/, ...): train on the newest K accepted spans "
+        f"(default {defaults.train_spans}); the newest span is always the one evaluated",
+    )
+    parent.add_argument(
+        "--on-drift",
+        choices=config.ON_DRIFT,
+        default=defaults.on_drift,
+        help="when the newest span drifted from the previous one beyond the schema's thresholds: warn (record, "
+        f"report and carry on) or stop (reject the span like any bad input, exit {EXIT_INPUT_REJECTED}) "
+        f"(default {defaults.on_drift})",
+    )
+    parent.add_argument(
+        "--warm-start",
+        action=argparse.BooleanOptionalAction,
+        help="start training from the latest blessed model's weights when its inputs match this run's "
+        "(default: on with span folders, where each run brings a new week; off for a file or a plain folder, "
+        "which re-trains from scratch as it always has)",
+    )
+    return parent
+
+
+def training_from(args, spans: bool) -> config.Training:
+    """The Trainer's settings from training_flags(); warm start defaults to on for span folders."""
+    return config.Training(
+        epochs=args.epochs,
+        restarts=args.restarts,
+        seed=args.seed,
+        candidates=args.candidates,
+        warm_start=args.warm_start if args.warm_start is not None else spans,
+    )
 
 
 def gates_from(args) -> config.Gates:

@@ -12,7 +12,7 @@ def _usage_errors(handler):
 
     @functools.wraps(handler)
     def wrapped(args) -> int:
-        from shopbusy.kubeflow.runner import KubeflowError
+        from shopbusy.kubeflow.errors import KubeflowError
 
         try:
             return handler(args)
@@ -23,12 +23,23 @@ def _usage_errors(handler):
 
 
 def add_commands(commands) -> None:
+    from shopbusy.kubeflow import local_launcher
     from shopbusy.kubeflow.runner import DEFAULT_OUTPUT, IMAGE_DATA_ROOT, TARGETS
 
     kubeflow = commands.add_parser("kubeflow", help="compile, submit or schedule the pipeline on Kubeflow Pipelines")
     kubeflow_commands = kubeflow.add_subparsers(dest="kubeflow_command", required=True)
-    compile_ = kubeflow_commands.add_parser("compile", parents=[common.pipeline_flags()], help="write the pipeline spec")
-    compile_.add_argument("--pipeline-root", required=True, help="gs://, s3:// or a shared volume every pod can read")
+    compile_ = kubeflow_commands.add_parser(
+        "compile",
+        parents=[common.pipeline_flags(), common.training_flags()],
+        help="write the pipeline spec",
+        description="Compiles the one DAG for a cluster. --train-spans above 1 and --on-drift stop need TFX "
+        "resolver functions, which KubeflowV2DagRunner cannot compile: both targets refuse them.",
+    )
+    compile_.add_argument(
+        "--pipeline-root",
+        required=True,
+        help="gs://BUCKET/PATH every pod can read (an absolute local path for run-local only)",
+    )
     compile_.add_argument("--image", required=True, help="the image built from shopbusy/kubeflow/Dockerfile")
     compile_.add_argument(
         "--data-root", default=IMAGE_DATA_ROOT, help="default of the data-root runtime parameter (default: bundled)"
@@ -56,9 +67,21 @@ def add_commands(commands) -> None:
     run_local.add_argument("--data", help="the data-root parameter (default: the spec's, read from this checkout)")
     run_local.add_argument(
         "--launcher",
-        choices=("kfp", "vertex"),
+        choices=local_launcher.LAUNCHERS,
         default="kfp",
         help="build executor inputs as open-source KFP's driver does, or as Vertex AI does",
+    )
+    run_local.add_argument(
+        "--backend-version",
+        choices=sorted(local_launcher.KFP_SHAPES),
+        default=local_launcher.NEWEST_KFP_SHAPE,
+        help="with --launcher kfp: the executor input of open-source KFP 2.0-2.4, 2.5-2.14 (adds executor-logs) "
+        f"or 2.15 and later (output names, output file under /gcs) (default {local_launcher.NEWEST_KFP_SHAPE})",
+    )
+    run_local.add_argument(
+        "--pipeline-root",
+        help="the run's root instead of the spec's, as a run started from the KFP UI gets the cluster's "
+        "default (minio://mlpipeline/v2/artifacts on a default install)",
     )
     run_local.set_defaults(handler=run_local_command)
     for name, handler, help_text in (
@@ -85,9 +108,17 @@ def compile_command(args) -> int:
 
     target = runner.target_of(args.output, args.target)
     run_config = runner.cluster_run_config(
-        args.pipeline_root, args.data_root, args.beam_arg, common.gates_from(args), spans=args.spans, target=target
+        args.pipeline_root,
+        args.data_root,
+        args.beam_arg,
+        common.gates_from(args),
+        training=common.training_from(args, spans=args.spans),
+        spans=args.spans,
+        target=target,
+        train_spans=args.train_spans,
+        on_drift=args.on_drift,
     )
-    path = runner.compile_pipeline(run_config, args.image, args.output, target)
+    path = runner.compile_pipeline(run_config, args.image, args.output)
     print(
         f"wrote {path} ({os.path.getsize(path)} bytes) for {target}: image {args.image}, "
         f"pipeline root {args.pipeline_root}"
@@ -100,11 +131,13 @@ def run_local_command(args) -> int:
     """Exit codes as `shopbusy run`: 0 pushed, 3 not blessed, 2 input rejected, 1 failed."""
     from shopbusy.kubeflow import local_launcher
 
-    run = local_launcher.run_local(args.package, args.workdir, args.data, args.launcher)
+    run = local_launcher.run_local(
+        args.package, args.workdir, args.data, args.launcher, args.backend_version, pipeline_root=args.pipeline_root
+    )
     failed = run.failed
     if failed is None:
-        print(f"run {run.run_id}: " + ("pushed" if run.pushed else "not blessed, nothing pushed"))
-        return common.EXIT_PUSHED if run.pushed else common.EXIT_NOT_BLESSED
+        print(f"run {run.run_id}: {run.verdict}")
+        return common.EXIT_PUSHED if run.blessed else common.EXIT_NOT_BLESSED
     print(f"run {run.run_id}: task {failed.name} failed; nothing after it ran")
     return common.EXIT_INPUT_REJECTED if failed.name == local_launcher.ANOMALY_GATE_TASK else common.EXIT_FAILED
 

@@ -1,8 +1,6 @@
 """`shopbusy run`: the whole pipeline on this machine, one run per workdir at a time, answered
 at once when nothing changed since the last finished run."""
 
-import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -17,68 +15,16 @@ from shopbusy.pipeline import config
 def add_commands(commands) -> None:
     run = commands.add_parser(
         "run",
-        parents=[common.workdir_flag(), common.pipeline_flags()],
+        parents=[common.workdir_flag(), common.pipeline_flags(), common.training_flags()],
         help="run the whole pipeline locally (Beam DirectRunner)",
     )
     run.add_argument("--data", default=config.DEFAULT_DATA, help="a CSV file or a folder of CSVs (default: bundled)")
-    training = config.Training()
-    run.add_argument("--epochs", type=common.positive_int, default=training.epochs, help="most training epochs")
-    run.add_argument(
-        "--restarts",
-        type=common.positive_int,
-        default=training.restarts,
-        help=f"seeded starts tried for {training.restart_epochs} epochs each; training continues from the best "
-        f"on validation loss (default {training.restarts})",
-    )
-    run.add_argument("--seed", type=int, default=training.seed, help="seed of the initialisations and shuffling")
-    run.add_argument(
-        "--candidates",
-        type=_candidates,
-        default=training.candidates,
-        metavar="NAME[,NAME]",
-        help="the networks the Trainer fits; the one with the lowest validation loss is exported "
-        f"(default {','.join(training.candidates)}; known: {', '.join(config.CANDIDATES)})",
-    )
-    defaults = config.RunConfig(data_root="", data_pattern="", pipeline_root="", serving_dir="")
-    run.add_argument(
-        "--train-spans",
-        type=common.positive_int,
-        default=defaults.train_spans,
-        metavar="K",
-        help="with span folders (DATA/span-1/, DATA/span-2/, ...): train on the newest K accepted spans "
-        f"(default {defaults.train_spans}); the newest span is always the one evaluated",
-    )
-    run.add_argument(
-        "--on-drift",
-        choices=config.ON_DRIFT,
-        default=defaults.on_drift,
-        help="when the newest span drifted from the previous one beyond the schema's thresholds: warn (record, "
-        f"report and carry on) or stop (reject the span like any bad input, exit {common.EXIT_INPUT_REJECTED}) "
-        f"(default {defaults.on_drift})",
-    )
-    run.add_argument(
-        "--warm-start",
-        action=argparse.BooleanOptionalAction,
-        help="start training from the latest blessed model's weights when its inputs match this run's "
-        "(default: on with span folders, where each run brings a new week; off for a file or a plain folder, "
-        "which re-trains from scratch as it always has)",
-    )
     run.add_argument("--wait", action="store_true", help="queue behind a run that holds the workdir")
     run.add_argument(
         "--force", action="store_true", help="run even when the last run had the same data, configuration and code"
     )
     run.add_argument("--verbose", action="store_true", help="show TensorFlow, Beam and TFX logs")
     run.set_defaults(handler=run_command)
-
-
-def _candidates(text: str) -> tuple:
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in config.CANDIDATES]
-    if not names or unknown or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(
-            f"a comma-separated list of distinct names from {', '.join(config.CANDIDATES)}, got {text!r}"
-        )
-    return names
 
 
 def run_command(args) -> int:
@@ -90,14 +36,7 @@ def run_command(args) -> int:
         source.pattern,
         workdir,
         gates=common.gates_from(args),
-        training=dataclasses.replace(
-            config.Training(),
-            epochs=args.epochs,
-            restarts=args.restarts,
-            seed=args.seed,
-            candidates=args.candidates,
-            warm_start=args.warm_start if args.warm_start is not None else source.span is not None,
-        ),
+        training=common.training_from(args, spans=source.span is not None),
         beam_args=config.default_beam_args(source.total_bytes, args.beam_arg),
         evaluator_beam_args=config.evaluator_beam_args(source.total_bytes, args.beam_arg),
         train_spans=args.train_spans,
@@ -162,6 +101,8 @@ def _report_up_to_date(record, workdir: config.Workdir) -> int:
 def _print_verdict(record, out) -> None:
     if record.pushed_model:
         out(f"Blessed and pushed: {record.pushed_model}")
+    elif record.already_served:
+        out(f"Blessed; already served as version {record.already_served}: nothing pushed.")
     else:
         out("Not blessed: nothing pushed; serving/ is unchanged.")
 

@@ -17,6 +17,8 @@ from typing import List, Optional
 import tensorflow as tf
 
 PUSHED_MARKER = "pushed.json"
+# The Pusher's custom property when the blessed model is the newest served version already.
+ALREADY_SERVED = "already_served"
 STAGING_DIR = ".staging"  # hidden: model servers only load numeric version folders
 REMOTE_PREFIXES = ("gs://", "s3://", "hdfs://")
 
@@ -26,6 +28,15 @@ def write_marker(version_dir: str, version: str, model_uri: str, blessing_uri: s
     record = {"version": version, "model": model_uri, "model_blessing": blessing_uri}
     with tf.io.gfile.GFile(os.path.join(version_dir, PUSHED_MARKER), "w") as f:
         f.write(json.dumps(record, indent=1))
+
+
+def read_marker(version_dir: str) -> dict:
+    """A version's marker ({} for a version pushed before markers existed)."""
+    path = os.path.join(version_dir, PUSHED_MARKER)
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as f:
+        return json.loads(f.read())
 
 
 def pushed_versions(serving_dir: str) -> List[str]:

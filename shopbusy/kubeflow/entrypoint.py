@@ -24,17 +24,42 @@ a `dir/` object becomes a file where a directory must go, and the download fails
 GCS has no directories, so the markers carry nothing: after the executor, they are deleted
 under each gs:// output.
 
-The input types are fixed this way: every compiled TFX task also receives its inputs spec
-(--json_serialized_inputs_spec_args, pipeline spec 2.1), which declares each input's TFX
-type; an input whose type is empty or a `system.*` title takes the declared one. Nothing else
-changes, so on Vertex AI (and in local runs, which never use this module) TFX behaves as shipped.
+What the backend adds, which TFX's entrypoint would fail on, is taken out before TFX sees it:
+
+* From 2.5.0, with PUBLISH_LOGS=true (the default manifests), the driver adds an output
+  `executor-logs` typed `system.Artifact` to every task (backend/src/v2/driver/driver.go
+  provisionOutputs, 2.5.0 to 2.15.0 and master; kubeflow/pipelines#11809); TFX finds no class
+  for it ("Could not import system.Artifact"). The launcher writes that artifact itself
+  (component/launcher_v2.go getLogWriter), so every `system.*` output is dropped here.
+* Every open-source version stores list and dict metadata wrapped, as `{"list": [...]}` and
+  `{"struct": {...}}` (metadata/converter.go StructValueToMLMDValue, 2.0.5 to 2.15.0), and
+  hands them back that way to the next task: they are unwrapped.
+* An input the inputs spec does not declare is dropped: TFX's executors take only their own.
+
+Input types are fixed from the inputs spec every compiled TFX task also receives
+(--json_serialized_inputs_spec_args, pipeline spec 2.1): an input whose type is empty or a
+`system.*` title takes the declared one.
+
+Last, the pipeline root. The backend ignores the spec's defaultPipelineRoot and uses the root
+the run was created with, else the cluster's default, `minio://mlpipeline/v2/artifacts` on a
+default install (driver/root_dag.go, config/env.go DefaultPipelineRoot): a run started or
+cloned from the KFP UI gets that. The image's TensorFlow cannot open minio:// or s3://, so such
+a task would fail deep inside TensorFlow; it stops here first, saying how to start the run.
+On Vertex AI (and in local runs, which never use this module) TFX behaves as shipped.
 """
 
 import json
-
+import sys
 
 KFP_SYSTEM_TITLE_PREFIX = "system."
 GCS = "gs://"
+# Outputs TFX can write: the image's TensorFlow has the gs:// and local filesystems only.
+WRITABLE_PREFIXES = (GCS, "/")
+WRAPPED_METADATA = (("list", list), ("struct", dict))
+
+
+class PipelineRootError(Exception):
+    """The run's pipeline root is one the image cannot write to."""
 
 
 def _needs_declared_type(artifact_type: dict) -> bool:
@@ -43,17 +68,50 @@ def _needs_declared_type(artifact_type: dict) -> bool:
     return not artifact_type.get("schemaTitle") and not artifact_type.get("instanceSchema")
 
 
-def with_declared_input_types(executor_input_json: str, inputs_spec_json: str) -> str:
-    """The executor input with each untyped or `system.*`-typed input artifact given the type
-    its inputs spec declares."""
-    executor_input = json.loads(executor_input_json)
-    declared = json.loads(inputs_spec_json or "{}").get("artifacts", {})
-    for name, artifact_list in executor_input.get("inputs", {}).get("artifacts", {}).items():
-        if name not in declared:
-            continue
+def _unwrapped(value):
+    """A metadata value as the task that wrote it wrote it (converter.go wraps lists and dicts)."""
+    if isinstance(value, dict) and len(value) == 1:
+        [(key, inner)] = value.items()
+        for wrapper, kind in WRAPPED_METADATA:
+            if key == wrapper and isinstance(inner, kind):
+                return inner
+    return value
+
+
+def check_pipeline_root(executor_input: dict) -> None:
+    """Refuses, in one line, output URIs the image's TensorFlow cannot write."""
+    for name, artifact_list in executor_input.get("outputs", {}).get("artifacts", {}).items():
         for artifact in artifact_list.get("artifacts", []):
-            if _needs_declared_type(artifact.get("type", {})):
+            uri = artifact.get("uri", "")
+            if not uri.startswith(WRITABLE_PREFIXES):
+                scheme = uri.split("://")[0] + "://" if "://" in uri else repr(uri)
+                raise PipelineRootError(
+                    f"this run's pipeline root is {scheme} (output {name!r} at {uri}), which the image's TensorFlow "
+                    "cannot write: start runs with `shopbusy kubeflow submit` or `schedule` (they pass the compiled "
+                    "gs:// root), or set the run's pipeline root to gs://BUCKET/PATH when starting it from the UI"
+                )
+
+
+def readable_by_tfx(executor_input_json: str, inputs_spec_json: str) -> str:
+    """The executor input as TFX's entrypoint can read it: backend-added outputs and undeclared
+    inputs dropped, input types as declared, wrapped metadata unwrapped."""
+    executor_input = json.loads(executor_input_json)
+    check_pipeline_root(executor_input)
+    declared = json.loads(inputs_spec_json or "{}").get("artifacts")
+    inputs = executor_input.get("inputs", {}).get("artifacts", {})
+    for name in list(inputs):
+        if declared is not None and name not in declared:
+            del inputs[name]
+            continue
+        for artifact in inputs[name].get("artifacts", []):
+            if declared is not None and _needs_declared_type(artifact.get("type", {})):
                 artifact["type"] = dict(declared[name]["artifactType"])
+            artifact["metadata"] = {k: _unwrapped(v) for k, v in artifact.get("metadata", {}).items()}
+    outputs = executor_input.get("outputs", {}).get("artifacts", {})
+    for name in list(outputs):
+        types = [a.get("type", {}).get("schemaTitle", "") for a in outputs[name].get("artifacts", [])]
+        if any(title.startswith(KFP_SYSTEM_TITLE_PREFIX) for title in types):
+            del outputs[name]  # the launcher's own (executor-logs): it writes them itself
     return json.dumps(executor_input)
 
 
@@ -62,9 +120,13 @@ def main(parsed_argv) -> None:
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
     args, beam_args = parsed_argv
-    args.json_serialized_invocation_args = with_declared_input_types(
-        args.json_serialized_invocation_args, getattr(args, "json_serialized_inputs_spec_args", None)
-    )
+    try:
+        args.json_serialized_invocation_args = readable_by_tfx(
+            args.json_serialized_invocation_args, getattr(args, "json_serialized_inputs_spec_args", None)
+        )
+    except PipelineRootError as e:
+        print(f"PipelineRootError: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
     kubeflow_v2_run_executor.main((args, beam_args))
     outputs = json.loads(args.json_serialized_invocation_args).get("outputs", {}).get("artifacts", {})
     for artifact_list in outputs.values():

@@ -45,8 +45,10 @@ from typing import Dict, List, Optional
 
 import yaml
 
-from shopbusy.kubeflow.runner import IMAGE_PROJECT_ROOT, KubeflowError
-from shopbusy.pipeline import config
+from shopbusy.kubeflow import spec as compiled_spec
+from shopbusy.kubeflow.errors import KubeflowError
+from shopbusy.kubeflow.runner import IMAGE_PROJECT_ROOT
+from shopbusy.pipeline import config, nodes
 
 LAUNCHERS = ("kfp", "vertex")
 PROJECT_ROOT = os.path.dirname(config.PACKAGE_ROOT)  # the Docker build context
@@ -54,7 +56,36 @@ PROJECT_ROOT = os.path.dirname(config.PACKAGE_ROOT)  # the Docker build context
 VERTEX_ARTIFACT_NAME = "projects/local/locations/local/metadataStores/default/artifacts/{}"
 EXECUTION_TYPE = "system.ContainerExecution"  # as the KFP launcher records executions
 RUN_CONTEXT_TYPE, PIPELINE_CONTEXT_TYPE = "system.PipelineRun", "system.Pipeline"
-ANOMALY_GATE_TASK, PUSHER_TASK = "AnomalyGate", "Pusher"
+ANOMALY_GATE_TASK, PUSHER_TASK = nodes.ANOMALY_GATE, nodes.PUSHER
+EXECUTOR_LOGS = "executor-logs"
+
+
+@dataclasses.dataclass(frozen=True)
+class KfpShape:
+    """What one range of open-source KFP versions puts in a task's executor input
+    (kubeflow/pipelines backend/src/v2/driver/driver.go provisionOutputs at each tag)."""
+
+    versions: str
+    # 2.5.0+: with PUBLISH_LOGS=true (the default manifests) an output `executor-logs` typed
+    # system.Artifact, which the launcher fills with the task's log (launcher_v2.go getLogWriter).
+    executor_logs: bool
+    # 2.15.0+: each output artifact carries `name` = its output key ("Required by Pythonic
+    # artifacts"); before, the name is empty.
+    output_names: bool
+    # 2.15.0+: outputFile is <LocalPathForURI(task root)>/output_metadata.json, e.g.
+    # /gcs/BUCKET/.../output_metadata.json for a gs:// root (launcher_v2.go LocalPathForURI);
+    # before, and for schemes it does not know, /tmp/kfp_outputs/output_metadata.json.
+    output_file_under_task_root: bool
+
+
+KFP_SHAPES = {
+    "2.0": KfpShape("2.0.5-2.4.1", executor_logs=False, output_names=False, output_file_under_task_root=False),
+    "2.5": KfpShape("2.5.0-2.14.x", executor_logs=True, output_names=False, output_file_under_task_root=False),
+    "2.15": KfpShape("2.15.0 and later (master)", executor_logs=True, output_names=True, output_file_under_task_root=True),
+}
+NEWEST_KFP_SHAPE = "2.15"
+# launcher_v2.go LocalPathForURI: the schemes a pod mounts under a local path.
+LOCAL_PATH_PREFIXES = {"gs://": "/gcs/", "minio://": "/minio/", "s3://": "/s3/"}
 _ERROR_LINE = re.compile(r"^(\w+\.)*\w*(Error|Exception)\b.*")
 
 
@@ -75,36 +106,55 @@ class LocalRun:
     pipeline_root: str
     metadata_path: str
     tasks: Dict[str, TaskResult]
+    pushed_version: str = ""  # the version the Pusher pushed, "" if none
+    already_served: str = ""  # the served version the Pusher found was this very model
 
     @property
     def failed(self) -> Optional[TaskResult]:
         return next((t for t in self.tasks.values() if t.state == "FAILED"), None)
 
     @property
-    def pushed(self) -> bool:
+    def blessed(self) -> bool:
         pusher = self.tasks.get(PUSHER_TASK)
         return bool(pusher and pusher.state in ("COMPLETE", "CACHED"))
 
+    @property
+    def pushed(self) -> bool:
+        return bool(self.pushed_version)
 
-def load_spec(package: str) -> dict:
-    """The PipelineSpec of a compiled .yaml (PipelineSpec) or .json (PipelineJob)."""
-    if not os.path.isfile(package):
-        raise KubeflowError(f"--package {package!r}: no such file (run `shopbusy kubeflow compile` first)")
-    with open(package) as f:
-        document = json.load(f) if package.endswith(".json") else yaml.safe_load(f)
-    return document.get("pipelineSpec", document)
+    @property
+    def verdict(self) -> str:
+        if self.pushed:
+            return f"pushed as version {self.pushed_version}"
+        if self.already_served:
+            return f"blessed; already served as version {self.already_served}, nothing pushed"
+        return "not blessed, nothing pushed"
 
 
-def run_local(package: str, workdir: str, data: Optional[str] = None, launcher: str = "kfp", echo=print) -> LocalRun:
-    """Runs every task of the spec in `package`; returns what each did."""
+def run_local(
+    package: str,
+    workdir: str,
+    data: Optional[str] = None,
+    launcher: str = "kfp",
+    backend_version: str = NEWEST_KFP_SHAPE,
+    echo=print,
+    pipeline_root: Optional[str] = None,
+) -> LocalRun:
+    """Runs every task of the spec in `package`; returns what each did. `pipeline_root` is the
+    run's root instead of the spec's (the backend ignores the spec's defaultPipelineRoot when
+    the run names one: driver/root_dag.go)."""
     if launcher not in LAUNCHERS:
         raise KubeflowError(f"--launcher {launcher!r}: one of {', '.join(LAUNCHERS)}")
-    spec = load_spec(package)
+    if backend_version not in KFP_SHAPES:
+        raise KubeflowError(f"--backend-version {backend_version!r}: one of {', '.join(sorted(KFP_SHAPES))}")
+    _, spec = compiled_spec.load(package)
+    compiled_spec.check(spec, launcher)  # as the API server checks it when the run is created
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
     paths = _LocalPaths(workdir)
-    root = paths.localize(spec.get("defaultPipelineRoot") or "")
-    if not root.startswith("/"):
+    remote_root = pipeline_root or spec.get("defaultPipelineRoot") or ""
+    root = paths.localize(remote_root)
+    if not root:
         raise KubeflowError(f"{package}: compiled without a pipeline root (shopbusy kubeflow compile --pipeline-root)")
     parameters = {
         name: paths.localize(definition.get("defaultValue"))
@@ -114,9 +164,10 @@ def run_local(package: str, workdir: str, data: Optional[str] = None, launcher: 
         parameters["data-root"] = os.path.abspath(data)
     run_id = datetime.datetime.now().strftime("run-local-%Y%m%d-%H%M%S-%f")
     store = _Store(os.path.join(workdir, "metadata.sqlite"), spec["pipelineInfo"]["name"], run_id)
-    backend = _Backend.of(launcher, store)
+    backend = _Backend.of(launcher, store, KFP_SHAPES[backend_version], remote_root)
     run = LocalRun(run_id, launcher, root, store.path, {})
-    echo(f"run {run_id} of {package} ({launcher} launcher), pipeline root {root}")
+    shape = f", backend {KFP_SHAPES[backend_version].versions}" if launcher == "kfp" else ""
+    echo(f"run {run_id} of {package} ({launcher} launcher{shape}), pipeline root {root}")
     for name in _dag_order(spec["root"]["dag"]["tasks"]):
         task = spec["root"]["dag"]["tasks"][name]
         upstream = [run.tasks[d] for d in task.get("dependentTasks", [])]
@@ -133,6 +184,12 @@ def run_local(package: str, workdir: str, data: Optional[str] = None, launcher: 
         echo(f"  {name}: {result.state.lower()} ({result.seconds:.0f} s){': ' + result.error if result.error else ''}")
         if result.state == "FAILED":
             break
+    pusher = run.tasks.get(PUSHER_TASK)
+    for artifact in store.artifacts(pusher.outputs.get("pushed_model", []) if pusher else []):
+        properties = store.metadata_of(artifact)
+        if properties.get("pushed") == 1:
+            run.pushed_version = str(properties.get("pushed_version", ""))
+        run.already_served = str(properties.get("already_served", ""))
     return run
 
 
@@ -173,11 +230,12 @@ def _run_task(spec, name, task, run, backend, store, paths, parameters) -> TaskR
     }
     if "resolver" in executor:
         return backend.resolve(name, executor["resolver"], inputs)
+    events = backend.input_events(name, inputs)
     if "container" not in executor:
         raise KubeflowError(f"task {name}: executor kind {sorted(executor)} is not supported by run-local")
     condition = task.get("triggerPolicy", {}).get("condition")
     if condition and not evaluate_condition(condition, inputs):
-        store.record_execution(name, "CANCELED", inputs, {}, cache_key="")
+        store.record_execution(name, "CANCELED", inputs, events, {}, cache_key="")
         return TaskResult(name, "SKIPPED")
 
     container = executor["container"]
@@ -186,33 +244,34 @@ def _run_task(spec, name, task, run, backend, store, paths, parameters) -> TaskR
     task_root = backend.task_root(run.pipeline_root, spec["pipelineInfo"]["name"], run.run_id, name)
     outputs = {
         "artifacts": {
-            key: {"artifacts": [{"name": key, "uri": f"{task_root}/{key}", "type": definition["artifactType"], "metadata": {}}]}
-            for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items()
+            key: {"artifacts": [backend.output_artifact(key, f"{task_root}/{key}", artifact_type)]}
+            for key, artifact_type in backend.output_types(component).items()
         },
-        "outputFile": backend.output_file(pod, task_root),
+        "outputFile": backend.output_file(pod, backend.task_root(backend.remote_root, spec["pipelineInfo"]["name"], run.run_id, name)),
     }
     executor_input = {"inputs": inputs, "outputs": outputs}
     lifecycle = container.get("lifecycle", {}).get("preCacheCheck")
     if lifecycle and backend.runs_drivers:
         error, log = _run_process(name, lifecycle["command"], lifecycle["args"], executor_input, pod, run, "driver")
         if error:
-            store.record_execution(name, "FAILED", inputs, {}, cache_key="")
+            store.record_execution(name, "FAILED", inputs, events, {}, cache_key="")
             return TaskResult(name, "FAILED", error=error, log=log)
         inputs["parameterValues"].update(_read_json(outputs["outputFile"]).get("parameterValues", {}))
 
     cache_key = cache_fingerprint(executor_input, container) if task.get("cachingOptions", {}).get("enableCache") else ""
     cached = store.cached_outputs(cache_key) if cache_key else None
     if cached is not None:
-        store.record_execution(name, "CACHED", inputs, cached, cache_key)
+        store.record_execution(name, "CACHED", inputs, events, cached, cache_key)
         return TaskResult(name, "CACHED", outputs={k: [a.id for a in v] for k, v in cached.items()})
 
     error, log = _run_process(name, container["command"], container["args"], executor_input, pod, run, "executor")
     if error:
-        store.record_execution(name, "FAILED", inputs, {}, cache_key)
+        store.record_execution(name, "FAILED", inputs, events, {}, cache_key)
         return TaskResult(name, "FAILED", error=error, log=log)
+    backend.write_logs(outputs["artifacts"], log)
     produced = _merge_executor_output(outputs["artifacts"], _read_json(outputs["outputFile"]))
-    recorded = {key: [store.record_artifact(key, artifact)] for key, artifact in produced.items()}
-    store.record_execution(name, "COMPLETE", inputs, recorded, cache_key)
+    recorded = {key: [store.record_artifact(key, artifact, backend.wraps_metadata)] for key, artifact in produced.items()}
+    store.record_execution(name, "COMPLETE", inputs, events, recorded, cache_key)
     return TaskResult(name, "COMPLETE", outputs={k: [a.id for a in v] for k, v in recorded.items()}, log=log)
 
 
@@ -344,16 +403,40 @@ class _Backend:
     """What differs between the two launchers."""
 
     runs_drivers = False
+    wraps_metadata = False
 
-    def __init__(self, store):
-        self.store = store
+    def __init__(self, store, shape: KfpShape, remote_root: str):
+        self.store, self.shape, self.remote_root = store, shape, remote_root
 
     @staticmethod
-    def of(launcher: str, store) -> "_Backend":
-        return {"kfp": _KfpBackend, "vertex": _VertexBackend}[launcher](store)
+    def of(launcher: str, store, shape: KfpShape, remote_root: str) -> "_Backend":
+        return {"kfp": _KfpBackend, "vertex": _VertexBackend}[launcher](store, shape, remote_root)
+
+    def output_types(self, component) -> dict:
+        return {k: d["artifactType"] for k, d in component.get("outputDefinitions", {}).get("artifacts", {}).items()}
+
+    def output_artifact(self, key, uri, artifact_type) -> dict:
+        return {"name": key, "uri": uri, "type": artifact_type, "metadata": {}}
+
+    def write_logs(self, outputs, log_path) -> None:
+        """Nothing: only open-source KFP's launcher writes a log artifact."""
+
+    def input_events(self, name, inputs: dict) -> dict:
+        """{artifact id: [(key, index), ...]}: one INPUT event per artifact, naming each key it
+        was given under, as TFX records it (tfx/orchestration/portable/mlmd/execution_lib.py
+        _create_artifact_and_event_pairs, event_lib.add_event_path; TFX 1.16.0)."""
+        events = {}
+        for key, artifact_list in inputs["artifacts"].items():
+            for index, artifact in enumerate(artifact_list["artifacts"]):
+                events.setdefault(_artifact_id(artifact), []).append((key, index))
+        return events
 
 
 class _KfpBackend(_Backend):
+    # Lists and dicts in an artifact's metadata are stored as {"list": ...} and {"struct": ...}
+    # and handed to later tasks so (metadata/converter.go StructValueToMLMDValue, 2.0.5-2.15.0).
+    wraps_metadata = True
+
     def input_artifact(self, artifact, component, key) -> dict:
         return {
             "name": str(artifact.id),
@@ -362,12 +445,46 @@ class _KfpBackend(_Backend):
             "type": {"instanceSchema": ""},  # client.go: Schema "" (TODO(Bobgy))
         }
 
+    def output_types(self, component) -> dict:
+        types = super().output_types(component)
+        if self.shape.executor_logs:
+            types[EXECUTOR_LOGS] = {"schemaTitle": "system.Artifact"}
+        return types
+
+    def output_artifact(self, key, uri, artifact_type) -> dict:
+        return {"name": key if self.shape.output_names else "", "uri": uri, "type": artifact_type, "metadata": {}}
+
+    def write_logs(self, outputs, log_path) -> None:
+        """launcher_v2.go getLogWriter: the task's output, copied into the executor-logs URI."""
+        for artifact in outputs.get(EXECUTOR_LOGS, {}).get("artifacts", []):
+            if artifact["uri"].startswith("/"):
+                os.makedirs(os.path.dirname(artifact["uri"]), exist_ok=True)
+                with open(log_path, "rb") as source, open(artifact["uri"], "wb") as target:
+                    target.write(source.read())
+
+    def input_events(self, name, inputs: dict) -> dict:
+        """The driver puts one INPUT event per input key and artifact (metadata/client.go
+        CreateExecution, 2.0.5-2.15.0): an artifact under two keys is refused by ML Metadata
+        (AlreadyExists), and so the task fails before its pod starts."""
+        events = super().input_events(name, inputs)
+        for artifact_id, keys in events.items():
+            if len(keys) > 1:
+                raise KubeflowError(
+                    f"task {name}: artifact {artifact_id} is its input under {', '.join(k for k, _ in keys)}; the KFP "
+                    "driver records one event per key and ML Metadata refuses the second (AlreadyExists)"
+                )
+        return events
+
     def task_root(self, root, pipeline, run_id, task) -> str:
         salt = hashlib.sha256(f"{run_id}/{task}".encode()).hexdigest()[:8]
         return f"{root.rstrip('/')}/{pipeline}/{run_id}/{task}/{salt}"
 
-    def output_file(self, pod, task_root) -> str:
-        # launcher_v2.go OutputMetadataFilepath: inside the pod, for roots without a local mount.
+    def output_file(self, pod, remote_task_root) -> str:
+        # launcher_v2.go OutputMetadataFilepath, or from 2.15 the task root's local path in the pod.
+        if self.shape.output_file_under_task_root:
+            for prefix, local in LOCAL_PATH_PREFIXES.items():
+                if remote_task_root.startswith(prefix):
+                    return os.path.join(pod, (local + remote_task_root[len(prefix) :]).lstrip("/"), "output_metadata.json")
         return os.path.join(pod, "tmp", "kfp_outputs", "output_metadata.json")
 
     def resolve(self, name, resolver, inputs) -> TaskResult:
@@ -391,8 +508,8 @@ class _VertexBackend(_Backend):
     def task_root(self, root, pipeline, run_id, task) -> str:
         return f"{root.rstrip('/')}/{run_id}/{task}"
 
-    def output_file(self, pod, task_root) -> str:
-        return os.path.join(task_root, "executor_output.json")
+    def output_file(self, pod, remote_task_root) -> str:
+        return os.path.join(_LocalPaths(os.path.dirname(self.store.path)).localize(remote_task_root), "executor_output.json")
 
     def resolve(self, name, resolver, inputs) -> TaskResult:
         """Each query's newest LIVE match: `schema_title="T" AND state=LIVE AND name="N" AND
@@ -449,17 +566,17 @@ class _Store:
             return existing.id
         return self.store.put_contexts([self.mlmd.Context(type_id=type_id, name=name)])[0]
 
-    def record_artifact(self, key: str, runtime_artifact: dict):
+    def record_artifact(self, key: str, runtime_artifact: dict, wrap: bool = False):
         schema = runtime_artifact["type"]
         title = schema.get("schemaTitle") or (yaml.safe_load(schema.get("instanceSchema") or "{}") or {}).get("title")
         type_id = self.store.put_artifact_type(self.mlmd.ArtifactType(name=title))
         artifact = self.mlmd.Artifact(type_id=type_id, uri=runtime_artifact["uri"], state=self.mlmd.Artifact.LIVE)
         for name, value in {"display_name": key, **runtime_artifact.get("metadata", {})}.items():
-            _set_value(artifact.custom_properties[name], value)
+            _set_value(artifact.custom_properties[name], value, wrap)
         [artifact_id] = self.store.put_artifacts([artifact])
         return self.store.get_artifacts_by_id([artifact_id])[0]
 
-    def record_execution(self, task: str, state: str, inputs: dict, outputs: dict, cache_key: str) -> None:
+    def record_execution(self, task: str, state: str, inputs: dict, input_events: dict, outputs: dict, cache_key: str) -> None:
         execution = self.mlmd.Execution(
             type_id=self.execution_type, last_known_state=getattr(self.mlmd.Execution, state)
         )
@@ -467,17 +584,18 @@ class _Store:
         # The task's parameters, as KFP's driver records them (client.go, keyInputs).
         execution.custom_properties["inputs"].struct_value.update(inputs["parameterValues"])
         execution.custom_properties["cache_fingerprint"].string_value = cache_key
+        output_events = {}
+        for key, artifacts in outputs.items():
+            for index, artifact in enumerate(artifacts):
+                output_events.setdefault(artifact.id, []).append((key, index))
         artifacts_and_events = []
-        for kind, artifacts in (
-            (self.mlmd.Event.INPUT, {k: [_artifact_id(a) for a in v["artifacts"]] for k, v in inputs["artifacts"].items()}),
-            (self.mlmd.Event.OUTPUT, {k: [a.id for a in v] for k, v in outputs.items()}),
-        ):
-            for key, ids in artifacts.items():
-                for index, artifact in enumerate(self.artifacts(ids)):
-                    event = self.mlmd.Event(type=kind)
+        for kind, events in ((self.mlmd.Event.INPUT, input_events), (self.mlmd.Event.OUTPUT, output_events)):
+            for artifact_id, paths in events.items():
+                event = self.mlmd.Event(type=kind)
+                for key, index in paths:
                     event.path.steps.add().key = key
                     event.path.steps.add().index = index
-                    artifacts_and_events.append((artifact, event))
+                artifacts_and_events.append((self.artifacts([artifact_id])[0], event))
         self.store.put_execution(execution, artifacts_and_events, self.store.get_contexts_by_id(self.contexts))
 
     def cached_outputs(self, cache_key: str):
@@ -538,7 +656,9 @@ def _artifact_id(runtime_artifact: dict) -> int:
     return int(runtime_artifact["name"].rsplit("/", 1)[-1])
 
 
-def _set_value(target, value) -> None:
+def _set_value(target, value, wrap: bool) -> None:
+    from google.protobuf import json_format
+
     if isinstance(value, bool):
         target.int_value = int(value)
     elif isinstance(value, (int, float)):
@@ -546,8 +666,9 @@ def _set_value(target, value) -> None:
     elif isinstance(value, str):
         target.string_value = value
     elif isinstance(value, dict):
-        from google.protobuf import json_format
-
-        json_format.ParseDict(value, target.struct_value)
+        json_format.ParseDict({"struct": value} if wrap else value, target.struct_value)
     elif isinstance(value, list):
-        target.string_value = json.dumps(value)
+        if wrap:
+            json_format.ParseDict({"list": value}, target.struct_value)
+        else:
+            target.string_value = json.dumps(value)

@@ -16,7 +16,10 @@ from typing import Optional, Sequence
 import yaml
 
 from shopbusy.data.inputs import SPAN_PATTERN
-from shopbusy.pipeline import config
+from shopbusy.kubeflow import spec as spec_check
+from shopbusy.kubeflow.errors import KubeflowError
+from shopbusy.pipeline import config, nodes
+from shopbusy.pipeline import target as targets
 
 # Where shopbusy/kubeflow/Dockerfile puts the project in the image: the pods read the
 # curated schema and the bundled dataset from the package there.
@@ -34,10 +37,8 @@ DATA_ROOT_PARAMETER = "data-root"
 CLUSTER_BEAM_ARGS = ["--direct_running_mode=multi_processing"]
 DIRECT_NUM_WORKERS = "--direct_num_workers"
 
-# The backends a spec is compiled for. kfp: open-source Kubeflow Pipelines 2.x, which runs no
-# resolver tasks (the latest blessed model is read from the serving folder instead) and no
-# ExampleGen driver. vertex: Vertex AI Pipelines, which runs both, as TFX expects.
-TARGETS = ("kfp", "vertex")
+# The backends a spec is compiled for (pipeline/target.py says how each differs from a local run).
+TARGETS = targets.CLUSTER_TARGETS
 # Roots a pod can use: KFP's backend takes gs, s3, minio and mem roots
 # (kubeflow/pipelines backend/src/v2/objectstore/config.go), Vertex AI gs only, and the image's
 # TensorFlow has the file and gs filesystems only (no s3 without tensorflow-io). An absolute
@@ -55,16 +56,12 @@ class Resources:
 
 # Data-parallel Beam tasks and the Trainer get the large pods; the others read small files.
 DEFAULT_RESOURCES = Resources(cpu=1, memory_gb=2)
-HEAVY_TASKS = ("CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator")
+HEAVY_TASKS = (nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.TRANSFORM, nodes.TRAINER, nodes.EVALUATOR)
 HEAVY_RESOURCES = Resources(cpu=2, memory_gb=8)
 # Every TFX container task runs through this wrapper of TFX's v2 entrypoint
 # (shopbusy/kubeflow/entrypoint.py: what the open-source backend sends that TFX cannot read).
 TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 ENTRYPOINT = "shopbusy.kubeflow.entrypoint"
-
-
-class KubeflowError(Exception):
-    """A usage problem with a one-line explanation (exit code 2)."""
 
 
 def target_of(output: str, target: Optional[str] = None) -> str:
@@ -93,19 +90,24 @@ def cluster_run_config(
     data_root: str = IMAGE_DATA_ROOT,
     beam_args: Sequence[str] = (),
     gates: config.Gates = config.Gates(),
-    training: config.Training = config.Training(),
+    training: Optional[config.Training] = None,
     spans: bool = False,
     target: str = "kfp",
+    train_spans: int = 1,
+    on_drift: str = "warn",
 ) -> config.RunConfig:
     """The pipeline's configuration for a cluster: everything under a root the pods can read,
     the data root a runtime parameter defaulting to `data_root`. With `spans`, the data root
-    holds span folders (span-1/, span-2/, ...) and each run ingests the newest."""
+    holds span folders (span-1/, span-2/, ...) and each run ingests the newest; training then
+    warm-starts from the served model unless `training` says otherwise, as locally."""
     check_pipeline_root(pipeline_root)
     from tfx import v1 as tfx
 
-    if spans:  # each run brings a new week: start from the last blessed model, as locally
-        training = dataclasses.replace(training, warm_start=True)
-    return config.RunConfig(
+    if training is None:
+        training = config.Training(warm_start=spans)
+    if train_spans > 1 and not spans:
+        raise KubeflowError(f"--train-spans {train_spans} needs --spans: a plain data root is one span")
+    run_config = config.RunConfig(
         data_root=tfx.dsl.experimental.RuntimeParameter(name=DATA_ROOT_PARAMETER, ptype=str, default=data_root),
         data_pattern=SPAN_PATTERN if spans else "*",
         pipeline_root=pipeline_root,
@@ -114,23 +116,25 @@ def cluster_run_config(
         gates=gates,
         training=training,
         beam_args=CLUSTER_BEAM_ARGS + list(beam_args),
-        # KubeflowV2DagRunner compiles Resolver nodes with a strategy class only, not the
-        # resolver functions that find earlier spans: one span is trained, no drift check.
-        resolves_earlier_spans=False,
-        baseline_from_serving=target == "kfp",
+        train_spans=train_spans,
+        on_drift=on_drift,
+        target=targets.named(target),
     )
+    try:
+        run_config.target.check(run_config)
+    except targets.TargetError as e:
+        raise KubeflowError(str(e)) from e
+    return run_config
 
 
-def compile_pipeline(
-    run_config: config.RunConfig, image: str, output: str = DEFAULT_OUTPUT, target: Optional[str] = None
-) -> str:
-    """Writes the spec: a .yaml file is the bare PipelineSpec (Kubeflow Pipelines, kfp
-    client); a .json file is the PipelineJob that Vertex AI Pipelines takes. Returns its path."""
-    target = target_of(output, target)
+def compile_pipeline(run_config: config.RunConfig, image: str, output: str = DEFAULT_OUTPUT) -> str:
+    """Writes the spec for the run's target: a .yaml file is the bare PipelineSpec (Kubeflow
+    Pipelines, kfp client); a .json file is the PipelineJob that Vertex AI Pipelines takes.
+    Returns its path."""
+    target = run_config.target.name
     from tfx import v1 as tfx
 
-    from shopbusy.pipeline.pipeline import LATEST_BLESSED_MODEL_ID, create_pipeline
-    from shopbusy.pipeline.resolvers import EXAMPLE_GEN_ID
+    from shopbusy.pipeline.pipeline import create_pipeline
 
     if not output.endswith((".yaml", ".yml", ".json")):
         raise KubeflowError(f"--output {output!r} must end in .yaml (Kubeflow Pipelines) or .json (Vertex AI)")
@@ -149,17 +153,19 @@ def compile_pipeline(
     spec["defaultPipelineRoot"] = run_config.pipeline_root
     _bind_conditions_to_task_inputs(spec["root"]["dag"]["tasks"])
     _wrap_entrypoint_and_size_tasks(spec)
-    if target == "kfp":
+    if not run_config.target.runs_example_gen_driver:
         # The open-source backend runs no ExampleGen driver (lifecycle.preCacheCheck) and keys
-        # its cache on parameters, input artifacts and the unsubstituted command
-        # (backend/src/v2/cacheutils/cache.go): with the same data-root every run would be a
-        # cache hit and new data never read. ExampleGen re-reads its input every run, and so
-        # does the task that reads the serving folder (same parameters, new pushes); the tasks
-        # after them are cached on their new output artifacts as before.
-        for reads_outside_the_dag in (EXAMPLE_GEN_ID, LATEST_BLESSED_MODEL_ID):
+        # its cache on parameters, input artifact ids and the unsubstituted command
+        # (backend/src/v2/cacheutils/cache.go GenerateCacheKey, 2.0.5-2.15.0): with the same
+        # data-root every run would be a cache hit and new data never read. ExampleGen
+        # re-reads its input every run, and so does the task that reads the serving folder
+        # (same parameters, new pushes). Their outputs are new artifacts each run, so the
+        # tasks after them run again too: the price of no driver (README, "Kubeflow").
+        for reads_outside_the_dag in (nodes.EXAMPLE_GEN, nodes.LATEST_BLESSED_MODEL):
             spec["root"]["dag"]["tasks"][reads_outside_the_dag]["cachingOptions"] = {}
-        spec["deploymentSpec"]["executors"][f"{EXAMPLE_GEN_ID}_executor"]["container"].pop("lifecycle", None)
+        spec["deploymentSpec"]["executors"][f"{nodes.EXAMPLE_GEN}_executor"]["container"].pop("lifecycle", None)
     spec.setdefault("pipelineInfo", {})["description"] = f"shopbusy, compiled for {target}"
+    spec_check.check(spec, target)  # before writing: a spec the backend refuses is never written
     output = os.path.abspath(output)
     with open(output, "w") as f:
         if output.endswith(".json"):

@@ -4,6 +4,8 @@ import dataclasses
 import os
 from typing import List, Optional, Tuple
 
+from shopbusy.pipeline.target import LOCAL, Target
+
 # The installed `shopbusy` package: the schema and the bundled data ship inside it.
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PIPELINE_NAME = "shopbusy"  # also valid as a Kubeflow pipeline name: [a-z0-9][a-z0-9-]*
@@ -194,7 +196,7 @@ class RunConfig:
     data_pattern: str
     pipeline_root: str
     serving_dir: str
-    metadata_path: Optional[str] = None  # SQLite ML Metadata; None on a cluster, which has its own
+    metadata_path: Optional[str] = None  # SQLite ML Metadata (local target); a cluster has its own
     schema_path: str = SCHEMA_PATH
     gates: Gates = Gates()
     training: Training = Training()
@@ -203,14 +205,8 @@ class RunConfig:
     # Continuous training over span folders (README, "Weekly data"):
     train_spans: int = 1  # the Trainer fits the newest K accepted spans
     on_drift: str = "warn"  # drift from the previous span: "warn" records it, "stop" rejects the span
-    # Whether the runner resolves earlier runs' spans through TFX resolver functions (the
-    # local runner); KubeflowV2DagRunner compiles none, so there one span is trained and
-    # the drift check has no baseline (pipeline/resolvers.py).
-    resolves_earlier_spans: bool = True
-    # Where the latest blessed model (Evaluator baseline, warm start) comes from: TFX's
-    # resolver, or the newest pushed version under serving_dir, read by an ordinary task
-    # (open-source Kubeflow Pipelines runs no resolver tasks; components/served_baseline.py).
-    baseline_from_serving: bool = False
+    # Where the DAG runs: what differs between local, open-source KFP and Vertex AI runs.
+    target: Target = LOCAL
 
     @classmethod
     def local(cls, data_root: str, data_pattern: str, workdir: Workdir, **kwargs) -> "RunConfig":

@@ -5,8 +5,8 @@ CsvExampleGen (columnar CSV reader, newest span) -> StatisticsGen -> ImportSchem
 -> Transform (newest K accepted spans) -> Trainer (warm start from the latest blessed model)
 -> Evaluator (TFMA, newest span, baseline = latest blessed model) -> Pusher (if blessed)
 
-The latest blessed model comes from TFX's resolver, or on open-source Kubeflow Pipelines from
-the serving folder (RunConfig.baseline_from_serving).
+What differs between local, open-source KFP and Vertex AI runs is the run's target
+(pipeline/target.py); this module branches on it and nowhere else on the runner.
 """
 
 import hashlib
@@ -21,12 +21,10 @@ from shopbusy.components import served_baseline
 from shopbusy.components.anomaly_gate import AnomalyGate
 from shopbusy.components.atomic_pusher import AtomicPusherExecutor
 from shopbusy.components.columnar_csv_example_gen import ColumnarCsvExecutor
-from shopbusy.pipeline import config, drift, resolvers
+from shopbusy.pipeline import config, drift, nodes, resolvers
 from shopbusy.pipeline.eval_config import eval_config
 from shopbusy.pipeline.tfx_api import tfx
 
-
-LATEST_BLESSED_MODEL_ID = "latest_blessed_model_resolver"
 
 
 def module_digest() -> str:
@@ -44,6 +42,7 @@ def module_digest() -> str:
 
 def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
     """The whole DAG, for the local runner and for Kubeflow alike."""
+    run.target.check(run)
     # CsvExampleGen with a columnar executor: TFX's documented way to swap an ExampleGen's
     # executor is FileBasedExampleGen, kept under CsvExampleGen's node id.
     example_gen = FileBasedExampleGen(
@@ -58,27 +57,27 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
                 ]
             )
         ),
-    ).with_id(resolvers.EXAMPLE_GEN_ID)
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=run.schema_path)
+    ).with_id(nodes.EXAMPLE_GEN)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=run.schema_path).with_id(nodes.SCHEMA_GEN)
     # With the schema, categorical integer columns get value counts (drift is measured on them).
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"]
-    ).with_id(resolvers.STATISTICS_GEN_ID)
+    ).with_id(nodes.STATISTICS_GEN)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
-    )
+    ).with_id(nodes.EXAMPLE_VALIDATOR)
     validation_nodes = [example_validator]
     gate_inputs = {}
-    if run.resolves_earlier_spans:
+    if run.target.resolves_earlier_spans:
         distribution_validator = DistributionValidator(
             statistics=statistics_gen.outputs["statistics"],
             # None on a first span (or without span folders): the validator then passes.
             baseline_statistics=resolvers.previous_span(
-                resolvers.all_runs(resolvers.STATISTICS_GEN_ID, "statistics", tfx.types.standard_artifacts.ExampleStatistics)
+                resolvers.all_runs(nodes.STATISTICS_GEN, "statistics", tfx.types.standard_artifacts.ExampleStatistics)
             ).as_optional(),
             config=drift.distribution_validator_config(run.schema_path),
             include_split_pairs=[(drift.DRIFT_SPLIT, drift.DRIFT_SPLIT)],
-        )
+        ).with_id(nodes.DISTRIBUTION_VALIDATOR)
         validation_nodes.append(distribution_validator)
         gate_inputs["drift"] = distribution_validator.outputs["anomalies"]
     anomaly_gate = AnomalyGate(
@@ -87,12 +86,12 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         examples=example_gen.outputs["examples"],
         on_drift=run.on_drift,
         **gate_inputs,
-    ).with_id(resolvers.ANOMALY_GATE_ID)
+    ).with_id(nodes.ANOMALY_GATE)
 
     code = {"module_digest": module_digest()}
     if run.train_spans > 1:
         training_examples = resolvers.training_spans(
-            resolvers.all_runs(resolvers.EXAMPLE_GEN_ID, "examples", tfx.types.standard_artifacts.Examples),
+            resolvers.all_runs(nodes.EXAMPLE_GEN, "examples", tfx.types.standard_artifacts.Examples),
             num_spans=run.train_spans,
         )
     else:
@@ -105,18 +104,18 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         disable_statistics=True,
         preprocessing_fn=config.PREPROCESSING_FN,
         custom_config=code,
-    )
+    ).with_id(nodes.TRANSFORM)
     transform.add_upstream_node(anomaly_gate)  # the newest span is accepted before it is used
 
-    if run.baseline_from_serving:
-        model_resolver = served_baseline.ServedModel(serving_dir=run.serving_dir).with_id(LATEST_BLESSED_MODEL_ID)
+    if run.target.baseline == "serving":
+        model_resolver = served_baseline.ServedModel(serving_dir=run.serving_dir).with_id(nodes.LATEST_BLESSED_MODEL)
         evaluator_class = served_baseline.Evaluator
     else:
         model_resolver = tfx.dsl.Resolver(
             strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
             model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
             model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-        ).with_id(LATEST_BLESSED_MODEL_ID)
+        ).with_id(nodes.LATEST_BLESSED_MODEL)
         evaluator_class = tfx.components.Evaluator
     # The Trainer's own warm-start input: run_fn starts from these weights when compatible.
     warm_start = {"base_model": model_resolver.outputs["model"]} if run.training.warm_start else {}
@@ -130,7 +129,7 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         custom_config={**run.training.as_custom_config(), **code},
         run_fn=config.RUN_FN,
         **warm_start,
-    )
+    ).with_id(nodes.TRAINER)
 
     evaluator = evaluator_class(
         examples=example_gen.outputs["examples"],
@@ -139,7 +138,7 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         eval_config=eval_config(run.gates),
         example_splits=[config.EVAL_SPLIT],
         module_path=config.EVALUATOR_EXTRACTORS,
-    ).with_id("Evaluator")
+    ).with_id(nodes.EVALUATOR)
     if run.evaluator_beam_args:
         evaluator.with_beam_pipeline_args(run.evaluator_beam_args)  # after the pipeline's: they win
 
@@ -151,14 +150,14 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
                 filesystem=tfx.proto.PushDestination.Filesystem(base_directory=run.serving_dir)
             ),
             custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor),
-        )
+        ).with_id(nodes.PUSHER)
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.PIPELINE_NAME,
         pipeline_root=run.pipeline_root,
         metadata_connection_config=(
             tfx.orchestration.metadata.sqlite_metadata_connection_config(run.metadata_path)
-            if run.metadata_path
+            if run.target.local_metadata
             else None
         ),
         components=[

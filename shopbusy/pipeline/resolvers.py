@@ -24,11 +24,10 @@ from tfx.dsl.compiler import constants
 from tfx.dsl.input_resolution import resolver_function, resolver_op
 from tfx.dsl.input_resolution.ops import ops
 
-from shopbusy.pipeline import config
+from shopbusy.pipeline import config, nodes
 from shopbusy.pipeline.tfx_api import tfx
 
 _PASSED = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
-EXAMPLE_GEN_ID, STATISTICS_GEN_ID, ANOMALY_GATE_ID = "CsvExampleGen", "StatisticsGen", "AnomalyGate"
 
 
 class PassedAnomalyGate(
@@ -47,7 +46,7 @@ class PassedAnomalyGate(
     ExampleStatistics does not have.)"""
 
     pipeline_name = resolver_op.Property(type=str)
-    gate_node_id = resolver_op.Property(type=str, default=ANOMALY_GATE_ID)
+    gate_node_id = resolver_op.Property(type=str, default=nodes.ANOMALY_GATE)
     previous_span = resolver_op.Property(type=bool, default=False)
 
     def apply(self, artifacts: Sequence[types.Artifact]) -> Sequence[types.Artifact]:

@@ -100,8 +100,11 @@ def _artifacts(store, execution_id: int, event_types) -> Dict[str, List[metadata
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
     by_key: Dict[str, List[metadata_store_pb2.Artifact]] = {}
     for event in events:
-        key = event.path.steps[0].key if event.path.steps else ""
-        by_key.setdefault(key, []).append(artifacts[event.artifact_id])
+        # One event names every key the artifact was given under: TFX (execution_lib,
+        # event_lib.add_event_path) and run-local add a (key, index) pair per key.
+        keys = [step.key for step in event.path.steps if step.HasField("key")] or [""]
+        for key in keys:
+            by_key.setdefault(key, []).append(artifacts[event.artifact_id])
     return by_key
 
 

@@ -19,7 +19,7 @@ from markupsafe import Markup  # noqa: E402
 
 from shopbusy.components.anomaly_gate import describe_anomalies  # noqa: E402
 from shopbusy.components.modules.features import LABEL_KEY, SLICE_KEYS  # noqa: E402
-from shopbusy.pipeline import config  # noqa: E402
+from shopbusy.pipeline import config, nodes  # noqa: E402
 from shopbusy.results import evaluation, runs  # noqa: E402
 
 matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable
@@ -106,11 +106,11 @@ def _load_statistics(statistics_uri: str, split: str):
 
 
 def _data_section(record: runs.RunRecord) -> dict:
-    statistics_uri = record.output_uri("StatisticsGen", "statistics")
-    anomalies_uri = record.output_uri("ExampleValidator", "anomalies")
+    statistics_uri = record.output_uri(nodes.STATISTICS_GEN, "statistics")
+    anomalies_uri = record.output_uri(nodes.EXAMPLE_VALIDATOR, "anomalies")
     section = {"splits": [], "columns": [], "categorical": [], "anomalies": None}
     if statistics_uri:
-        for split in record.split_names("StatisticsGen", "statistics"):
+        for split in record.split_names(nodes.STATISTICS_GEN, "statistics"):
             dataset = _load_statistics(statistics_uri, split)
             section["splits"].append({"name": split, "rows": dataset.num_examples})
             if split != config.TRAIN_SPLIT:
@@ -139,7 +139,7 @@ def _data_section(record: runs.RunRecord) -> dict:
                     }
                 )
     if anomalies_uri:
-        section["anomalies"] = describe_anomalies(anomalies_uri, record.split_names("ExampleValidator", "anomalies"))
+        section["anomalies"] = describe_anomalies(anomalies_uri, record.split_names(nodes.EXAMPLE_VALIDATOR, "anomalies"))
     return section
 
 
@@ -185,10 +185,10 @@ def _drift_section(record: runs.RunRecord) -> Optional[dict]:
         return None
     from shopbusy.pipeline.drift import DRIFT_SPLIT
 
-    baseline = record.executions["DistributionValidator"].inputs["baseline_statistics"][0]
+    baseline = record.executions[nodes.DISTRIBUTION_VALIDATOR].inputs["baseline_statistics"][0]
     previous = {f.path.step[0]: f for f in _load_statistics(baseline.uri, DRIFT_SPLIT).features}
     newest = {
-        f.path.step[0]: f for f in _load_statistics(record.output_uri("StatisticsGen", "statistics"), DRIFT_SPLIT).features
+        f.path.step[0]: f for f in _load_statistics(record.output_uri(nodes.STATISTICS_GEN, "statistics"), DRIFT_SPLIT).features
     }
     spans = (record.drift_baseline_span, record.span)
     plotted = [m.column for m in measurements[: config.REPORT_DRIFT_PLOTS]]

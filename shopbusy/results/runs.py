@@ -8,21 +8,22 @@ import json
 import os
 from typing import Dict, List, Optional
 
+from shopbusy.components import served_models
 from shopbusy.components.modules.features import HISTORY_FILE
-from shopbusy.pipeline import config
+from shopbusy.pipeline import config, nodes
 from shopbusy.results import metadata
 
 # The lineage `runs show` prints: node, and the outputs worth a URI.
 LINEAGE = [
-    ("CsvExampleGen", "examples"),
-    ("StatisticsGen", "statistics"),
-    ("ExampleValidator", "anomalies"),
-    ("DistributionValidator", "anomalies"),
-    ("AnomalyGate", None),
-    ("Transform", "transform_graph"),
-    ("Trainer", "model"),
-    ("Evaluator", "evaluation"),
-    ("Pusher", "pushed_model"),
+    (nodes.EXAMPLE_GEN, "examples"),
+    (nodes.STATISTICS_GEN, "statistics"),
+    (nodes.EXAMPLE_VALIDATOR, "anomalies"),
+    (nodes.DISTRIBUTION_VALIDATOR, "anomalies"),
+    (nodes.ANOMALY_GATE, None),
+    (nodes.TRANSFORM, "transform_graph"),
+    (nodes.TRAINER, "model"),
+    (nodes.EVALUATOR, "evaluation"),
+    (nodes.PUSHER, "pushed_model"),
 ]
 
 
@@ -71,11 +72,11 @@ class RunRecord:
 
     @property
     def data_path(self) -> Optional[str]:
-        return self._execution_property("CsvExampleGen", "input_base")
+        return self._execution_property(nodes.EXAMPLE_GEN, "input_base")
 
     @property
     def data_fingerprint(self) -> Optional[str]:
-        examples = self.output("CsvExampleGen", "examples")
+        examples = self.output(nodes.EXAMPLE_GEN, "examples")
         return metadata.custom_property(examples, "input_fingerprint") if examples else None
 
     def input_spans(self, node: str, key: str) -> List[int]:
@@ -85,25 +86,25 @@ class RunRecord:
     @property
     def span(self) -> Optional[int]:
         """The span this run ingested (0 without span folders); None before ExampleGen ran."""
-        examples = self.output("CsvExampleGen", "examples")
+        examples = self.output(nodes.EXAMPLE_GEN, "examples")
         return metadata.span(examples) if examples else None
 
     @property
     def training_spans(self) -> List[int]:
         """The spans the model was trained on (Transform's inputs)."""
-        return self.input_spans("Transform", "examples")
+        return self.input_spans(nodes.TRANSFORM, "examples")
 
     @property
     def drift_baseline_span(self) -> Optional[int]:
         """The span the newest one was compared with; None when there was none to compare."""
-        spans = self.input_spans("DistributionValidator", "baseline_statistics")
+        spans = self.input_spans(nodes.DISTRIBUTION_VALIDATOR, "baseline_statistics")
         return spans[0] if spans else None
 
     @functools.cached_property
     def drift(self) -> List[DriftMeasurement]:
         """Each column's drift from the previous accepted span, largest relative to its
         threshold first; empty when there was no previous span."""
-        anomalies = self.output("DistributionValidator", "anomalies")
+        anomalies = self.output(nodes.DISTRIBUTION_VALIDATOR, "anomalies")
         if anomalies is None or self.drift_baseline_span is None:
             return []
         from shopbusy.components.anomaly_gate import drift_anomalies
@@ -120,7 +121,7 @@ class RunRecord:
     @property
     def training(self) -> Optional[dict]:
         """What run_fn recorded: curves, restarts or warm start, schedule (None if not trained)."""
-        run_dir = self.output_uri("Trainer", "model_run")
+        run_dir = self.output_uri(nodes.TRAINER, "model_run")
         path = os.path.join(run_dir, HISTORY_FILE) if run_dir else None
         if not path or not os.path.exists(path):
             return None
@@ -157,15 +158,15 @@ class RunRecord:
 
     @property
     def model_uri(self) -> Optional[str]:
-        return self.output_uri("Trainer", "model")
+        return self.output_uri(nodes.TRAINER, "model")
 
     @property
     def evaluation_uri(self) -> Optional[str]:
-        return self.output_uri("Evaluator", "evaluation")
+        return self.output_uri(nodes.EVALUATOR, "evaluation")
 
     @property
     def eval_config_json(self) -> Optional[str]:
-        return self._execution_property("Evaluator", "eval_config")
+        return self._execution_property(nodes.EVALUATOR, "eval_config")
 
     @property
     def gates(self) -> Optional[config.Gates]:
@@ -182,26 +183,35 @@ class RunRecord:
     @property
     def blessed(self) -> Optional[bool]:
         """None when the run never reached the Evaluator."""
-        blessing = self.output("Evaluator", "blessing")
+        blessing = self.output(nodes.EVALUATOR, "blessing")
         return metadata.custom_property(blessing, "blessed") == 1 if blessing else None
 
     @property
     def pushed_model(self) -> Optional[str]:
-        pushed = self.output("Pusher", "pushed_model")
+        pushed = self.output(nodes.PUSHER, "pushed_model")
         if pushed and metadata.custom_property(pushed, "pushed") == 1:
             return metadata.custom_property(pushed, "pushed_destination")
         return None
 
     @property
+    def already_served(self) -> Optional[str]:
+        """The served version this run's blessed model already is (a re-run over the same
+        data with every task cached up to the Trainer): nothing was pushed, nothing had to be."""
+        pushed = self.output(nodes.PUSHER, "pushed_model")
+        return (metadata.custom_property(pushed, served_models.ALREADY_SERVED) or None) if pushed else None
+
+    @property
     def verdict(self) -> str:
         if self.pushed_model:
             return "blessed and pushed"
+        if self.already_served:
+            return f"blessed; already served as version {self.already_served}"
         if self.blessed:
             return "blessed, not pushed"
         if self.blessed is False:
             return "not blessed: nothing pushed"
         failed = [node for node, e in self.executions.items() if e.state == "FAILED"]
-        if "AnomalyGate" in failed:
+        if nodes.ANOMALY_GATE in failed:
             if any(m.exceeded for m in self.drift) and not self._schema_anomalies():
                 return f"input rejected: span {self.span} drifted from span {self.drift_baseline_span}"
             return "input rejected: the data does not match the schema"
@@ -210,12 +220,12 @@ class RunRecord:
         return "did not finish"
 
     def _schema_anomalies(self) -> List[str]:
-        uri = self.output_uri("ExampleValidator", "anomalies")
+        uri = self.output_uri(nodes.EXAMPLE_VALIDATOR, "anomalies")
         if not uri:
             return []
         from shopbusy.components.anomaly_gate import describe_anomalies
 
-        return describe_anomalies(uri, self.split_names("ExampleValidator", "anomalies"))
+        return describe_anomalies(uri, self.split_names(nodes.EXAMPLE_VALIDATOR, "anomalies"))
 
     @property
     def pushed_version(self) -> Optional[str]:
@@ -252,6 +262,6 @@ def training_statistics(metadata_path: str, model_dir: str) -> Optional[str]:
     target = os.path.realpath(model_dir)
     for record in history(metadata_path):
         if record.pushed_model and os.path.realpath(record.pushed_model) == target:
-            uri = record.output_uri("StatisticsGen", "statistics")
+            uri = record.output_uri(nodes.STATISTICS_GEN, "statistics")
             return os.path.join(uri, f"Split-{config.TRAIN_SPLIT}", "FeatureStats.pb") if uri else None
     return None
