@@ -13,6 +13,8 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from shopbusy.kubeflow import runner
+from shopbusy.kubeflow import spec as spec_check
+from shopbusy.kubeflow.errors import KubeflowError
 from shopbusy.pipeline import config
 from tests.helpers import REPO_ROOT, run_cli
 from tests.kfp_server import RecordingKfpServer
@@ -73,7 +75,7 @@ def test_every_component_and_the_latest_blessed_model_are_tasks(spec):
     tasks = set(spec.root.dag.tasks)
     assert set(COMPONENTS) <= tasks
     finders = tasks - set(COMPONENTS)
-    assert finders and all(t.startswith("latest_blessed_model_resolver") for t in finders)
+    assert finders and all(t.startswith("LatestBlessedModel") for t in finders)
     assert spec.pipeline_info.name == config.PIPELINE_NAME
 
 
@@ -83,15 +85,15 @@ def test_open_source_kfp_gets_no_resolver_task_and_vertex_keeps_them(compiled):
     latest blessed model in an ordinary container task instead. Vertex AI runs resolvers."""
     kfp_executors, vertex_executors = _executors(compiled["yaml"][1]), _executors(compiled["json"][1])
     assert not [name for name, executor in kfp_executors.items() if "resolver" in executor]
-    finder = kfp_executors["latest_blessed_model_resolver_executor"]["container"]
+    finder = kfp_executors["LatestBlessedModel_executor"]["container"]
     assert finder["args"][finder["args"].index("--executor_class_path") + 1] == (
         "shopbusy.components.served_baseline.ServedModelExecutor"
     )
     evaluator = kfp_executors["Evaluator_executor"]["container"]["args"]
     assert "shopbusy.components.served_baseline.EvaluatorExecutor" in evaluator
     assert sorted(name for name, executor in vertex_executors.items() if "resolver" in executor) == [
-        "latest_blessed_model_resolver-model-blessing-resolver_executor",
-        "latest_blessed_model_resolver-model-resolver_executor",
+        "LatestBlessedModel-model-blessing-resolver_executor",
+        "LatestBlessedModel-model-resolver_executor",
     ]
 
 
@@ -133,7 +135,7 @@ def test_example_gen_and_the_served_model_are_read_anew_every_run_on_open_source
     kfp, vertex = compiled["yaml"][1], compiled["json"][1]
     assert not kfp.root.dag.tasks["CsvExampleGen"].caching_options.enable_cache
     # Nor can the task that finds the served model: its parameters stay, the pushes change.
-    assert not kfp.root.dag.tasks["latest_blessed_model_resolver"].caching_options.enable_cache
+    assert not kfp.root.dag.tasks["LatestBlessedModel"].caching_options.enable_cache
     assert kfp.root.dag.tasks["Transform"].caching_options.enable_cache
     assert "lifecycle" not in _executors(kfp)["CsvExampleGen_executor"]["container"]
     assert vertex.root.dag.tasks["CsvExampleGen"].caching_options.enable_cache
@@ -411,3 +413,91 @@ def test_span_folders_under_the_data_root_and_one_span_on_kubeflow(tmp_path):
     assert input_config["splits"][0]["pattern"] == "span-{SPAN}/*"
     assert "DistributionValidator" not in tasks
     assert "base_model" in tasks["Trainer"].inputs.artifacts
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["latest_blessed_model_resolver", "Trainer.v2", "-Trainer", "x" * 122, "Trainer model"],
+)
+def test_names_argo_refuses_are_found(compiled, name):
+    """Argo's rule ([a-zA-Z0-9][-a-zA-Z0-9]*, at most 128; the driver task adds '-driver')."""
+    spec = json_format.MessageToDict(compiled["yaml"][1])
+    spec["root"]["dag"]["tasks"][name] = spec["root"]["dag"]["tasks"].pop("Trainer")
+    named = [p for p in spec_check.problems(spec, "kfp") if f"task {name!r}" in p or f"{name}{spec_check.DRIVER_SUFFIX}'" in p]
+    assert named and all("Argo refuses the run" in p for p in named)
+
+
+def test_the_projects_specs_pass_the_backends_checks(compiled):
+    assert spec_check.problems(json_format.MessageToDict(compiled["yaml"][1]), "kfp") == []
+    assert spec_check.problems(json_format.MessageToDict(compiled["json"][1]), "vertex") == []
+    # Vertex's resolver tasks are refused by open-source KFP's argo compiler.
+    assert any("no resolver executors" in p for p in spec_check.problems(json_format.MessageToDict(compiled["json"][1]), "kfp"))
+
+
+def test_compile_refuses_to_write_a_spec_argo_would_refuse(tmp_path, monkeypatch):
+    from shopbusy.pipeline import nodes
+
+    monkeypatch.setattr(nodes, "TRAINER", "shopbusy_trainer")
+    output = tmp_path / "refused.yaml"
+    with pytest.raises(KubeflowError, match=r"task 'shopbusy_trainer': Argo refuses the run"):
+        runner.compile_pipeline(runner.cluster_run_config(PIPELINE_ROOT), IMAGE, str(output))
+    assert not output.exists()
+
+
+def test_run_options_reach_the_compiled_trainer(tmp_path):
+    path = tmp_path / "options.yaml"
+    result = run_cli(
+        "kubeflow", "compile", *COMPILE_ARGS, "--output", path, "--spans", "--epochs", "7", "--candidates",
+        "linear,crossed", "--seed", "3", "--restarts", "2", "--no-warm-start", timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    trainer = yaml.safe_load(path.read_text())["root"]["dag"]["tasks"]["Trainer"]
+    custom_config = json.loads(trainer["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constant"])
+    assert custom_config["epochs"] == 7 and custom_config["seed"] == 3 and custom_config["restarts"] == 2
+    assert custom_config["candidates"] == ["linear", "crossed"] and custom_config["warm_start"] is False
+    assert "base_model" not in trainer["inputs"]["artifacts"]  # no warm start: no served model wired in
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--spans", "--train-spans", "2"], "runs train on the newest span only"),
+        (["--spans", "--on-drift", "stop"], "runs have no drift check"),
+        (["--train-spans", "2"], "needs --spans"),
+        (["--output", "x.json", "--spans", "--train-spans", "3"], "Vertex AI Pipelines runs train on the newest span only"),
+    ],
+)
+def test_options_a_target_cannot_run_are_refused_in_one_line(args, message, tmp_path):
+    result = run_cli("kubeflow", "compile", "--pipeline-root", PIPELINE_ROOT, "--image", IMAGE, *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("launcher,version", [("kfp", "2.0"), ("kfp", "2.5"), ("kfp", "2.15"), ("vertex", "2.15")])
+def test_a_task_of_the_spec_completes_on_each_backends_executor_input(compiled, tmp_path, launcher, version):
+    """ImportSchemaGen run from the spec's own command and args, fed the executor input each
+    backend shape builds (local_launcher.KFP_SHAPES: executor-logs from 2.5, output names and
+    the output file under /gcs from 2.15)."""
+    from shopbusy.kubeflow import local_launcher
+
+    suffix = "yaml" if launcher == "kfp" else "json"
+    spec = json_format.MessageToDict(compiled[suffix][1])
+    spec["root"]["dag"]["tasks"] = {"ImportSchemaGen": spec["root"]["dag"]["tasks"]["ImportSchemaGen"]}
+    package = tmp_path / "one-task.yaml"
+    package.write_text(yaml.safe_dump(spec))
+    run = local_launcher.run_local(str(package), str(tmp_path / "local"), launcher=launcher, backend_version=version, echo=lambda _: None)
+    task = run.tasks["ImportSchemaGen"]
+    assert task.state == "COMPLETE", task.error
+    store = local_launcher._Store(run.metadata_path, "check", "check")
+    [schema] = store.artifacts(task.outputs["schema"])
+    assert (tmp_path / "local" / "gcs" / "acme-ml").exists() and os.path.isfile(os.path.join(schema.uri, "schema.pbtxt"))
+    shape = local_launcher.KFP_SHAPES[version]
+    logs = task.outputs.get(local_launcher.EXECUTOR_LOGS, [])
+    assert bool(logs) == (launcher == "kfp" and shape.executor_logs)
+    if logs:  # written by the launcher, not by TFX
+        [log] = store.artifacts(logs)
+        assert "Starting executor" in open(log.uri).read()
+    pod = tmp_path / "local" / "pods" / run.run_id / "ImportSchemaGen"
+    under_gcs = list(pod.glob("gcs/**/output_metadata.json"))
+    assert bool(under_gcs) == (launcher == "kfp" and shape.output_file_under_task_root)

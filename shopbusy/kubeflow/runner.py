@@ -101,14 +101,12 @@ def cluster_run_config(
     holds span folders (span-1/, span-2/, ...) and each run ingests the newest; training then
     warm-starts from the served model unless `training` says otherwise, as locally."""
     check_pipeline_root(pipeline_root)
-    from tfx import v1 as tfx
-
     if training is None:
         training = config.Training(warm_start=spans)
     if train_spans > 1 and not spans:
         raise KubeflowError(f"--train-spans {train_spans} needs --spans: a plain data root is one span")
     run_config = config.RunConfig(
-        data_root=tfx.dsl.experimental.RuntimeParameter(name=DATA_ROOT_PARAMETER, ptype=str, default=data_root),
+        data_root=data_root,
         data_pattern=SPAN_PATTERN if spans else "*",
         pipeline_root=pipeline_root,
         serving_dir=posixpath.join(pipeline_root, "serving"),
@@ -120,11 +118,14 @@ def cluster_run_config(
         on_drift=on_drift,
         target=targets.named(target),
     )
-    try:
+    try:  # before TensorFlow is imported: a refused option answers at once
         run_config.target.check(run_config)
     except targets.TargetError as e:
         raise KubeflowError(str(e)) from e
-    return run_config
+    from tfx import v1 as tfx
+
+    parameter = tfx.dsl.experimental.RuntimeParameter(name=DATA_ROOT_PARAMETER, ptype=str, default=data_root)
+    return dataclasses.replace(run_config, data_root=parameter)
 
 
 def compile_pipeline(run_config: config.RunConfig, image: str, output: str = DEFAULT_OUTPUT) -> str:

@@ -8,7 +8,6 @@ import json
 import os
 from typing import Dict, List, Optional
 
-from shopbusy.components import served_models
 from shopbusy.components.modules.features import HISTORY_FILE
 from shopbusy.pipeline import config, nodes
 from shopbusy.results import metadata
@@ -197,8 +196,10 @@ class RunRecord:
     def already_served(self) -> Optional[str]:
         """The served version this run's blessed model already is (a re-run over the same
         data with every task cached up to the Trainer): nothing was pushed, nothing had to be."""
+        from shopbusy.components.served_models import ALREADY_SERVED  # imports TensorFlow: not at CLI start
+
         pushed = self.output(nodes.PUSHER, "pushed_model")
-        return (metadata.custom_property(pushed, served_models.ALREADY_SERVED) or None) if pushed else None
+        return (metadata.custom_property(pushed, ALREADY_SERVED) or None) if pushed else None
 
     @property
     def verdict(self) -> str:
