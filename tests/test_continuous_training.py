@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 
+from shopbusy.cli import common
 from shopbusy.pipeline import config
 from shopbusy.results import metadata, runs
 from tests.helpers import run_cli
@@ -157,8 +158,10 @@ def test_covariate_shift_stops_the_run_under_on_drift_stop_and_changes_nothing(w
 
 
 def test_the_same_drift_is_recorded_and_reported_under_on_drift_warn(week3_stopped, week3_warned, workdir):
-    assert week3_warned.result.returncode in (0, 1), week3_warned.result.stderr
     record = week3_warned.record
+    # The run finished (a crash is exit 1): pushed, or not blessed, as its record says.
+    assert week3_warned.result.returncode == common.verdict_exit_code(record), week3_warned.result.stderr
+    assert record.blessed is not None
     drifted = {m.column for m in record.drift if m.exceeded}
     assert drifted == {m.column for m in week3_stopped.record.drift if m.exceeded}  # the same span 3 and span 2
     assert "class" in drifted and drifted & {"hour", "shop_type"}
@@ -182,7 +185,8 @@ def test_a_rejected_span_changes_nothing_and_is_never_trained_on(week3_warned, w
     assert week4_bad.served == week3_warned.served
     # Span 4's examples exist in ML Metadata, but the gate failed on them: the next week
     # trains on the newest two *accepted* spans and compares with the newest accepted one.
-    assert week5.result.returncode in (0, 1), week5.result.stderr
+    assert week5.result.returncode == common.verdict_exit_code(week5.record), week5.result.stderr
+    assert week5.record.blessed is not None
     assert week5.record.training_spans == [3, 5]
     assert week5.record.drift_baseline_span == 3
 

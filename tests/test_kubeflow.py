@@ -274,6 +274,25 @@ def test_schedule_with_a_bearer_token_from_the_environment_or_session_cookies(co
     assert all("authservice_session=abc" in h.get("cookie", "") for h in server.headers)
 
 
+def test_session_cookies_from_a_file_or_the_environment_and_never_printed(compiled, tmp_path):
+    """Off the command line, where ps and shell history would show them to anyone."""
+    path, _, _ = compiled["yaml"]
+    cookies = tmp_path / "cookies"
+    cookies.write_text("authservice_session=s3cr3t\n")
+    args = ["kubeflow", "submit", "--package", path]
+    with RecordingKfpServer(cookie="authservice_session=s3cr3t") as server:
+        from_file = run_cli(*args, "--host", server.url, "--cookies-file", cookies)
+        from_env = run_cli(*args, "--host", server.url, env=dict(os.environ, KFP_COOKIES="authservice_session=s3cr3t"))
+    for result in (from_file, from_env):
+        assert result.returncode == 0, result.stderr
+        assert "s3cr3t" not in result.stdout + result.stderr
+    assert all("authservice_session=s3cr3t" in h.get("cookie", "") for h in server.headers)
+    with RecordingKfpServer(cookie="authservice_session=other") as server:
+        refused = run_cli(*args, "--host", server.url, "--cookies-file", cookies)
+    assert refused.returncode == 2 and "refused the request" in refused.stderr
+    assert "s3cr3t" not in refused.stdout + refused.stderr
+
+
 @pytest.mark.parametrize(
     "credentials,status",
     [({}, 401), ({"env": dict(os.environ, KFP_BEARER_TOKEN="someone-else")}, 403)],
@@ -476,17 +495,19 @@ def test_options_a_target_cannot_run_are_refused_in_one_line(args, message, tmp_
 
 @pytest.mark.parametrize("launcher,version", [("kfp", "2.0"), ("kfp", "2.5"), ("kfp", "2.15"), ("vertex", "2.15")])
 def test_a_task_of_the_spec_completes_on_each_backends_executor_input(compiled, tmp_path, launcher, version):
-    """ImportSchemaGen run from the spec's own command and args, fed the executor input each
-    backend shape builds (local_launcher.KFP_SHAPES: executor-logs from 2.5, output names and
-    the output file under /gcs from 2.15)."""
+    """ImportSchemaGen (after the UpToDate check it starts with) run from the spec's own command
+    and args, fed the executor input each backend shape builds (local_launcher.KFP_SHAPES:
+    executor-logs from 2.5, output names and the output file under /gcs from 2.15)."""
     from shopbusy.kubeflow import local_launcher
 
     suffix = "yaml" if launcher == "kfp" else "json"
     spec = json_format.MessageToDict(compiled[suffix][1])
-    spec["root"]["dag"]["tasks"] = {"ImportSchemaGen": spec["root"]["dag"]["tasks"]["ImportSchemaGen"]}
+    tasks = spec["root"]["dag"]["tasks"]
+    spec["root"]["dag"]["tasks"] = {name: tasks[name] for name in ("UpToDate", "ImportSchemaGen")}
     package = tmp_path / "one-task.yaml"
     package.write_text(yaml.safe_dump(spec))
     run = local_launcher.run_local(str(package), str(tmp_path / "local"), launcher=launcher, backend_version=version, echo=lambda _: None)
+    assert run.tasks["UpToDate"].parameters == {"up_to_date": "false"}  # nothing served yet
     task = run.tasks["ImportSchemaGen"]
     assert task.state == "COMPLETE", task.error
     store = local_launcher._Store(run.metadata_path, "check", "check")

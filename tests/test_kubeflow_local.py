@@ -3,10 +3,14 @@ run-local`), as open-source Kubeflow Pipelines' driver and launcher build it and
 does: three weekly runs per launcher, asserted on ML Metadata and the artifacts.
 
 1. span 1: every task completes, the model is blessed and pushed under <root>/serving;
+   again over the same data: the UpToDate check finds the served model made from it, every
+   other task is skipped, nothing is pushed, and the run says so (exit 0);
 2. span 2, with a gate no model can pass: the new span is read (not a cache hit), the first
    run's model is the Evaluator's baseline (the change gate is computed), nothing is pushed;
 3. span 3 with out-of-range ratings: the AnomalyGate stops the run, nothing after it runs;
 and `shopbusy report` renders the slice report of a run from the ML Metadata it left.
+Under the kfp launcher the weeks meet three backend versions' executor inputs in turn (a
+cluster upgraded between weeks): 2.0-2.4, 2.5-2.14 (executor-logs), 2.15 and later.
 `make test-kubeflow` (about 15 minutes on 2 cores)."""
 
 import dataclasses
@@ -88,12 +92,17 @@ def weeks(request, tmp_path_factory):
     return launcher, folder, root, specs
 
 
+# The kfp launcher's backend version for each week's run (local_launcher.KFP_SHAPES).
+BACKEND_VERSION = {1: "2.0", 2: "2.5", 3: "2.15"}
+
+
 def _run(weeks, spec, span) -> Run:
     launcher, folder, _, specs = weeks
-    shutil.copytree(folder / "weeks" / f"span-{span}", folder / "data" / f"span-{span}")
+    if not (folder / "data" / f"span-{span}").exists():
+        shutil.copytree(folder / "weeks" / f"span-{span}", folder / "data" / f"span-{span}")
     result = run_cli(
         "kubeflow", "run-local", "--package", specs[spec], "--workdir", folder / "local",
-        "--data", folder / "data", "--launcher", launcher, timeout=1500,
+        "--data", folder / "data", "--launcher", launcher, "--backend-version", BACKEND_VERSION[span], timeout=1500,
     )  # fmt: skip
     run_id = result.stdout.split()[1]
     store = _store(folder / "local")
@@ -102,21 +111,22 @@ def _run(weeks, spec, span) -> Run:
 
 @pytest.fixture(scope="module")
 def runs(weeks):
-    """The three weekly runs, in order (each depends on the one before)."""
+    """The weekly runs, in order (each depends on the one before)."""
     first = _run(weeks, "normal", 1)
     served_after_first = served_models.pushed_versions(str(weeks[2] / "serving"))
+    again = _run(weeks, "normal", 1)
     gated = _run(weeks, "strict", 2)
     rejected = _run(weeks, "normal", 3)
-    return first, served_after_first, gated, rejected
+    return first, served_after_first, gated, rejected, again
 
 
-TASKS = ["CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomalyGate",
+TASKS = ["UpToDate", "CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomalyGate",
          "Transform", "Trainer", "Evaluator", "Pusher"]  # fmt: skip
 
 
 def test_first_span_every_task_completes_and_the_blessed_model_is_pushed(weeks, runs):
     launcher, _, root, _ = weeks
-    first, served, _, _ = runs
+    first, served, _, _, _ = runs
     assert first.result.returncode == 0, first.result.stdout + first.result.stderr
     for task in TASKS:
         assert first.executions[task][0] == "COMPLETE", task
@@ -135,9 +145,31 @@ def test_first_span_every_task_completes_and_the_blessed_model_is_pushed(weeks, 
     assert marker["model"] == model.uri and marker["version"] == served[0]
 
 
+def test_a_rerun_over_the_same_data_skips_every_task_and_pushes_nothing(weeks, runs):
+    """A scheduled run whose data did not change: the served model was made from it with this
+    configuration (its pushed.json marker), so nothing runs after the UpToDate check, on
+    either backend; the served model stays and the run says why."""
+    _, _, root, _ = weeks
+    first, served, _, _, again = runs
+    assert again.result.returncode == 0, again.result.stdout + again.result.stderr
+    assert "up to date" in again.result.stdout
+    assert again.executions["UpToDate"][0] == "COMPLETE"
+    # The tasks that start a run are not triggered (the driver records CANCELED); the tasks
+    # after them never start (argocompiler/dag.go `depends`: "X.Succeeded").
+    for task in ("CsvExampleGen", "ImportSchemaGen"):
+        assert again.executions[task][0] == "CANCELED", task
+    for task in ("StatisticsGen", "Transform", "Trainer", "Evaluator", "Pusher"):
+        assert task not in again.executions, task
+    assert served_models.pushed_versions(str(root / "serving")) == served
+    marker = served_models.read_marker(str(root / "serving" / served[0]))
+    [examples] = first.executions["CsvExampleGen"][1]["examples"]
+    assert marker["trained_on"]["span"] == 1
+    assert marker["trained_on"]["fingerprint"] == _property(examples, "input_fingerprint")
+
+
 def test_second_span_is_read_and_judged_against_the_served_model_and_a_failing_gate_pushes_nothing(weeks, runs):
     launcher, _, root, _ = weeks
-    first, served, gated, _ = runs
+    first, served, gated, _, _ = runs
     assert gated.result.returncode == 3, gated.result.stdout + gated.result.stderr
     # New data reach the run: ExampleGen is not a cache hit on the same data-root.
     assert gated.executions["CsvExampleGen"][0] == "COMPLETE"
@@ -175,7 +207,7 @@ def _diff_metric_names(evaluation_uri):
 
 def test_out_of_range_span_stops_at_the_anomaly_gate_and_pushes_nothing(weeks, runs):
     _, _, root, _ = weeks
-    _, served, _, rejected = runs
+    _, served, _, rejected, _ = runs
     assert rejected.result.returncode == 2, rejected.result.stdout + rejected.result.stderr
     assert "task AnomalyGate failed" in rejected.result.stdout
     assert rejected.executions["AnomalyGate"][0] == "FAILED"
@@ -186,7 +218,7 @@ def test_out_of_range_span_stops_at_the_anomaly_gate_and_pushes_nothing(weeks, r
 
 def test_the_slice_report_of_a_kubeflow_run_from_its_ml_metadata(weeks, runs):
     _, folder, _, _ = weeks
-    _, _, gated, rejected = runs
+    _, _, gated, rejected, _ = runs
     result = run_cli("report", "--workdir", folder / "local", "--run", gated.run_id, "--out", folder / "report", timeout=600)
     assert result.returncode == 0, result.stderr
     with open(result.stdout.strip()) as f:

@@ -14,7 +14,7 @@ MAY_IMPORT = {
     "pipeline": {"components"},  # the DAG is made of the components
     "results": {"components", "pipeline"},  # reads what a pipeline run wrote
     "serving": {"components", "data", "pipeline"},
-    "kubeflow": {"data", "pipeline"},  # compiles the same DAG over the same data layout
+    "kubeflow": {"components", "data", "pipeline"},  # compiles the same DAG; reads the serving layout
     "cli": {"components", "data", "pipeline", "results", "serving", "kubeflow"},
 }
 

@@ -5,7 +5,7 @@ tests/test_kubeflow_local.py, `make test-kubeflow`)."""
 import pytest
 
 from shopbusy.kubeflow import local_launcher
-from shopbusy.kubeflow.runner import KubeflowError
+from shopbusy.kubeflow.errors import KubeflowError
 
 PUSHER_CONDITION = "(inputs.artifacts['model_blessing'].artifacts[0].metadata['blessed'] == 1.0)"
 
@@ -33,28 +33,54 @@ def test_only_comparisons_are_evaluated():
         local_launcher.evaluate_condition("__import__('os').getpid() > 0", _blessing(1.0))
 
 
-def _example_gen_input(data_root, examples_name="examples"):
-    return {
-        "inputs": {"parameterValues": {"input_base": data_root, "input_config": '{"pattern": "span-{SPAN}/*"}'}, "artifacts": {}},
-        "outputs": {"artifacts": {"examples": {"artifacts": [{"name": examples_name, "type": {"instanceSchema": "title: tfx.Examples"}}]}}},
-    }
-
-
+EXAMPLES_TYPE = {"instanceSchema": "title: tfx.Examples\ntype: object\n"}
 CONTAINER = {"image": "shopbusy:1", "command": ["python", "-m", "shopbusy.kubeflow.entrypoint"], "args": ["{{$}}"]}
 
 
-def test_kfp_cache_key_is_blind_to_new_data_under_the_same_root():
-    """Why the kfp target turns ExampleGen's cache off: a new span under the same data-root
-    leaves every part of KFP's key unchanged (cacheutils/cache.go)."""
-    week_1 = local_launcher.cache_fingerprint(_example_gen_input("gs://b/shops"), CONTAINER)
-    week_2 = local_launcher.cache_fingerprint(_example_gen_input("gs://b/shops"), CONTAINER)
-    assert week_1 == week_2
-    assert local_launcher.cache_fingerprint(_example_gen_input("gs://b/other"), CONTAINER) != week_1
-    upstream = _example_gen_input("gs://b/shops")
-    upstream["inputs"]["artifacts"] = {"examples": {"artifacts": [{"name": "41"}]}}
-    newer = _example_gen_input("gs://b/shops")
-    newer["inputs"]["artifacts"] = {"examples": {"artifacts": [{"name": "57"}]}}
-    assert local_launcher.cache_fingerprint(upstream, CONTAINER) != local_launcher.cache_fingerprint(newer, CONTAINER)
+def test_the_fingerprint_is_kfps_for_kfps_own_test_key():
+    """kubeflow/pipelines backend/src/v2/cacheutils/cache_test.go TestGenerateFingerPrint at
+    tag 2.5.0: this key, written out there, and the fingerprint it expects."""
+    key = {
+        "inputArtifactNames": {"dataset_one": {"artifactNames": ["1"]}, "dataset_two": {"artifactNames": ["2"]}},
+        "inputParameterValues": {"message": "Some string value", "num_steps": 5.0},
+        "outputArtifactsSpec": {
+            "model": {
+                "name": "model",
+                "type": {"instanceSchema": "title: kfp.Model\ntype: object\nproperties:\n  framework:\n    type: string\n  framework_version:\n    type: string\n"},
+                "metadata": {"name": "model"},
+            },
+            "metrics": {"name": "metrics", "type": {"schemaTitle": "kfp.Metrics"}, "metadata": {"name": "metrics"}},
+        },
+        "outputParametersSpec": {"output_parameter_one": "STRING", "output_parameter_two": "INT"},
+        "containerSpec": {"cmdArgs": ["sh", "ec", "test"], "image": "python:3.9"},
+    }  # fmt: skip
+    assert local_launcher.fingerprint(key) == "4e8a5d7d70997b0a35429fcd481af8fcd5b9f58ef4391bdb6ad900fd1c63622b"
+
+
+def test_the_cache_key_of_a_task_has_the_fields_cache_go_puts_in_it():
+    """GenerateCacheKey (cache.go, 2.0.5-2.15.0): input artifact *names* (ML Metadata ids, not
+    URIs or contents), parameter values, each output's name/type/metadata without its URI,
+    output parameter types, image and the unsubstituted command. Hence a new span under the
+    same data-root is a cache hit for a driverless ExampleGen (runner.py), and the UpToDate
+    task is never cached."""
+    executor_input = {
+        "inputs": {
+            "parameterValues": {"input_base": "gs://b/shops", "up_to_date": "false"},
+            "artifacts": {"schema": {"artifacts": [{"name": "41", "uri": "gs://b/root/schema", "metadata": {"x": 1.0}}]}},
+        },
+        "outputs": {
+            "artifacts": {"examples": {"artifacts": [{"name": "", "uri": "gs://b/root/t/examples", "type": EXAMPLES_TYPE}]}},
+            "outputFile": "/tmp/kfp_outputs/output_metadata.json",
+        },
+    }
+    component = {"outputDefinitions": {"parameters": {"flag": {"parameterType": "STRING"}}}}
+    assert local_launcher.cache_key(executor_input, CONTAINER, component) == {
+        "inputArtifactNames": {"schema": {"artifactNames": ["41"]}},
+        "inputParameterValues": {"input_base": "gs://b/shops", "up_to_date": "false"},
+        "outputArtifactsSpec": {"examples": {"type": EXAMPLES_TYPE}},  # no name before 2.15, no URI ever
+        "outputParametersSpec": {"flag": "STRING"},
+        "containerSpec": {"image": "shopbusy:1", "cmdArgs": ["python", "-m", "shopbusy.kubeflow.entrypoint", "{{$}}"]},
+    }
 
 
 def test_vertex_resolver_filters_as_tfx_compiles_them():

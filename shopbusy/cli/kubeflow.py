@@ -24,6 +24,7 @@ def _usage_errors(handler):
 
 def add_commands(commands) -> None:
     from shopbusy.kubeflow import local_launcher
+    from shopbusy.kubeflow.client import COOKIES_ENV
     from shopbusy.kubeflow.runner import DEFAULT_OUTPUT, IMAGE_DATA_ROOT, TARGETS
 
     kubeflow = commands.add_parser("kubeflow", help="compile, submit or schedule the pipeline on Kubeflow Pipelines")
@@ -98,7 +99,16 @@ def add_commands(commands) -> None:
         command.add_argument(
             "--token-file", help="a service-account token file (in-cluster; default: $KF_PIPELINES_SA_TOKEN_PATH)"
         )
-        command.add_argument("--cookies", help="session cookies of the cluster's login, e.g. 'authservice_session=...'")
+        command.add_argument(
+            "--cookies-file",
+            help="a file holding the session cookies of the cluster's login, e.g. 'authservice_session=...' "
+            f"(or ${COOKIES_ENV})",
+        )
+        command.add_argument(
+            "--cookies",
+            help=f"discouraged: the cookies on the command line, where ps and shell history show them; use "
+            f"--cookies-file or ${COOKIES_ENV}",
+        )
         command.set_defaults(handler=handler)
 
 
@@ -128,7 +138,8 @@ def compile_command(args) -> int:
 
 @_usage_errors
 def run_local_command(args) -> int:
-    """Exit codes as `shopbusy run`: 0 pushed, 3 not blessed, 2 input rejected, 1 failed."""
+    """Exit codes as `shopbusy run`: 0 pushed (or blessed and already served, or up to date),
+    3 not blessed, 2 input rejected, 1 failed."""
     from shopbusy.kubeflow import local_launcher
 
     run = local_launcher.run_local(
@@ -137,16 +148,22 @@ def run_local_command(args) -> int:
     failed = run.failed
     if failed is None:
         print(f"run {run.run_id}: {run.verdict}")
-        return common.EXIT_PUSHED if run.blessed else common.EXIT_NOT_BLESSED
+        return common.EXIT_PUSHED if run.blessed or run.up_to_date else common.EXIT_NOT_BLESSED
     print(f"run {run.run_id}: task {failed.name} failed; nothing after it ran")
     return common.EXIT_INPUT_REJECTED if failed.name == local_launcher.ANOMALY_GATE_TASK else common.EXIT_FAILED
 
 
 def _connection(args):
-    from shopbusy.kubeflow.client import Connection
+    from shopbusy.kubeflow.client import COOKIES_ENV, Connection
 
     token_file = args.token_file or os.environ.get("KF_PIPELINES_SA_TOKEN_PATH") or None
-    return Connection(args.host, args.namespace, token_file, args.cookies)
+    cookies = args.cookies or os.environ.get(COOKIES_ENV) or None
+    if args.cookies_file:
+        if not os.path.isfile(args.cookies_file):
+            raise common.UsageError(f"--cookies-file {args.cookies_file!r}: no such file")
+        with open(args.cookies_file) as f:
+            cookies = f.read().strip()
+    return Connection(args.host, args.namespace, token_file, cookies)
 
 
 @_usage_errors

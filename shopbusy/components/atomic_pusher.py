@@ -46,6 +46,13 @@ class AtomicPusherExecutor(pusher_executor.Executor):
             final = os.path.join(serving_dir, version)
             fileio.rename(os.path.join(staging_dir, version), final)
             pushed_model.set_string_custom_property("pushed_destination", final)
-            served_models.write_marker(final, version, input_dict["model"][0].uri, input_dict["model_blessing"][0].uri)
+            blessing = input_dict["model_blessing"][0]
+            recipe = json.loads(exec_properties.get("custom_config") or "null") or {}
+            trained_on = served_models.trained_on(
+                blessing.get_int_custom_property(served_models.DATA_SPAN),
+                blessing.get_string_custom_property(served_models.DATA_FINGERPRINT),
+                recipe.get(served_models.RECIPE, ""),
+            )
+            served_models.write_marker(final, version, input_dict["model"][0].uri, blessing.uri, trained_on)
         if fileio.exists(staging_dir):
             fileio.rmtree(staging_dir)

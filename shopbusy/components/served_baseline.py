@@ -58,13 +58,23 @@ def has_model(model) -> bool:
 
 class EvaluatorExecutor(evaluator_executor.Executor):
     """TFX's Evaluator, except that an empty baseline (ServedModel before the first push) is
-    no baseline: the change gate is then skipped, as TFX does when a resolver finds nothing."""
+    no baseline: the change gate is then skipped, as TFX does when a resolver finds nothing.
+
+    The blessing also names the data it judged (the newest span and ExampleGen's fingerprint
+    of its files), which the Pusher writes into the served version's marker: a cluster run
+    over the same data and configuration then knows there is nothing to do
+    (kubeflow/up_to_date.py)."""
 
     def Do(self, input_dict, output_dict, exec_properties):
         baseline = input_dict.get("baseline_model") or []
         if baseline and not has_model(baseline[0]):
             input_dict = dict(input_dict, baseline_model=[])
         super().Do(input_dict, output_dict, exec_properties)
+        [examples] = input_dict["examples"]
+        for blessing in output_dict["blessing"]:
+            blessing.set_int_custom_property(served_models.DATA_SPAN, int(examples.span or 0))
+            fingerprint = examples.get_string_custom_property(served_models.INPUT_FINGERPRINT)
+            blessing.set_string_custom_property(served_models.DATA_FINGERPRINT, fingerprint)
 
 
 class Evaluator(evaluator_component.Evaluator):

@@ -19,15 +19,26 @@ import tensorflow as tf
 PUSHED_MARKER = "pushed.json"
 # The Pusher's custom property when the blessed model is the newest served version already.
 ALREADY_SERVED = "already_served"
+# What a blessing says of the data it judged (components/served_baseline.py), and ExampleGen's
+# name for the fingerprint of its input files (tfx/components/example_gen/utils.py).
+DATA_SPAN, DATA_FINGERPRINT, INPUT_FINGERPRINT = "data_span", "data_fingerprint", "input_fingerprint"
+# The Pusher's custom_config key for the digest of the run's configuration and code.
+RECIPE = "recipe"
 STAGING_DIR = ".staging"  # hidden: model servers only load numeric version folders
 REMOTE_PREFIXES = ("gs://", "s3://", "hdfs://")
 
 
-def write_marker(version_dir: str, version: str, model_uri: str, blessing_uri: str) -> None:
-    """Marks a version complete; the last write of a push."""
-    record = {"version": version, "model": model_uri, "model_blessing": blessing_uri}
+def write_marker(version_dir: str, version: str, model_uri: str, blessing_uri: str, trained_on: Optional[dict] = None) -> None:
+    """Marks a version complete; the last write of a push. `trained_on`: the newest span, its
+    files' fingerprint and the recipe (configuration and code digest) the model came from."""
+    record = {"version": version, "model": model_uri, "model_blessing": blessing_uri, "trained_on": trained_on or {}}
     with tf.io.gfile.GFile(os.path.join(version_dir, PUSHED_MARKER), "w") as f:
         f.write(json.dumps(record, indent=1))
+
+
+def trained_on(span: int, fingerprint: str, recipe: str) -> dict:
+    """The data and recipe a served model stands for, as its marker records them."""
+    return {"span": int(span), "fingerprint": fingerprint, "recipe": recipe}
 
 
 def read_marker(version_dir: str) -> dict:

@@ -34,7 +34,8 @@ does not. They were written before any model was fitted to them, from what real 
 - "odd-types": the bundled rule, except that three shop types (3, 8 and 14: night kiosks)
   behave unlike all others: busy in the early hours and quiet at the rushes, busier on
   weekdays than at weekends, and the rating works the other way.
-- "noisy": the bundled score with 2.5 times the label noise (Bayes accuracy about 0.75).
+- "noisy": the bundled score with 2.5 times the label noise (`shopbusy generate --rule noisy`
+  prints its Bayes accuracy; docs/benchmarks.md gives it by seed).
 
 Every rule gives P(busy | x) in closed form, so every one has a known Bayes accuracy.
 

@@ -2,20 +2,21 @@
 on a single-user install or a multi-user one (profile namespaces behind authentication)."""
 
 import dataclasses
-import json
 import os
 import re
 from typing import Optional
 
-import yaml
-
-from shopbusy.kubeflow.runner import CLUSTER_ROOT_SCHEME, KubeflowError
+from shopbusy.kubeflow import spec as compiled_spec
+from shopbusy.kubeflow.errors import KubeflowError
+from shopbusy.kubeflow.runner import CLUSTER_ROOT_SCHEME
 from shopbusy.pipeline import config
 
 # KFP cron schedules have six fields, seconds first: "0 0 3 * * *" is 03:00 every day.
 CRON_FIELD = re.compile(r"^[0-9A-Za-z*?/,\-#LW]+$")
 # A bearer token for the API (e.g. from `gcloud auth print-access-token` or an OIDC proxy).
 TOKEN_ENV = "KFP_BEARER_TOKEN"
+# The login's session cookies (e.g. "authservice_session=..."), kept off the command line.
+COOKIES_ENV = "KFP_COOKIES"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,26 +84,20 @@ def _api_error(connection: Connection, e: Exception) -> KubeflowError:
         how = (
             f"--token-file {connection.token_file}" if connection.token_file
             else f"${TOKEN_ENV}" if os.environ.get(TOKEN_ENV)
-            else "--cookies" if connection.cookies
-            else "no credentials (--token-file, $KFP_BEARER_TOKEN or --cookies)"
+            else "the session cookies" if connection.cookies
+            else f"no credentials (--token-file, ${TOKEN_ENV}, --cookies-file or ${COOKIES_ENV})"
         )  # fmt: skip
         where = f" in namespace {connection.namespace!r}" if connection.namespace else ""
         return KubeflowError(f"Kubeflow Pipelines at {connection.host} refused the request{where} (HTTP {status}) with {how}")
     return KubeflowError(f"cannot reach Kubeflow Pipelines at {connection.host}: {type(e).__name__}")
 
 
-def _package(path: str) -> str:
-    if not os.path.isfile(path):
-        raise KubeflowError(f"--package {path!r}: no such file (run `shopbusy kubeflow compile` first)")
-    return path
-
-
 def _pipeline_root(package: str) -> Optional[str]:
-    """The root the spec was compiled for: KFP takes it with the run, not from the spec alone.
-    A local root was for run-local: no pod can reach it."""
-    with open(package) as f:
-        document = json.load(f) if package.endswith(".json") else yaml.safe_load(f)
-    spec = document.get("pipelineSpec", document)
+    """The root the spec was compiled for: KFP takes it with the run, not from the spec alone
+    (the backend ignores the spec's defaultPipelineRoot: driver/root_dag.go). A local root was
+    for run-local: no pod can reach it. The spec is checked as the API server would."""
+    document, spec = compiled_spec.load(package)
+    compiled_spec.check(spec, "kfp")
     root = spec.get("defaultPipelineRoot") or document.get("runtimeConfig", {}).get("gcsOutputDirectory")
     if root and not root.startswith(CLUSTER_ROOT_SCHEME):
         raise KubeflowError(
@@ -114,7 +109,6 @@ def _pipeline_root(package: str) -> Optional[str]:
 
 def submit(connection: Connection, package: str, experiment: str, run_name: Optional[str] = None) -> str:
     """Starts one run of the compiled pipeline; returns its run id."""
-    package = _package(package)
     root = _pipeline_root(package)
     client = _client(connection)
     try:
@@ -135,7 +129,7 @@ def submit(connection: Connection, package: str, experiment: str, run_name: Opti
 
 def schedule(connection: Connection, cron: str, package: str, experiment: str) -> str:
     """Creates a recurring run of the compiled pipeline; returns its id."""
-    cron, package = validate_cron(cron), _package(package)
+    cron = validate_cron(cron)
     root = _pipeline_root(package)
     client = _client(connection)
     try:

@@ -34,7 +34,9 @@ What the backend adds, which TFX's entrypoint would fail on, is taken out before
 * Every open-source version stores list and dict metadata wrapped, as `{"list": [...]}` and
   `{"struct": {...}}` (metadata/converter.go StructValueToMLMDValue, 2.0.5 to 2.15.0), and
   hands them back that way to the next task: they are unwrapped.
-* An input the inputs spec does not declare is dropped: TFX's executors take only their own.
+* An input artifact or parameter the inputs spec does not declare is dropped: TFX's executors
+  take only their own (the spec's `up_to_date` parameter is for the task's trigger condition,
+  kubeflow/up_to_date.py).
 
 Input types are fixed from the inputs spec every compiled TFX task also receives
 (--json_serialized_inputs_spec_args, pipeline spec 2.1): an input whose type is empty or a
@@ -97,7 +99,12 @@ def readable_by_tfx(executor_input_json: str, inputs_spec_json: str) -> str:
     inputs dropped, input types as declared, wrapped metadata unwrapped."""
     executor_input = json.loads(executor_input_json)
     check_pipeline_root(executor_input)
-    declared = json.loads(inputs_spec_json or "{}").get("artifacts")
+    inputs_spec = json.loads(inputs_spec_json or "{}")
+    if "parameters" in inputs_spec:
+        parameters = executor_input.get("inputs", {}).get("parameterValues", {})
+        for name in [n for n in parameters if n not in inputs_spec["parameters"]]:
+            del parameters[name]
+    declared = inputs_spec.get("artifacts")
     inputs = executor_input.get("inputs", {}).get("artifacts", {})
     for name in list(inputs):
         if declared is not None and name not in declared:

@@ -47,7 +47,8 @@ import yaml
 
 from shopbusy.kubeflow import spec as compiled_spec
 from shopbusy.kubeflow.errors import KubeflowError
-from shopbusy.kubeflow.runner import IMAGE_PROJECT_ROOT
+from shopbusy.kubeflow.runner import IMAGE_PROJECT_ROOT, UP_TO_DATE_TASK
+from shopbusy.kubeflow.up_to_date import UP_TO_DATE
 from shopbusy.pipeline import config, nodes
 
 LAUNCHERS = ("kfp", "vertex")
@@ -95,6 +96,7 @@ class TaskResult:
     state: str  # COMPLETE, CACHED, SKIPPED or FAILED
     seconds: float = 0.0
     outputs: Dict[str, List[int]] = dataclasses.field(default_factory=dict)  # output -> artifact ids
+    parameters: Dict[str, object] = dataclasses.field(default_factory=dict)  # output parameters
     error: str = ""
     log: str = ""
 
@@ -108,6 +110,7 @@ class LocalRun:
     tasks: Dict[str, TaskResult]
     pushed_version: str = ""  # the version the Pusher pushed, "" if none
     already_served: str = ""  # the served version the Pusher found was this very model
+    up_to_date: bool = False  # the UpToDate task found the served model made from this data and configuration
 
     @property
     def failed(self) -> Optional[TaskResult]:
@@ -124,6 +127,8 @@ class LocalRun:
 
     @property
     def verdict(self) -> str:
+        if self.up_to_date:
+            return "up to date: the served model was made from this data and configuration; every task skipped"
         if self.pushed:
             return f"pushed as version {self.pushed_version}"
         if self.already_served:
@@ -172,7 +177,9 @@ def run_local(
         task = spec["root"]["dag"]["tasks"][name]
         upstream = [run.tasks[d] for d in task.get("dependentTasks", [])]
         if any(u.state == "SKIPPED" for u in upstream):
-            run.tasks[name] = TaskResult(name, "SKIPPED")  # as the backend: nothing runs after a skipped task
+            # As the backend: a task after a skipped one never starts, its driver included
+            # (argocompiler/dag.go `depends`: "X.Succeeded", and Argo omits it).
+            run.tasks[name] = TaskResult(name, "SKIPPED")
             continue
         started = time.monotonic()
         try:
@@ -184,6 +191,8 @@ def run_local(
         echo(f"  {name}: {result.state.lower()} ({result.seconds:.0f} s){': ' + result.error if result.error else ''}")
         if result.state == "FAILED":
             break
+    check = run.tasks.get(UP_TO_DATE_TASK)
+    run.up_to_date = bool(check and check.parameters.get(UP_TO_DATE) == "true")
     pusher = run.tasks.get(PUSHER_TASK)
     for artifact in store.artifacts(pusher.outputs.get("pushed_model", []) if pusher else []):
         properties = store.metadata_of(artifact)
@@ -222,7 +231,7 @@ def _run_task(spec, name, task, run, backend, store, paths, parameters) -> TaskR
     component = spec["components"][task["componentRef"]["name"]]
     executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
     inputs = {
-        "parameterValues": _input_parameters(task, parameters, paths),
+        "parameterValues": _input_parameters(task, parameters, paths, run),
         "artifacts": {
             key: {"artifacts": [backend.input_artifact(a, component, key) for a in _upstream(run, store, source)]}
             for key, source in task.get("inputs", {}).get("artifacts", {}).items()
@@ -247,6 +256,11 @@ def _run_task(spec, name, task, run, backend, store, paths, parameters) -> TaskR
             key: {"artifacts": [backend.output_artifact(key, f"{task_root}/{key}", artifact_type)]}
             for key, artifact_type in backend.output_types(component).items()
         },
+        # driver.go provisionOutputs: each output parameter's file in the pod, all versions.
+        "parameters": {
+            key: {"outputFile": os.path.join(pod, "tmp", "kfp", "outputs", key)}
+            for key in component.get("outputDefinitions", {}).get("parameters", {})
+        },
         "outputFile": backend.output_file(pod, backend.task_root(backend.remote_root, spec["pipelineInfo"]["name"], run.run_id, name)),
     }
     executor_input = {"inputs": inputs, "outputs": outputs}
@@ -258,7 +272,7 @@ def _run_task(spec, name, task, run, backend, store, paths, parameters) -> TaskR
             return TaskResult(name, "FAILED", error=error, log=log)
         inputs["parameterValues"].update(_read_json(outputs["outputFile"]).get("parameterValues", {}))
 
-    cache_key = cache_fingerprint(executor_input, container) if task.get("cachingOptions", {}).get("enableCache") else ""
+    cache_key = cache_fingerprint(executor_input, container, component) if task.get("cachingOptions", {}).get("enableCache") else ""
     cached = store.cached_outputs(cache_key) if cache_key else None
     if cached is not None:
         store.record_execution(name, "CACHED", inputs, events, cached, cache_key)
@@ -271,17 +285,40 @@ def _run_task(spec, name, task, run, backend, store, paths, parameters) -> TaskR
     backend.write_logs(outputs["artifacts"], log)
     produced = _merge_executor_output(outputs["artifacts"], _read_json(outputs["outputFile"]))
     recorded = {key: [store.record_artifact(key, artifact, backend.wraps_metadata)] for key, artifact in produced.items()}
-    store.record_execution(name, "COMPLETE", inputs, events, recorded, cache_key)
-    return TaskResult(name, "COMPLETE", outputs={k: [a.id for a in v] for k, v in recorded.items()}, log=log)
+    try:
+        parameters = _output_parameters(component, outputs["parameters"])
+    except KubeflowError as e:
+        store.record_execution(name, "FAILED", inputs, events, {}, cache_key)
+        return TaskResult(name, "FAILED", error=str(e), log=log)
+    store.record_execution(name, "COMPLETE", inputs, events, recorded, cache_key, parameters)
+    return TaskResult(name, "COMPLETE", outputs={k: [a.id for a in v] for k, v in recorded.items()}, parameters=parameters, log=log)
 
 
-def _input_parameters(task, pipeline_parameters, paths) -> dict:
+def _output_parameters(component, files) -> dict:
+    """launcher_v2.go collectOutputParameters: each declared parameter read from its file,
+    as text for STRING (metadata/converter.go TextToPbValue); a missing file fails the task."""
+    values = {}
+    for key, definition in component.get("outputDefinitions", {}).get("parameters", {}).items():
+        path = files[key]["outputFile"]
+        if not os.path.exists(path):
+            raise KubeflowError(f"output parameter {key!r}: the task wrote no {path}")
+        with open(path) as f:
+            text = f.read()
+        kind = definition.get("parameterType", "STRING")
+        values[key] = text if kind == "STRING" else json.loads(text)
+    return values
+
+
+def _input_parameters(task, pipeline_parameters, paths, run) -> dict:
     values = {}
     for key, source in task.get("inputs", {}).get("parameters", {}).items():
         if "runtimeValue" in source:
             values[key] = paths.localize(source["runtimeValue"]["constant"])
         elif "componentInputParameter" in source:
             values[key] = pipeline_parameters[source["componentInputParameter"]]
+        elif "taskOutputParameter" in source:
+            producer = source["taskOutputParameter"]
+            values[key] = run.tasks[producer["producerTask"]].parameters[producer["outputParameterKey"]]
         else:
             raise KubeflowError(f"parameter {key}: source {sorted(source)} is not supported by run-local")
     return values
@@ -350,21 +387,60 @@ def _merge_executor_output(declared: dict, executor_output: dict) -> dict:
     return produced
 
 
-def cache_fingerprint(executor_input: dict, container: dict) -> str:
-    """KFP's cache key (cacheutils/cache.go GenerateCacheKey), hashed as GenerateFingerPrint."""
+def cache_key(executor_input: dict, container: dict, component: Optional[dict] = None) -> dict:
+    """KFP's cache key for a task (cacheutils/cache.go GenerateCacheKey, 2.0.5-2.15.0), as
+    protojson writes the CacheKey proto (api/v2alpha1/cache_key.proto): empty fields left out."""
     key = {
         "inputArtifactNames": {
             k: {"artifactNames": [a.get("name", "") for a in v["artifacts"]]}
-            for k, v in executor_input["inputs"]["artifacts"].items()
+            for k, v in executor_input["inputs"].get("artifacts", {}).items()
         },
-        "inputParameterValues": executor_input["inputs"]["parameterValues"],
+        "inputParameterValues": dict(executor_input["inputs"].get("parameterValues", {})),
         "outputArtifactsSpec": {
-            k: {"name": v["artifacts"][0]["name"], "type": v["artifacts"][0]["type"]}
-            for k, v in executor_input["outputs"]["artifacts"].items()
+            k: {
+                field: value
+                for field, value in (("name", v["artifacts"][0].get("name")), ("type", v["artifacts"][0].get("type")),
+                                     ("metadata", v["artifacts"][0].get("metadata")))
+                if value
+            }
+            for k, v in executor_input["outputs"].get("artifacts", {}).items()
+            if v["artifacts"]
+        },
+        "outputParametersSpec": {
+            k: d.get("parameterType", "")
+            for k, d in (component or {}).get("outputDefinitions", {}).get("parameters", {}).items()
         },
         "containerSpec": {"image": container.get("image", ""), "cmdArgs": container["command"] + container["args"]},
-    }
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    }  # fmt: skip
+    return {field: value for field, value in key.items() if value}
+
+
+def _go_json(value) -> str:
+    """What Go's encoding/json writes for a value unmarshalled from JSON: keys sorted, no
+    spaces, whole numbers without a fraction, <, > and & escaped, other text as UTF-8."""
+
+    def go(v):
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        if isinstance(v, dict):
+            return {k: go(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [go(x) for x in v]
+        return v
+
+    text = json.dumps(go(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for character, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(character, escape)
+    return text
+
+
+def fingerprint(key: dict) -> str:
+    """cache.go GenerateFingerPrint: sha256 of the key as protojson, re-marshalled by encoding/json."""
+    return hashlib.sha256(_go_json(key).encode()).hexdigest()
+
+
+def cache_fingerprint(executor_input: dict, container: dict, component: Optional[dict] = None) -> str:
+    return fingerprint(cache_key(executor_input, container, component))
 
 
 _CONDITION_VALUE = re.compile(
@@ -576,7 +652,9 @@ class _Store:
         [artifact_id] = self.store.put_artifacts([artifact])
         return self.store.get_artifacts_by_id([artifact_id])[0]
 
-    def record_execution(self, task: str, state: str, inputs: dict, input_events: dict, outputs: dict, cache_key: str) -> None:
+    def record_execution(
+        self, task: str, state: str, inputs: dict, input_events: dict, outputs: dict, cache_key: str, parameters=None
+    ) -> None:
         execution = self.mlmd.Execution(
             type_id=self.execution_type, last_known_state=getattr(self.mlmd.Execution, state)
         )
@@ -584,6 +662,8 @@ class _Store:
         # The task's parameters, as KFP's driver records them (client.go, keyInputs).
         execution.custom_properties["inputs"].struct_value.update(inputs["parameterValues"])
         execution.custom_properties["cache_fingerprint"].string_value = cache_key
+        if parameters:  # the launcher's output parameters (client.go PublishExecution, keyOutputs)
+            execution.custom_properties["outputs"].struct_value.update(parameters)
         output_events = {}
         for key, artifacts in outputs.items():
             for index, artifact in enumerate(artifacts):

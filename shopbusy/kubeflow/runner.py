@@ -153,6 +153,7 @@ def compile_pipeline(run_config: config.RunConfig, image: str, output: str = DEF
     # minio://mlpipeline/v2/artifacts, which TensorFlow here cannot open.
     spec["defaultPipelineRoot"] = run_config.pipeline_root
     _bind_conditions_to_task_inputs(spec["root"]["dag"]["tasks"])
+    _start_with_the_up_to_date_check(spec, image, run_config)
     _wrap_entrypoint_and_size_tasks(spec)
     if not run_config.target.runs_example_gen_driver:
         # The open-source backend runs no ExampleGen driver (lifecycle.preCacheCheck) and keys
@@ -185,7 +186,8 @@ def _wrap_entrypoint_and_size_tasks(spec: dict) -> None:
         container = executor.get("container")
         if not container:
             continue
-        if container["command"][-1] == TFX_ENTRYPOINT:
+        runs_tfx = container["command"][-1] == TFX_ENTRYPOINT
+        if runs_tfx:
             container["command"] = container["command"][:-1] + [ENTRYPOINT]
         resources = HEAVY_RESOURCES if name in HEAVY_TASKS else DEFAULT_RESOURCES
         container["resources"] = {
@@ -195,8 +197,71 @@ def _wrap_entrypoint_and_size_tasks(spec: dict) -> None:
             "memoryLimit": resources.memory_gb,
         }
         workers = [arg for arg in container["args"] if arg.startswith(DIRECT_NUM_WORKERS)]
-        if not workers:
+        if runs_tfx and not workers:
             container["args"].append(f"{DIRECT_NUM_WORKERS}={max(1, int(resources.cpu))}")
+
+
+UP_TO_DATE_TASK = "UpToDate"
+UP_TO_DATE_MODULE = "shopbusy.kubeflow.up_to_date"
+
+
+def _start_with_the_up_to_date_check(spec: dict, image: str, run_config: config.RunConfig) -> None:
+    """Adds the UpToDate task (kubeflow/up_to_date.py) and makes every task that starts the
+    run conditional on its answer, so a run over the data and configuration the served model
+    was made from skips every task. Written into the spec here because TFX's DSL has no
+    container task with an output parameter, nor a condition on one; both are plain KFP
+    (pipeline_spec.proto: ComponentOutputsSpec.parameters, TriggerPolicy.condition)."""
+    from shopbusy.components.served_models import RECIPE
+    from shopbusy.pipeline.pipeline import recipe_digest
+    from shopbusy.kubeflow.up_to_date import UP_TO_DATE
+
+    tasks = spec["root"]["dag"]["tasks"]
+    example_gen = tasks[nodes.EXAMPLE_GEN]["inputs"]["parameters"]
+    constants = {
+        "serving_dir": run_config.serving_dir,
+        "input_config": example_gen["input_config"]["runtimeValue"]["constant"],
+        RECIPE: recipe_digest(run_config),
+    }
+    spec["components"][UP_TO_DATE_TASK] = {
+        "executorLabel": f"{UP_TO_DATE_TASK}_executor",
+        "inputDefinitions": {"parameters": {k: {"parameterType": "STRING"} for k in ("input_base", *constants)}},
+        "outputDefinitions": {"parameters": {UP_TO_DATE: {"parameterType": "STRING"}}},
+    }
+    spec["deploymentSpec"]["executors"][f"{UP_TO_DATE_TASK}_executor"] = {
+        "container": {
+            "image": image,
+            "command": ["python", "-m", UP_TO_DATE_MODULE],
+            "args": [
+                "--serving-dir", "{{$.inputs.parameters['serving_dir']}}",
+                "--input-base", "{{$.inputs.parameters['input_base']}}",
+                "--input-config", "{{$.inputs.parameters['input_config']}}",
+                "--recipe", f"{{{{$.inputs.parameters['{RECIPE}']}}}}",
+                "--output-file", f"{{{{$.outputs.parameters['{UP_TO_DATE}'].output_file}}}}",
+            ],
+        }
+    }  # fmt: skip
+    tasks[UP_TO_DATE_TASK] = {
+        "taskInfo": {"name": UP_TO_DATE_TASK},
+        "componentRef": {"name": UP_TO_DATE_TASK},
+        "inputs": {
+            "parameters": {
+                "input_base": example_gen["input_base"],
+                **{k: {"runtimeValue": {"constant": v}} for k, v in constants.items()},
+            }
+        },
+        "cachingOptions": {},  # it reads outside the DAG, like ExampleGen on open-source KFP
+    }
+    for name, task in tasks.items():
+        executor = spec["deploymentSpec"]["executors"][spec["components"][task["componentRef"]["name"]]["executorLabel"]]
+        if name == UP_TO_DATE_TASK or task.get("dependentTasks") or "container" not in executor:
+            continue
+        task.setdefault("inputs", {}).setdefault("parameters", {})[UP_TO_DATE] = {
+            "taskOutputParameter": {"producerTask": UP_TO_DATE_TASK, "outputParameterKey": UP_TO_DATE}
+        }
+        inputs = spec["components"][task["componentRef"]["name"]].setdefault("inputDefinitions", {})
+        inputs.setdefault("parameters", {})[UP_TO_DATE] = {"parameterType": "STRING"}
+        task["dependentTasks"] = [UP_TO_DATE_TASK]
+        task["triggerPolicy"] = {"condition": f"inputs.parameter_values['{UP_TO_DATE}'] == 'false'"}
 
 
 _CONDITION_INPUT = re.compile(r"inputs\.artifacts\['([^']+)'\]")

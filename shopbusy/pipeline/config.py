@@ -60,10 +60,9 @@ class Metric:
 METRICS = (
     Metric("ExampleCount", "example_count", "examples"),
     Metric("BinaryAccuracy", "binary_accuracy", "accuracy"),
-    # 1,000 thresholds, not TFMA's 10,000: the AUC moves in the fifth decimal (0.96516 against
-    # 0.96515 on 40,000 eval examples), while turning each slice's 10,000-bucket calibration
-    # histogram into matrices is a fixed 4-5 s per model per run (bench/notes.md, "The
-    # Evaluator at a million rows").
+    # 1,000 thresholds, not TFMA's 10,000: the AUC moves in the fifth decimal, while turning
+    # each slice's 10,000-bucket calibration histogram into matrices is a fixed cost per model
+    # and run (figures: bench/notes.md, "The Evaluator at a million rows").
     Metric("AUC", "auc", "AUC", options=(("num_thresholds", 1000),)),
     Metric("Precision", "precision", "precision"),
     Metric("Recall", "recall", "recall"),

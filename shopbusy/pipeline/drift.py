@@ -50,7 +50,7 @@ def threshold_of(comparator) -> float:
     return comparator.jensen_shannon_divergence.threshold
 
 def thresholds(schema_path: str = SCHEMA_PATH) -> Dict[str, float]:
-    """Column -> drift threshold, for the columns the schema checks."""
+    """Column -> drift threshold, for the columns the schema checks (bench/drift_thresholds.py)."""
     return {
         feature.name: threshold_of(feature.drift_comparator)
         for feature in load_schema(schema_path).feature

@@ -9,7 +9,9 @@ What differs between local, open-source KFP and Vertex AI runs is the run's targ
 (pipeline/target.py); this module branches on it and nowhere else on the runner.
 """
 
+import dataclasses
 import hashlib
+import json
 import os
 
 # Not exported by tfx.v1 in TFX 1.16, hence from its module.
@@ -17,7 +19,7 @@ from tfx.components.distribution_validator.component import DistributionValidato
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
-from shopbusy.components import served_baseline
+from shopbusy.components import served_baseline, served_models
 from shopbusy.components.anomaly_gate import AnomalyGate
 from shopbusy.components.atomic_pusher import AtomicPusherExecutor
 from shopbusy.components.columnar_csv_example_gen import ColumnarCsvExecutor
@@ -38,6 +40,21 @@ def module_digest() -> str:
             with open(os.path.join(config.MODULES_DIR, name), "rb") as f:
                 digest.update(name.encode() + b"\0" + f.read() + b"\0")
     return digest.hexdigest()
+
+
+def recipe_digest(run: config.RunConfig) -> str:
+    """What a model is made of besides its data: the training settings, the gates, the spans
+    trained on, the drift policy and the user code. The Pusher records it with each served
+    version, so that a cluster run knows when a rerun over the same data would change nothing
+    (kubeflow/up_to_date.py)."""
+    recipe = {
+        "training": dataclasses.asdict(run.training),
+        "gates": dataclasses.asdict(run.gates),
+        "train_spans": run.train_spans,
+        "on_drift": run.on_drift,
+        "code": module_digest(),
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
 
 def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
@@ -109,14 +126,12 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
 
     if run.target.baseline == "serving":
         model_resolver = served_baseline.ServedModel(serving_dir=run.serving_dir).with_id(nodes.LATEST_BLESSED_MODEL)
-        evaluator_class = served_baseline.Evaluator
     else:
         model_resolver = tfx.dsl.Resolver(
             strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
             model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
             model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
         ).with_id(nodes.LATEST_BLESSED_MODEL)
-        evaluator_class = tfx.components.Evaluator
     # The Trainer's own warm-start input: run_fn starts from these weights when compatible.
     warm_start = {"base_model": model_resolver.outputs["model"]} if run.training.warm_start else {}
 
@@ -131,7 +146,9 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         **warm_start,
     ).with_id(nodes.TRAINER)
 
-    evaluator = evaluator_class(
+    # TFX's Evaluator; its executor also takes ServedModel's empty output as no baseline and
+    # names on the blessing the data it judged (components/served_baseline.py).
+    evaluator = served_baseline.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
@@ -150,6 +167,7 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
                 filesystem=tfx.proto.PushDestination.Filesystem(base_directory=run.serving_dir)
             ),
             custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor),
+            custom_config={served_models.RECIPE: recipe_digest(run)},
         ).with_id(nodes.PUSHER)
 
     return tfx.dsl.Pipeline(
