@@ -92,7 +92,7 @@ def measure(command: List[str], cwd: Optional[str] = None) -> Measurement:
         time.sleep(SAMPLE_SECONDS)
     wall = time.monotonic() - started
     child.returncode = os.waitstatus_to_exitcode(status)
-    foreign = (_busy_cpu_seconds() - machine_before) - (usage.ru_utime + usage.ru_stime) - (_own_cpu_seconds() - own_before)
+    machine_seconds, own_seconds = _busy_cpu_seconds() - machine_before, _own_cpu_seconds() - own_before
     os.set_blocking(child.stdout.fileno(), True)
     chunks.append(child.stdout.read() or b"")
     return Measurement(
@@ -102,8 +102,16 @@ def measure(command: List[str], cwd: Optional[str] = None) -> Measurement:
         child.returncode,
         b"".join(chunks).decode(errors="replace"),
         load_before,
-        max(0.0, foreign) / (wall * os.cpu_count()),
+        foreign_cpu_share(machine_seconds, usage.ru_utime + usage.ru_stime, own_seconds, wall, os.cpu_count() or 1),
     )
+
+
+def foreign_cpu_share(machine_seconds: float, command_seconds: float, sampler_seconds: float, wall: float, cores: int) -> float:
+    """The share of the machine's CPU capacity that other processes used while the command ran:
+    the machine's busy CPU seconds minus the command's (its rusage, every descendant it waited
+    for included) and this sampler's, over wall time x cores."""
+    foreign = machine_seconds - command_seconds - sampler_seconds
+    return max(0.0, foreign) / (wall * cores)
 
 
 def machine_load(sample_seconds: float = 2.0) -> dict:

@@ -119,11 +119,10 @@ def test_warm_start_loads_the_blessed_weights_only_when_the_inputs_match(tmp_pat
     assert module._warm_start(str(tmp_path), SIZES, training, "dense")[1].startswith("warm start")
 
 
-def test_the_cli_knows_every_candidate_the_trainer_builds():
+def test_every_candidate_name_has_a_model():
     from shopbusy.components.modules import model as module
 
-    assert tuple(module.CANDIDATES) == config.CANDIDATES
-    assert set(config.Training().candidates) <= set(config.CANDIDATES)
+    assert set(module.CANDIDATES) == set(config.CANDIDATES)  # a name without a model fails here, not mid-run
 
 
 def _type_by_hour_data(n=4000, seed=0):

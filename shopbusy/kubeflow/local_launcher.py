@@ -1,34 +1,15 @@
 """`shopbusy kubeflow run-local`: executes a compiled spec on this machine through the contract
 a cluster uses, so that a spec is checked before it is uploaded.
 
-A conformance check, not a second orchestrator. Each container task runs exactly the spec's
-`command` + `args` as a subprocess, with the placeholders filled (kfp.local's helpers) and the
-executor input built the way the chosen backend builds it; tasks run in DAG order; outputs are
-read back from the executor output file and recorded in a local ML Metadata store, from which
-later tasks (and later runs' resolvers and caches) read them. Where each behaviour comes from:
-
-* `kfp` (open-source Kubeflow Pipelines 2.x, kubeflow/pipelines backend/src/v2/):
-  - input artifacts as read back from ML Metadata: name = the artifact id, every property in
-    `metadata`, numbers as doubles, type `instanceSchema: ""` (metadata/client.go
-    GetOutputArtifactsByExecutionId, OutputArtifact.ToRuntimeArtifact; converter.go);
-  - output URIs <root>/<pipeline>/<run>/<task>/<salt>/<output>, the executor output file in
-    the pod (driver/driver.go provisionOutputs, component/launcher_v2.go);
-  - the executor output's URI and metadata merged into the recorded artifact, metadata
-    stored as custom properties (launcher_v2.go mergeRuntimeArtifacts, converter.go toMLMDArtifact);
-  - `triggerPolicy.condition` evaluated against the task's executor input (driver, expression/);
-  - the cache key: input artifact names, parameter values, output specs, image and the
-    unsubstituted command (cacheutils/cache.go GenerateCacheKey);
-  - no ExampleGen driver (lifecycle.preCacheCheck is not run), and resolver tasks refused as
-    the backend refuses them (compiler/argocompiler/dag.go: "resolver executors not implemented").
-* `vertex` (Vertex AI Pipelines, as TFX's own v2 tests assume: tfx/orchestration/kubeflow/v2/
-  container/testdata/executor_invocation.json): artifacts named by resource name and typed as
-  the spec declares; the ExampleGen driver run before its task, its parameters part of the
-  cache key; resolver tasks answered from ML Metadata by their `outputArtifactQueries`, the
-  newest match first.
-
-Paths the image has (/shopbusy/...) are read from this checkout, which is what the image
-copies, and gs:// URIs map to DIR/gcs/..., the shape of the launcher's own local paths
-(launcher_v2.go LocalPathForURI).
+A conformance check, not a second orchestrator: each container task runs its own `command` +
+`args` as a subprocess, its placeholders filled by kfp.local's helpers, with the executor
+input the chosen backend builds; outputs are read back from the executor output and
+recorded in a local ML Metadata store, from which later tasks, runs and caches read them.
+Every behaviour below cites the backend's file: open-source KFP's in kubeflow/pipelines
+backend/src/v2/ at the tags named (KFP_SHAPES for what differs between versions), Vertex AI's
+as TFX's own v2 tests assume it (tfx/orchestration/kubeflow/v2/container/testdata/). Paths
+inside the image are read from this checkout and gs:// maps to DIR/gcs/ (launcher_v2.go
+LocalPathForURI).
 """
 
 import ast
@@ -552,6 +533,7 @@ class _KfpBackend(_Backend):
         return events
 
     def task_root(self, root, pipeline, run_id, task) -> str:
+        """<root>/<pipeline>/<run>/<task>/<salt> (driver.go provisionOutputs, root_dag.go)."""
         salt = hashlib.sha256(f"{run_id}/{task}".encode()).hexdigest()[:8]
         return f"{root.rstrip('/')}/{pipeline}/{run_id}/{task}/{salt}"
 

@@ -122,9 +122,9 @@ def cluster_run_config(
         run_config.target.check(run_config)
     except targets.TargetError as e:
         raise KubeflowError(str(e)) from e
-    from tfx import v1 as tfx
+    from tfx.orchestration.data_types import RuntimeParameter  # tfx.v1.dsl.experimental's
 
-    parameter = tfx.dsl.experimental.RuntimeParameter(name=DATA_ROOT_PARAMETER, ptype=str, default=data_root)
+    parameter = RuntimeParameter(name=DATA_ROOT_PARAMETER, ptype=str, default=data_root)
     return dataclasses.replace(run_config, data_root=parameter)
 
 
@@ -133,16 +133,17 @@ def compile_pipeline(run_config: config.RunConfig, image: str, output: str = DEF
     Pipelines, kfp client); a .json file is the PipelineJob that Vertex AI Pipelines takes.
     Returns its path."""
     target = run_config.target.name
-    from tfx import v1 as tfx
+    # tfx.v1.orchestration.experimental's, from the module that defines them (as pipeline/tfx_api.py).
+    from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import KubeflowV2DagRunner, KubeflowV2DagRunnerConfig
 
     from shopbusy.pipeline.pipeline import create_pipeline
 
     if not output.endswith((".yaml", ".yml", ".json")):
         raise KubeflowError(f"--output {output!r} must end in .yaml (Kubeflow Pipelines) or .json (Vertex AI)")
     data_root = run_config.data_root.default
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+    runner = KubeflowV2DagRunner(
         # Pipeline spec 2.1: with 2.0, TFX 1.16 fails to write a spec with runtime parameters.
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image, use_pipeline_spec_2_1=True)
+        config=KubeflowV2DagRunnerConfig(default_image=image, use_pipeline_spec_2_1=True)
     )
     job = runner.run(create_pipeline(run_config), parameter_values={DATA_ROOT_PARAMETER: data_root}, write_out=False)
     spec = job["pipelineSpec"]

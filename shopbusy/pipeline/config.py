@@ -4,6 +4,7 @@ import dataclasses
 import os
 from typing import List, Optional, Tuple
 
+from shopbusy.components.modules import candidates as candidate_names
 from shopbusy.pipeline.target import LOCAL, Target
 
 # The installed `shopbusy` package: the schema and the bundled data ship inside it.
@@ -123,8 +124,8 @@ GATES = (
 )
 
 
-# Every candidate network the Trainer knows (components/modules/model.py, CANDIDATES).
-CANDIDATES = ("dense", "embedding", "linear", "crossed")
+# Every candidate network the Trainer knows (components/modules/candidates.py; built in model.py).
+CANDIDATES = candidate_names.NAMES
 
 
 @dataclasses.dataclass(frozen=True)

@@ -131,7 +131,10 @@ class RunRecord:
     def warm_start(self) -> Optional[str]:
         """'warm start from ...' or 'cold start: <why>'; None if not trained (or recorded)."""
         training = self.training
-        return (training.get("restarts") or {}).get("warm_start") if training else None
+        if not training:
+            return None
+        # Before it had its own key, the start was filed under the restarts.
+        return training.get("start") or (training.get("restarts") or {}).get("warm_start")
 
     @property
     def candidates(self) -> List[dict]:

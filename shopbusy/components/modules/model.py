@@ -39,7 +39,7 @@ import tensorflow_transform as tft  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
-from shopbusy.components.modules import autograph, features  # noqa: E402
+from shopbusy.components.modules import autograph, candidates, features  # noqa: E402
 from shopbusy.components.modules.features import HISTORY_FILE, SERVING_OUTPUT_KEY  # noqa: E402
 
 autograph.exempt_libraries()
@@ -168,12 +168,12 @@ class Candidate:
         return {**training, **{name: value for name, value in changed.items() if value is not None}}
 
 
-# Keys as config.CANDIDATES (the CLI checks names without importing TensorFlow).
+# One model per name of candidates.NAMES (which the CLI checks without importing TensorFlow).
 CANDIDATES = {
-    "dense": Candidate(_dense),
-    "embedding": Candidate(_embedding),
-    "linear": Candidate(_linear, LINEAR_LEARNING_RATE, LINEAR_BATCH_SIZE, LINEAR_PATIENCE, restarts=1),
-    "crossed": Candidate(_crossed, LINEAR_LEARNING_RATE, LINEAR_BATCH_SIZE, LINEAR_PATIENCE, restarts=1),
+    candidates.DENSE: Candidate(_dense),
+    candidates.EMBEDDING: Candidate(_embedding),
+    candidates.LINEAR: Candidate(_linear, LINEAR_LEARNING_RATE, LINEAR_BATCH_SIZE, LINEAR_PATIENCE, restarts=1),
+    candidates.CROSSED: Candidate(_crossed, LINEAR_LEARNING_RATE, LINEAR_BATCH_SIZE, LINEAR_PATIENCE, restarts=1),
 }
 
 
@@ -366,7 +366,8 @@ class FittedCandidate:
     history: dict
     stopped_early: bool
     first_epoch: int  # epochs spent on the restarts before the main fit
-    restarts: dict
+    restarts: dict  # the seeded starts tried: which was chosen, each one's validation loss
+    start: str  # "warm start from ..." or "cold start: <why>" (Start.why)
     val_loss: float
     val_accuracy: float
     schedule: tuple  # steps per epoch, most epochs
@@ -379,7 +380,7 @@ class FittedCandidate:
             "val_accuracy": self.val_accuracy,
             "epochs_run": self.first_epoch + len(self.history["val_loss"]),
             "seconds": round(self.seconds, 1),
-            "start": self.restarts["warm_start"],
+            "start": self.start,
         }
 
 
@@ -407,7 +408,6 @@ def _fit_candidate(start: Start, fn_args, category_sizes, training, train_exampl
         first_epoch = settings["restart_epochs"] if settings["restarts"] > 1 else 0
     else:
         restarts, first_epoch = {"chosen": None, "val_loss": []}, 0
-    restarts["warm_start"] = start.why
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=settings["early_stopping_patience"], restore_best_weights=True
     )
@@ -431,6 +431,7 @@ def _fit_candidate(start: Start, fn_args, category_sizes, training, train_exampl
         stopped_early=early_stopping.stopped_epoch > 0,
         first_epoch=first_epoch,
         restarts=restarts,
+        start=start.why,
         val_loss=float(scores["loss"]),
         val_accuracy=float(scores["accuracy"]),
         schedule=schedule,
@@ -475,6 +476,7 @@ def _write_history(chosen: FittedCandidate, fitted, model_run_dir, num_train) ->
         "best_epoch": chosen.first_epoch + int(min(range(len(val_loss)), key=val_loss.__getitem__)) + 1,
         "stopped_early": chosen.stopped_early,
         "restarts": chosen.restarts,
+        "start": chosen.start,
         "train_examples": num_train,
         "steps_per_epoch": chosen.schedule[0],
         "history": {name: [float(v) for v in values] for name, values in chosen.history.items()},
