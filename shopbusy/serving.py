@@ -35,7 +35,7 @@ def validate(source: inputs.DataSource, training_statistics: Optional[str] = Non
     against `training_statistics` (a FeatureStats.pb of the model's training data) with the
     schema's drift thresholds as TFDV skew comparators. Skew does not stop scoring."""
     inputs.check(source, optional_columns=(LABEL_KEY,))
-    schema = drift.skew_schema(tfdv.load_schema_text(config.SCHEMA_PATH))
+    schema = drift.skew_schema(drift.load_schema(config.SCHEMA_PATH))
     training = tfdv.load_stats_binary(training_statistics) if training_statistics else None
     problems, skew = [], []
     for path in source.files:
@@ -48,7 +48,9 @@ def validate(source: inputs.DataSource, training_statistics: Optional[str] = Non
         for column, info in sorted(anomalies.anomaly_info.items()):
             problems.append(f"{path}: column '{column}': {info.description}")
         if training is not None and not problems:
-            compared = tfdv.validate_statistics(training, schema, serving_statistics=statistics)
+            # In the file's environment: serving rows have no label, and the schema says so
+            # (`class` is not_in_environment SERVING), so its absence is no skew.
+            compared = tfdv.validate_statistics(training, schema, serving_statistics=statistics, environment=environment)
             rows = statistics.datasets[0].num_examples
             for column, info in sorted(compared.anomaly_info.items()):
                 skew.append(f"{path} ({rows} rows): column '{column}': {info.description}")

@@ -199,3 +199,11 @@ def test_predict_warns_of_skew_against_the_served_models_training_data(week2, we
     assert same.returncode == 0 and shifted.returncode == 0, same.stderr + shifted.stderr
     assert "skew" not in same.stdout
     assert "training/serving skew" in shifted.stdout and "column 'class'" in shifted.stdout
+    # Serving rows carry no label: that is the SERVING environment, not skew.
+    unlabelled = workdir.parent / "unlabelled.csv"
+    with open(weeks / "span-2" / "shops.csv") as source, open(unlabelled, "w") as target:
+        for line in source:
+            target.write(line.split(",", 1)[1])  # `class` is the first column
+    serving = run_cli("predict", "--workdir", workdir, "--model", model, "--data", unlabelled)
+    assert serving.returncode == 0, serving.stderr
+    assert "skew" not in serving.stdout and "column 'class'" not in serving.stdout

@@ -32,7 +32,7 @@ def _workdir_with_runs(path: str) -> config.Workdir:
     """The workdir at `path`, if a run has left ML Metadata there."""
     workdir = config.Workdir(os.path.abspath(path))
     if not os.path.exists(workdir.metadata_path):
-        raise InputError(f"{workdir.root} holds no runs (no metadata.sqlite)")
+        raise InputError(f"{workdir.root} holds no runs (no {config.METADATA_FILE})")
     return workdir
 
 

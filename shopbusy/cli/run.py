@@ -179,4 +179,4 @@ def _write_report(workdir, out, err, record=None) -> None:
         logging.getLogger(__name__).error("writing the report failed", exc_info=True)
         err(f"shopbusy: could not write the slice report: {type(e).__name__}: {e}")
         return
-    out(f"\nSlice report: {path}\n  (the latest run's is always {os.path.join(workdir.report_dir, 'latest.html')})")
+    out(f"\nSlice report: {path}\n  (the latest run's is always {config.latest_report_page(workdir.report_dir)})")

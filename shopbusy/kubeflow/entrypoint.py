@@ -53,8 +53,9 @@ On Vertex AI (and in local runs, which never use this module) TFX behaves as shi
 import json
 import sys
 
+from shopbusy.pipeline.config import GCS
+
 KFP_SYSTEM_TITLE_PREFIX = "system."
-GCS = "gs://"
 # Outputs TFX can write: the image's TensorFlow has the gs:// and local filesystems only.
 WRITABLE_PREFIXES = (GCS, "/")
 WRAPPED_METADATA = (("list", list), ("struct", dict))

@@ -28,7 +28,7 @@ import yaml
 
 from shopbusy.kubeflow import spec as compiled_spec
 from shopbusy.kubeflow.errors import KubeflowError
-from shopbusy.kubeflow.runner import IMAGE_PROJECT_ROOT, UP_TO_DATE_TASK
+from shopbusy.kubeflow.runner import DATA_ROOT_PARAMETER, IMAGE_PROJECT_ROOT, UP_TO_DATE_TASK
 from shopbusy.kubeflow.up_to_date import UP_TO_DATE
 from shopbusy.pipeline import config, nodes
 
@@ -67,7 +67,7 @@ KFP_SHAPES = {
 }
 NEWEST_KFP_SHAPE = "2.15"
 # launcher_v2.go LocalPathForURI: the schemes a pod mounts under a local path.
-LOCAL_PATH_PREFIXES = {"gs://": "/gcs/", "minio://": "/minio/", "s3://": "/s3/"}
+LOCAL_PATH_PREFIXES = {config.GCS: "/gcs/", "minio://": "/minio/", "s3://": "/s3/"}
 _ERROR_LINE = re.compile(r"^(\w+\.)*\w*(Error|Exception)\b.*")
 
 
@@ -147,9 +147,9 @@ def run_local(
         for name, definition in spec["root"].get("inputDefinitions", {}).get("parameters", {}).items()
     }
     if data is not None:
-        parameters["data-root"] = os.path.abspath(data)
+        parameters[DATA_ROOT_PARAMETER] = os.path.abspath(data)
     run_id = datetime.datetime.now().strftime("run-local-%Y%m%d-%H%M%S-%f")
-    store = _Store(os.path.join(workdir, "metadata.sqlite"), spec["pipelineInfo"]["name"], run_id)
+    store = _Store(os.path.join(workdir, config.METADATA_FILE), spec["pipelineInfo"]["name"], run_id)
     backend = _Backend.of(launcher, store, KFP_SHAPES[backend_version], remote_root)
     run = LocalRun(run_id, launcher, root, store.path, {})
     shape = f", backend {KFP_SHAPES[backend_version].versions}" if launcher == "kfp" else ""
@@ -191,7 +191,7 @@ class _LocalPaths:
 
     def localize(self, value):
         if isinstance(value, str):
-            value = value.replace("gs://", os.path.join(self.workdir, "gcs") + "/")
+            value = value.replace(config.GCS, os.path.join(self.workdir, "gcs") + "/")
             if value == IMAGE_PROJECT_ROOT or value.startswith(IMAGE_PROJECT_ROOT + "/"):
                 value = PROJECT_ROOT + value[len(IMAGE_PROJECT_ROOT) :]
         return value

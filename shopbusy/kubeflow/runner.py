@@ -35,7 +35,7 @@ DATA_ROOT_PARAMETER = "data-root"
 # Inside a pod: Beam's DirectRunner with one worker process per CPU the task requests
 # (HEAVY_RESOURCES, DEFAULT_RESOURCES). `--direct_num_workers=0` would mean one per core of the *node*.
 CLUSTER_BEAM_ARGS = ["--direct_running_mode=multi_processing"]
-DIRECT_NUM_WORKERS = "--direct_num_workers"
+DIRECT_NUM_WORKERS = config.DIRECT_NUM_WORKERS
 
 # The backends a spec is compiled for (pipeline/target.py says how each differs from a local run).
 TARGETS = targets.CLUSTER_TARGETS
@@ -43,7 +43,7 @@ TARGETS = targets.CLUSTER_TARGETS
 # (kubeflow/pipelines backend/src/v2/objectstore/config.go), Vertex AI gs only, and the image's
 # TensorFlow has the file and gs filesystems only (no s3 without tensorflow-io). An absolute
 # local path is for `shopbusy kubeflow run-local`; submit and schedule refuse it.
-CLUSTER_ROOT_SCHEME = "gs://"
+CLUSTER_ROOT_SCHEME = config.GCS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -160,6 +160,10 @@ class Training:
         return dataclasses.asdict(self)
 
 
+METADATA_FILE = "metadata.sqlite"  # ML Metadata, in a workdir (and in run-local's)
+GCS = "gs://"  # the one remote filesystem the image's TensorFlow has (Kubeflow roots, serving)
+
+
 @dataclasses.dataclass(frozen=True)
 class Workdir:
     """The layout of a workdir, which successive runs share (baseline, cache, served models)."""
@@ -172,7 +176,7 @@ class Workdir:
 
     @property
     def metadata_path(self) -> str:
-        return os.path.join(self.root, "metadata.sqlite")
+        return os.path.join(self.root, METADATA_FILE)
 
     @property
     def serving_dir(self) -> str:
@@ -186,6 +190,11 @@ class Workdir:
 def report_page(report_root: str, run_id: str) -> str:
     """Where a run's slice report page is written under a report folder."""
     return os.path.join(report_root, run_id.replace(":", "-"), "index.html")
+
+
+def latest_report_page(report_root: str) -> str:
+    """The copy of the newest run's page under a report folder."""
+    return os.path.join(report_root, "latest.html")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,8 +230,12 @@ class RunConfig:
         )
 
 
-def _multi_processing() -> List[str]:
-    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={os.cpu_count() or 1}"]
+DIRECT_NUM_WORKERS = "--direct_num_workers"
+
+
+def _multi_processing(workers: Optional[int] = None) -> List[str]:
+    """DirectRunner with worker processes: `workers`, else one per core of this machine."""
+    return ["--direct_running_mode=multi_processing", f"{DIRECT_NUM_WORKERS}={workers or os.cpu_count() or 1}"]
 
 
 def default_beam_args(input_bytes: int, extra: Optional[List[str]] = None) -> List[str]:

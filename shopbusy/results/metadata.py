@@ -10,6 +10,7 @@ properties of the execution, and every artifact property as a custom property.
 
 import dataclasses
 import hashlib
+import os
 from typing import Dict, List, Optional
 
 from ml_metadata import metadata_store
@@ -106,6 +107,12 @@ def _artifacts(store, execution_id: int, event_types) -> Dict[str, List[metadata
         for key in keys:
             by_key.setdefault(key, []).append(artifacts[event.artifact_id])
     return by_key
+
+
+def statistics_file(statistics_uri: str, split: str) -> str:
+    """StatisticsGen's file for one split of an ExampleStatistics artifact (TFX 1.16 layout:
+    tfx/types/artifact_utils.py get_split_uri, components/statistics_gen/executor.py)."""
+    return os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb")
 
 
 def fingerprint_digest(fingerprint: str) -> str:

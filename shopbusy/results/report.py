@@ -18,9 +18,9 @@ import tensorflow_data_validation as tfdv  # noqa: E402
 from markupsafe import Markup  # noqa: E402
 
 from shopbusy.components.anomaly_gate import describe_anomalies  # noqa: E402
-from shopbusy.components.modules.features import LABEL_KEY, SLICE_KEYS  # noqa: E402
+from shopbusy.components.modules.features import CONFUSION_SLICE_COLUMNS, SLICE_KEYS  # noqa: E402
 from shopbusy.pipeline import config, nodes  # noqa: E402
-from shopbusy.results import evaluation, runs  # noqa: E402
+from shopbusy.results import evaluation, metadata, runs  # noqa: E402
 
 matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable
 COLUMNS = [(metric.key, metric.label) for metric in config.METRICS]
@@ -102,7 +102,7 @@ def _slice_tables(slices, candidate: str, gates: config.Gates) -> List[dict]:
 
 
 def _load_statistics(statistics_uri: str, split: str):
-    return tfdv.load_stats_binary(os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb")).datasets[0]
+    return tfdv.load_stats_binary(metadata.statistics_file(statistics_uri, split)).datasets[0]
 
 
 def _data_section(record: runs.RunRecord) -> dict:
@@ -212,7 +212,7 @@ def render(record: runs.RunRecord) -> str:
         def values(key, model=candidate):
             return {name: slices.get(key, {}).get((name, model, False)) for name, _ in COLUMNS}
 
-        heatmap_keys = [()] + sorted(k for k in slices if len(k) == 1 and k[0][0] in (LABEL_KEY, "shop_type"))
+        heatmap_keys = [()] + sorted(k for k in slices if len(k) == 1 and k[0][0] in CONFUSION_SLICE_COLUMNS)
         context["heatmaps"] = [confusion_svg(slice_label(k), values(k)) for k in heatmap_keys]
         if candidate:  # named 'candidate' only when a baseline was evaluated too
             context["baseline"] = [
@@ -232,7 +232,7 @@ def write(record: runs.RunRecord, report_root: str) -> str:
     page = render(record)
     path = config.report_page(report_root, record.run_id)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    for target in (path, os.path.join(report_root, "latest.html")):
+    for target in (path, config.latest_report_page(report_root)):
         with open(target + ".tmp", "w") as f:
             f.write(page)
         os.replace(target + ".tmp", target)

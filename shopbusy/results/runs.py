@@ -267,5 +267,5 @@ def training_statistics(metadata_path: str, model_dir: str) -> Optional[str]:
     for record in history(metadata_path):
         if record.pushed_model and os.path.realpath(record.pushed_model) == target:
             uri = record.output_uri(nodes.STATISTICS_GEN, "statistics")
-            return os.path.join(uri, f"Split-{config.TRAIN_SPLIT}", "FeatureStats.pb") if uri else None
+            return metadata.statistics_file(uri, config.TRAIN_SPLIT) if uri else None
     return None

@@ -39,6 +39,8 @@ CSV_COLUMNS = [
 
 # TFMA slices, beside the overall one.
 SLICE_KEYS = [["shop_type"], ["weekday"], [LABEL_KEY], ["shop_type", "weekday"]]
+# The single-column slices the report also draws a confusion matrix for, one per value.
+CONFUSION_SLICE_COLUMNS = [LABEL_KEY, "shop_type"]
 
 
 # What the trained model offers its readers (the Trainer writes both; serving and the report
