@@ -207,3 +207,21 @@ def test_predict_warns_of_skew_against_the_served_models_training_data(week2, we
     serving = run_cli("predict", "--workdir", workdir, "--model", model, "--data", unlabelled)
     assert serving.returncode == 0, serving.stderr
     assert "skew" not in serving.stdout and "column 'class'" not in serving.stdout
+
+
+def test_a_fresh_workdir_backfills_the_spans_already_there_in_order(weeks, tmp_path):
+    """Ten weeks already in the folder, a workdir no run has used: the earlier spans are
+    ingested first, one run each, so the newest run trains on the newest K accepted spans
+    and checks drift against the one before, as if the weeks had arrived one by one."""
+    workdir = tmp_path / "backfilled"
+    week = _run(weeks, workdir, "--candidates", "dense")
+    assert week.result.returncode == common.verdict_exit_code(week.record), week.result.stderr
+    assert "backfilling span 1" in week.result.stdout and "backfilling span 2" in week.result.stdout
+    history = runs.history(config.Workdir(str(workdir)).metadata_path)
+    assert sorted(record.span for record in history) == [1, 2, 3]
+    assert week.record.span == 3 and week.record.training_spans == [2, 3]
+    assert week.record.drift_baseline_span == 2
+    # --no-backfill: the newest span alone, as before.
+    alone = _run(weeks, tmp_path / "alone", "--candidates", "dense", "--no-backfill")
+    assert alone.record.span == 3 and alone.record.training_spans == [3]
+    assert len(runs.history(config.Workdir(str(tmp_path / "alone")).metadata_path)) == 1

@@ -1,10 +1,13 @@
 """`shopbusy run`: the whole pipeline on this machine, one run per workdir at a time, answered
 at once when nothing changed since the last finished run."""
 
+import argparse
+import dataclasses
 import logging
 import os
 import sys
 import time
+from typing import Optional
 
 from shopbusy.cli import common, up_to_date
 from shopbusy.cli.lock import WorkdirBusyError, workdir_lock
@@ -19,6 +22,13 @@ def add_commands(commands) -> None:
         help="run the whole pipeline locally (Beam DirectRunner)",
     )
     run.add_argument("--data", default=config.DEFAULT_DATA, help="a CSV file or a folder of CSVs (default: bundled)")
+    run.add_argument(
+        "--backfill",
+        action=argparse.BooleanOptionalAction,
+        help="with span folders and a workdir no run has used yet: ingest every earlier span first, oldest first, "
+        "one run each, as if the weeks had arrived one by one (gated, drift-checked, trained, pushed if blessed); "
+        "default on. --no-backfill ingests the newest span alone",
+    )
     run.add_argument("--wait", action="store_true", help="queue behind a run that holds the workdir")
     run.add_argument(
         "--force", action="store_true", help="run even when the last run had the same data, configuration and code"
@@ -64,10 +74,40 @@ def run_command(args) -> int:
                 if not args.verbose:
                     out(f"shopbusy: TensorFlow, Beam and TFX logs go to {log_path}")
                 log_hint = log_path if not args.verbose else "the log above"
+                for earlier in _spans_to_backfill(source, workdir, args.backfill):
+                    code = _backfill(earlier, run_config, workdir, args, out, err, log_hint)
+                    if code == common.EXIT_FAILED:
+                        return code
                 return _run_pipeline(run_config, workdir, args.data, started, out, err, log_hint, digest)
     except WorkdirBusyError as e:
         print(f"shopbusy: {e}", file=sys.stderr)
         return common.EXIT_WORKDIR_BUSY
+
+
+def _spans_to_backfill(source: inputs.DataSource, workdir: config.Workdir, backfill: Optional[bool]) -> list:
+    """The spans older than the newest, oldest first, when a workdir no run has used yet meets
+    a folder that already holds several weeks (unless --no-backfill)."""
+    if source.span is None or backfill is False or os.path.exists(workdir.metadata_path):
+        return []
+    return [inputs.span_source(source.root, span) for span in sorted(inputs.span_folders(source.root)) if span < source.span]
+
+
+def _backfill(earlier: inputs.DataSource, run_config, workdir, args, out, err, log_hint) -> int:
+    """One earlier span's run, as it would have run the week it arrived. A span the pre-flight
+    rejects is skipped, as a rejected week is: never trained on, never a drift baseline."""
+    out(f"\nshopbusy: backfilling span {earlier.span} (earlier than the newest; --no-backfill skips this)")
+    try:
+        inputs.check(earlier)
+    except inputs.InputError as e:
+        err(f"shopbusy: span {earlier.span} rejected: {e}")
+        return common.EXIT_INPUT_REJECTED
+    backfill_config = dataclasses.replace(
+        run_config,
+        ingest_span=earlier.span,
+        beam_args=config.default_beam_args(earlier.total_bytes, args.beam_arg),
+        evaluator_beam_args=config.evaluator_beam_args(earlier.total_bytes, args.beam_arg),
+    )
+    return _run_pipeline(backfill_config, workdir, os.path.dirname(earlier.files[0]), time.monotonic(), out, err, log_hint, None)
 
 
 def _make_dirs(path: str) -> None:
@@ -138,7 +178,8 @@ def _run_pipeline(run_config, workdir, data, started, out, err, log_hint, digest
         out(f"  {gate.describe()}")
     _write_report(workdir, out, err, record)
     try:
-        up_to_date.record_finished(run_config.metadata_path, record.run_id, digest)
+        if digest:  # None for a backfilled span: an up-to-date answer is about the newest
+            up_to_date.record_finished(run_config.metadata_path, record.run_id, digest)
     except Exception:  # noqa: BLE001 - the next run then runs instead of answering at once
         logging.getLogger(__name__).warning("could not record the run's inputs digest", exc_info=True)
     out("")

@@ -126,16 +126,17 @@ def _CsvToSerializedExamples(pipeline: beam.Pipeline, exec_properties: Dict[str,
 
 
 def _resolve_span(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
-    """The exec properties with {SPAN} resolved to the newest span, if no driver did it.
+    """The exec properties with {SPAN} resolved to the newest span and the input fingerprinted,
+    if no driver did it.
 
     ExampleGen's driver resolves the span before the executor runs, locally and on Vertex
     AI (the spec's `lifecycle.preCacheCheck`); the open-source KFP backend does not run
     that driver, so the pattern arrives as written. Then the same TFX function the driver
     calls resolves it here."""
+    if exec_properties.get(utils.FINGERPRINT_PROPERTY_NAME):
+        return exec_properties  # a driver ran
     input_config = example_gen_pb2.Input()
     proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
-    if not any("{" in split.pattern for split in input_config.splits):
-        return exec_properties
     fingerprint, span, version = utils.calculate_splits_fingerprint_span_and_version(
         exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config.splits
     )
@@ -166,6 +167,9 @@ class ColumnarCsvExecutor(BaseExampleGenExecutor):
         super().Do(input_dict, output_dict, exec_properties)
         for examples in output_dict[standard_component_specs.EXAMPLES_KEY]:
             examples.span = int(exec_properties.get(utils.SPAN_PROPERTY_NAME) or 0)
+            # As the driver records it (example_gen/driver.py update_output_artifact): the
+            # blessing names it, and the cluster's UpToDate check compares it.
+            examples.set_string_custom_property(utils.FINGERPRINT_PROPERTY_NAME, exec_properties[utils.FINGERPRINT_PROPERTY_NAME])
             if exec_properties.get(utils.VERSION_PROPERTY_NAME) is not None:
                 examples.version = int(exec_properties[utils.VERSION_PROPERTY_NAME])
 

@@ -87,6 +87,15 @@ def resolve(path: str) -> DataSource:
     return DataSource(root, pattern, files, sum(os.path.getsize(f) for f in files), span)
 
 
+def span_source(root: str, span: int) -> DataSource:
+    """One span of a folder of span folders (a backfill ingests it by number)."""
+    folder = span_folders(root)[span]
+    files = _data_files(folder)
+    if not files:
+        raise InputError(f"{folder}: the span's folder holds no CSV file")
+    return DataSource(root, SPAN_PATTERN, files, sum(os.path.getsize(f) for f in files), span)
+
+
 def check(source: DataSource, optional_columns=()) -> int:
     """Raises InputError listing every problem found; returns the number of data rows.
     `optional_columns` may be absent (the label, when scoring)."""

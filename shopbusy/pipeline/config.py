@@ -214,6 +214,7 @@ class RunConfig:
     # Continuous training over span folders (README, "Weekly data"):
     train_spans: int = 1  # the Trainer fits the newest K accepted spans
     on_drift: str = "warn"  # drift from the previous span: "warn" records it, "stop" rejects the span
+    ingest_span: Optional[int] = None  # this span rather than the newest (backfilling earlier weeks)
     # Where the DAG runs: what differs between local, open-source KFP and Vertex AI runs.
     target: Target = LOCAL
 

@@ -62,8 +62,15 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
     run.target.check(run)
     # CsvExampleGen with a columnar executor: TFX's documented way to swap an ExampleGen's
     # executor is FileBasedExampleGen, kept under CsvExampleGen's node id.
+    # A backfill ingests one given span (ExampleGen's driver resolves {SPAN} in the static
+    # range), every other run the newest.
+    span_range = {}
+    if run.ingest_span is not None:
+        only = tfx.proto.StaticRange(start_span_number=run.ingest_span, end_span_number=run.ingest_span)
+        span_range["range_config"] = tfx.proto.RangeConfig(static_range=only)
     example_gen = FileBasedExampleGen(
         input_base=run.data_root,
+        **span_range,
         custom_executor_spec=executor_spec.BeamExecutorSpec(ColumnarCsvExecutor),
         input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=run.data_pattern)]),
         output_config=tfx.proto.Output(

@@ -49,6 +49,8 @@ class Target:
                 f"--on-drift {run.on_drift}: {self.what} runs have no drift check (its baseline, the previous "
                 "accepted span, is found by a TFX resolver function, which KubeflowV2DagRunner cannot compile)"
             )
+        if run.ingest_span is not None and not self.resolves_earlier_spans:
+            raise TargetError(f"{self.what} runs ingest the newest span only (no backfill)")
         if self.local_metadata != bool(run.metadata_path):
             raise TargetError(f"{self.what} runs keep ML Metadata " + ("in the workdir" if self.local_metadata else "in the backend"))
 

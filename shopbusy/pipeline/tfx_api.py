@@ -25,6 +25,7 @@ from tfx.orchestration.metadata import sqlite_metadata_connection_config
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto.example_gen_pb2 import Input, Output, SplitConfig
 from tfx.proto.pusher_pb2 import PushDestination
+from tfx.proto.range_config_pb2 import RangeConfig, StaticRange
 from tfx.proto.trainer_pb2 import EvalArgs, TrainArgs
 from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
@@ -53,6 +54,8 @@ tfx = SimpleNamespace(
         TrainArgs=TrainArgs,
         EvalArgs=EvalArgs,
         PushDestination=PushDestination,
+        RangeConfig=RangeConfig,
+        StaticRange=StaticRange,
     ),
     orchestration=SimpleNamespace(
         LocalDagRunner=LocalDagRunner,
