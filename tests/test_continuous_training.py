@@ -214,14 +214,25 @@ def test_a_fresh_workdir_backfills_the_spans_already_there_in_order(weeks, tmp_p
     ingested first, one run each, so the newest run trains on the newest K accepted spans
     and checks drift against the one before, as if the weeks had arrived one by one."""
     workdir = tmp_path / "backfilled"
-    week = _run(weeks, workdir, "--candidates", "dense")
+    week = _run(weeks, workdir, "--candidates", "linear")
     assert week.result.returncode == common.verdict_exit_code(week.record), week.result.stderr
     assert "backfilling span 1" in week.result.stdout and "backfilling span 2" in week.result.stdout
     history = runs.history(config.Workdir(str(workdir)).metadata_path)
     assert sorted(record.span for record in history) == [1, 2, 3]
     assert week.record.span == 3 and week.record.training_spans == [2, 3]
     assert week.record.drift_baseline_span == 2
-    # --no-backfill: the newest span alone, as before.
-    alone = _run(weeks, tmp_path / "alone", "--candidates", "dense", "--no-backfill")
-    assert alone.record.span == 3 and alone.record.training_spans == [3]
-    assert len(runs.history(config.Workdir(str(tmp_path / "alone")).metadata_path)) == 1
+
+
+def test_backfill_only_for_span_folders_in_a_workdir_no_run_has_used(weeks, tmp_path):
+    from shopbusy.cli import run as run_command
+    from shopbusy.data import inputs
+
+    source = inputs.resolve(str(weeks))
+    fresh = config.Workdir(str(tmp_path / "fresh"))
+    assert [s.span for s in run_command._spans_to_backfill(source, fresh, None)] == [1, 2]
+    assert run_command._spans_to_backfill(source, fresh, False) == []  # --no-backfill
+    used = config.Workdir(str(tmp_path))
+    open(used.metadata_path, "w").close()
+    assert run_command._spans_to_backfill(source, used, None) == []  # earlier spans count once ingested
+    single = inputs.resolve(str(weeks / "span-1" / "shops.csv"))
+    assert run_command._spans_to_backfill(single, fresh, True) == []

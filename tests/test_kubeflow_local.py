@@ -92,17 +92,18 @@ def weeks(request, tmp_path_factory):
     return launcher, folder, root, specs
 
 
-# The kfp launcher's backend version for each week's run (local_launcher.KFP_SHAPES).
-BACKEND_VERSION = {1: "2.0", 2: "2.5", 3: "2.15"}
+# The kfp launcher's backend version for each run (local_launcher.KFP_SHAPES): a cluster
+# upgraded between weeks. The re-run over week 1's data meets the newest.
+BACKEND_VERSION = {"week 1": "2.0", "again": "2.15", "week 2": "2.5", "week 3": "2.5"}
 
 
-def _run(weeks, spec, span) -> Run:
+def _run(weeks, spec, span, version) -> Run:
     launcher, folder, _, specs = weeks
     if not (folder / "data" / f"span-{span}").exists():
         shutil.copytree(folder / "weeks" / f"span-{span}", folder / "data" / f"span-{span}")
     result = run_cli(
         "kubeflow", "run-local", "--package", specs[spec], "--workdir", folder / "local",
-        "--data", folder / "data", "--launcher", launcher, "--backend-version", BACKEND_VERSION[span], timeout=1500,
+        "--data", folder / "data", "--launcher", launcher, "--backend-version", BACKEND_VERSION[version], timeout=1500,
     )  # fmt: skip
     run_id = result.stdout.split()[1]
     store = _store(folder / "local")
@@ -112,11 +113,11 @@ def _run(weeks, spec, span) -> Run:
 @pytest.fixture(scope="module")
 def runs(weeks):
     """The weekly runs, in order (each depends on the one before)."""
-    first = _run(weeks, "normal", 1)
+    first = _run(weeks, "normal", 1, "week 1")
     served_after_first = served_models.pushed_versions(str(weeks[2] / "serving"))
-    again = _run(weeks, "normal", 1)
-    gated = _run(weeks, "strict", 2)
-    rejected = _run(weeks, "normal", 3)
+    again = _run(weeks, "normal", 1, "again")
+    gated = _run(weeks, "strict", 2, "week 2")
+    rejected = _run(weeks, "normal", 3, "week 3")
     return first, served_after_first, gated, rejected, again
 
 
@@ -175,7 +176,12 @@ def test_second_span_is_read_and_judged_against_the_served_model_and_a_failing_g
     assert gated.executions["CsvExampleGen"][0] == "COMPLETE"
     [examples] = gated.executions["CsvExampleGen"][1]["examples"]
     assert _property(examples, "span") == 2
-    assert gated.executions["ImportSchemaGen"][0] == "CACHED"  # the cache works where it should
+    if launcher == "kfp":
+        # Week 1 ran on a 2.0 backend, week 2 on 2.5, whose executor-logs output enters KFP's
+        # cache key (cache.go: outputArtifactsSpec): a cluster upgrade misses the cache once.
+        assert gated.executions["ImportSchemaGen"][0] == "COMPLETE"
+    else:
+        assert gated.executions["ImportSchemaGen"][0] == "CACHED"  # the cache works where it should
     # The baseline is the first run's blessed model.
     [blessing] = gated.executions["Evaluator"][1]["blessing"]
     assert _property(blessing, "blessed") == 0
@@ -211,6 +217,7 @@ def test_out_of_range_span_stops_at_the_anomaly_gate_and_pushes_nothing(weeks, r
     assert rejected.result.returncode == 2, rejected.result.stdout + rejected.result.stderr
     assert "task AnomalyGate failed" in rejected.result.stdout
     assert rejected.executions["AnomalyGate"][0] == "FAILED"
+    assert rejected.executions["ImportSchemaGen"][0] == "CACHED"  # same backend as week 2: a cache hit
     for task in ("Transform", "Trainer", "Evaluator", "Pusher"):
         assert task not in rejected.executions, task
     assert served_models.pushed_versions(str(root / "serving")) == served

@@ -10,7 +10,6 @@ TFX examples do: `from shopbusy.pipeline.tfx_api import tfx`, then `tfx.componen
 
 from types import SimpleNamespace
 
-from tfx.components.evaluator.component import Evaluator
 from tfx.components.example_validator.component import ExampleValidator
 from tfx.components.pusher.component import Pusher
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
@@ -37,7 +36,6 @@ tfx = SimpleNamespace(
         ExampleValidator=ExampleValidator,
         Transform=Transform,
         Trainer=Trainer,
-        Evaluator=Evaluator,
         Pusher=Pusher,
     ),
     dsl=SimpleNamespace(
