@@ -99,9 +99,17 @@ def test_an_unresolved_span_pattern_is_resolved_in_the_executor(tmp_path):
     assert resolved["span"] == 2
     assert json.loads(resolved[standard_component_specs.INPUT_CONFIG_KEY])["splits"][0]["pattern"] == "span-2/*"
     assert "num_files:1" in resolved["input_fingerprint"]
-    # Already resolved (by a driver): left as it is.
-    done = {standard_component_specs.INPUT_CONFIG_KEY: resolved[standard_component_specs.INPUT_CONFIG_KEY]}
-    assert columnar_csv_example_gen._resolve_span(done) is done
+    # Already resolved and fingerprinted (by a driver): left as it is.
+    assert columnar_csv_example_gen._resolve_span(resolved) is resolved
+    # A plain pattern without a driver is fingerprinted too (span 0): the blessing names it.
+    plain = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern="span-1/*")])
+    fingerprinted = columnar_csv_example_gen._resolve_span(
+        {
+            standard_component_specs.INPUT_BASE_KEY: str(tmp_path),
+            standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(plain),
+        }
+    )
+    assert fingerprinted["span"] == 0 and "num_files:1" in fingerprinted["input_fingerprint"]
 
 
 def test_the_same_csv_gives_the_same_bytes_in_another_process(tmp_path):
