@@ -48,12 +48,15 @@ def validate(source: inputs.DataSource, training_statistics: Optional[str] = Non
         for column, info in sorted(anomalies.anomaly_info.items()):
             problems.append(f"{path}: column '{column}': {info.description}")
         if training is not None and not problems:
-            # In the file's environment: serving rows have no label, and the schema says so
-            # (`class` is not_in_environment SERVING), so its absence is no skew.
-            compared = tfdv.validate_statistics(training, schema, serving_statistics=statistics, environment=environment)
+            compared = tfdv.validate_statistics(training, schema, serving_statistics=statistics)
             rows = statistics.datasets[0].num_examples
+            # A column the schema keeps out of the file's environment (the label, in SERVING)
+            # is absent by contract, not skewed. (TFDV's `environment` argument applies to the
+            # training statistics here, where the label is present, and would flag it instead.)
+            absent = {f.name for f in schema.feature if environment in f.not_in_environment}
             for column, info in sorted(compared.anomaly_info.items()):
-                skew.append(f"{path} ({rows} rows): column '{column}': {info.description}")
+                if column not in absent:
+                    skew.append(f"{path} ({rows} rows): column '{column}': {info.description}")
     if problems:
         raise inputs.InputError("input rejected:\n  " + "\n  ".join(problems))
     return skew

@@ -515,6 +515,33 @@ def test_options_a_target_cannot_run_are_refused_in_one_line(args, message, tmp_
     assert not list(tmp_path.iterdir())
 
 
+def _one_task_spec(compiled, tmp_path, name="ImportSchemaGen") -> str:
+    """The kfp spec with one task that starts a run, without the UpToDate check it waits for."""
+    spec = json_format.MessageToDict(compiled["yaml"][1])
+    task_spec = spec["root"]["dag"]["tasks"][name]
+    for key in ("dependentTasks", "triggerPolicy"):
+        task_spec.pop(key)
+    task_spec["inputs"]["parameters"].pop("up_to_date")
+    spec["root"]["dag"]["tasks"] = {name: task_spec}
+    package = tmp_path / "one-task.yaml"
+    package.write_text(yaml.safe_dump(spec))
+    return str(package)
+
+
+def test_a_run_started_without_a_root_fails_in_its_first_task_with_the_cause_and_the_fix(compiled, tmp_path):
+    """As a run started from the KFP UI: the backend gives it its default minio:// root."""
+    from shopbusy.kubeflow import local_launcher
+
+    run = local_launcher.run_local(
+        _one_task_spec(compiled, tmp_path), str(tmp_path / "local"), pipeline_root="minio://mlpipeline/v2/artifacts",
+        echo=lambda _: None,
+    )  # fmt: skip
+    task = run.tasks["ImportSchemaGen"]
+    assert task.state == "FAILED"
+    assert "PipelineRootError: this run's pipeline root is minio://" in task.error
+    assert "shopbusy kubeflow submit" in task.error and "gs://BUCKET/PATH" in task.error
+
+
 @pytest.mark.parametrize("version", ["2.0", "2.5", "2.15"])
 def test_a_task_of_the_spec_completes_on_each_backends_executor_input(compiled, tmp_path, version):
     """ImportSchemaGen run from the spec's own command and args, fed the executor input each
@@ -523,16 +550,9 @@ def test_a_task_of_the_spec_completes_on_each_backends_executor_input(compiled, 
     is taken out here: the weekly runs of `make test-kubeflow` run it under every shape."""
     from shopbusy.kubeflow import local_launcher
 
-    launcher = "kfp"
-    spec = json_format.MessageToDict(compiled["yaml"][1])
-    task_spec = spec["root"]["dag"]["tasks"]["ImportSchemaGen"]
-    for key in ("dependentTasks", "triggerPolicy"):
-        task_spec.pop(key)
-    task_spec["inputs"]["parameters"].pop("up_to_date")
-    spec["root"]["dag"]["tasks"] = {"ImportSchemaGen": task_spec}
-    package = tmp_path / "one-task.yaml"
-    package.write_text(yaml.safe_dump(spec))
-    run = local_launcher.run_local(str(package), str(tmp_path / "local"), launcher=launcher, backend_version=version, echo=lambda _: None)
+    run = local_launcher.run_local(
+        _one_task_spec(compiled, tmp_path), str(tmp_path / "local"), backend_version=version, echo=lambda _: None
+    )
     task = run.tasks["ImportSchemaGen"]
     assert task.state == "COMPLETE", task.error
     store = local_launcher._Store(run.metadata_path, "check", "check")

@@ -71,7 +71,7 @@ def target_of(output: str, target: Optional[str] = None) -> str:
         if target not in TARGETS:
             raise KubeflowError(f"--target {target!r}: one of {', '.join(TARGETS)}")
         return target
-    return "vertex" if output.endswith(".json") else "kfp"
+    return targets.VERTEX.name if output.endswith(targets.VERTEX.spec_suffixes) else targets.KFP.name
 
 
 def check_pipeline_root(pipeline_root: str) -> None:
@@ -150,8 +150,9 @@ def compile_pipeline(run_config: config.RunConfig, image: str, output: str = DEF
     # TFX 1.16 drops runtime parameters' defaults from the spec; a run started without
     # arguments must still know where the data is.
     spec["root"]["inputDefinitions"]["parameters"][DATA_ROOT_PARAMETER]["defaultValue"] = data_root
-    # The bare PipelineSpec (YAML) otherwise carries no root, and KFP would fall back to
-    # minio://mlpipeline/v2/artifacts, which TensorFlow here cannot open.
+    # The root the spec is for. The backend itself ignores it (driver/root_dag.go): `submit`
+    # and `schedule` send it with each run, and a run without one (started from the UI) gets
+    # minio://mlpipeline/v2/artifacts, which its first task refuses (entrypoint.py).
     spec["defaultPipelineRoot"] = run_config.pipeline_root
     _bind_conditions_to_task_inputs(spec["root"]["dag"]["tasks"])
     _start_with_the_up_to_date_check(spec, image, run_config)

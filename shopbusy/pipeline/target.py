@@ -34,7 +34,7 @@ class Target:
     # ExampleGen and ServedModel are not cached (they read outside the DAG) and the spec keeps
     # no lifecycle hook.
     runs_example_gen_driver: bool
-    # Runs are compiled to a spec file (.yaml PipelineSpec, .json PipelineJob).
+    # The spec files compiled for it: .yaml PipelineSpec (kfp), .json PipelineJob (Vertex AI).
     spec_suffixes: Tuple[str, ...] = ()
 
     def check(self, run) -> None:
