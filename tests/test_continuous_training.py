@@ -194,17 +194,20 @@ def test_a_rejected_span_changes_nothing_and_is_never_trained_on(week3_warned, w
 def test_predict_warns_of_skew_against_the_served_models_training_data(week2, weeks, workdir):
     """Week 2's model (trained on weeks 1-2) against week 2's rows and the shifted week 3."""
     model = os.path.join(config.Workdir(str(workdir)).serving_dir, week2.served[-1])
-    same = run_cli("predict", "--workdir", workdir, "--model", model, "--data", weeks / "span-2" / "shops.csv")
-    shifted = run_cli("predict", "--workdir", workdir, "--model", model, "--data", weeks / "span-3" / "shops.csv")
+    out = workdir.parent  # not beside the inputs: the generated weeks stay as generated for other tests
+    same = run_cli("predict", "--workdir", workdir, "--model", model, "--data", weeks / "span-2" / "shops.csv", "--out", out / "same.csv")
+    shifted = run_cli(
+        "predict", "--workdir", workdir, "--model", model, "--data", weeks / "span-3" / "shops.csv", "--out", out / "shifted.csv"
+    )
     assert same.returncode == 0 and shifted.returncode == 0, same.stderr + shifted.stderr
     assert "skew" not in same.stdout
     assert "training/serving skew" in shifted.stdout and "column 'class'" in shifted.stdout
     # Serving rows carry no label: that is the SERVING environment, not skew.
-    unlabelled = workdir.parent / "unlabelled.csv"
+    unlabelled = out / "unlabelled.csv"
     with open(weeks / "span-2" / "shops.csv") as source, open(unlabelled, "w") as target:
         for line in source:
             target.write(line.split(",", 1)[1])  # `class` is the first column
-    serving = run_cli("predict", "--workdir", workdir, "--model", model, "--data", unlabelled)
+    serving = run_cli("predict", "--workdir", workdir, "--model", model, "--data", unlabelled, "--out", out / "serving.csv")
     assert serving.returncode == 0, serving.stderr
     assert "skew" not in serving.stdout and "column 'class'" not in serving.stdout
 
