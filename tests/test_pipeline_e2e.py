@@ -249,6 +249,8 @@ class TestLocalPipeline:
         assert result.returncode == 0, result.stdout + result.stderr
         for component in UPSTREAM:
             assert executions[component].state == "CACHED", component
+        # The cached Trainer's model is the one served: blessed again, not pushed a second time.
+        assert "already served as version" in result.stdout and forced_run.served == forced_run.served_before
         # The first run's model is now the baseline: the change gate is checked.
         assert "accuracy change vs baseline" in result.stdout
         page = _report(workdir, result)
@@ -341,7 +343,11 @@ class TestLocalPipeline:
         out = tmp_path / "scored.csv"
         result = run_cli("predict", "--data", eval_csv, "--workdir", workdir, "--out", out, timeout=600)
         assert result.returncode == 0, result.stderr
-        assert os.path.basename(forced_run.result.stdout.split("Blessed and pushed: ")[1].split()[0]) in result.stdout
+        # The forced run's model was already served (its Trainer was cached): predict scores with that version.
+        served = re.search(r"already served as version (\S+):", forced_run.result.stdout)
+        assert served, forced_run.result.stdout
+        scored_with = re.search(r"rows with (\S+):", result.stdout)
+        assert scored_with and os.path.basename(scored_with.group(1)) == served.group(1), result.stdout
         scored = np.genfromtxt(out, delimiter=",", names=True)
         assert len(scored) == len(rows)
         counts = {
