@@ -56,6 +56,7 @@ import sys
 from shopbusy.pipeline.config import GCS
 
 KFP_SYSTEM_TITLE_PREFIX = "system."
+TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"  # imported by main()
 # Outputs TFX can write: the image's TensorFlow has the gs:// and local filesystems only.
 WRITABLE_PREFIXES = (GCS, "/")
 WRAPPED_METADATA = (("list", list), ("struct", dict))

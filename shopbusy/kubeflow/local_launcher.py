@@ -2,7 +2,8 @@
 a cluster uses, so that a spec is checked before it is uploaded.
 
 A conformance check, not a second orchestrator: each container task runs its own `command` +
-`args` as a subprocess, its placeholders filled by kfp.local's helpers, with the executor
+`args` as a process of its own (forked from an interpreter that has imported the image's
+entrypoints once: pods.py), its placeholders filled by kfp.local's helpers, with the executor
 input the chosen backend builds; outputs are read back from the executor output and
 recorded in a local ML Metadata store, from which later tasks, runs and caches read them.
 Every behaviour below cites the backend's file: open-source KFP's in kubeflow/pipelines
@@ -19,13 +20,13 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from typing import Dict, List, Optional
 
 import yaml
 
+from shopbusy.kubeflow import entrypoint, pods
 from shopbusy.kubeflow import spec as compiled_spec
 from shopbusy.kubeflow.errors import KubeflowError
 from shopbusy.kubeflow.runner import DATA_ROOT_PARAMETER, IMAGE_PROJECT_ROOT, UP_TO_DATE_TASK
@@ -152,6 +153,7 @@ def run_local(
     store = _Store(os.path.join(workdir, config.METADATA_FILE), spec["pipelineInfo"]["name"], run_id)
     backend = _Backend.of(launcher, store, KFP_SHAPES[backend_version], remote_root)
     run = LocalRun(run_id, launcher, root, store.path, {})
+    pods.preload(_modules_the_tasks_import(spec))
     shape = f", backend {KFP_SHAPES[backend_version].versions}" if launcher == "kfp" else ""
     echo(f"run {run_id} of {package} ({launcher} launcher{shape}), pipeline root {root}")
     for name in _dag_order(spec["root"]["dag"]["tasks"]):
@@ -195,6 +197,22 @@ class _LocalPaths:
             if value == IMAGE_PROJECT_ROOT or value.startswith(IMAGE_PROJECT_ROOT + "/"):
                 value = PROJECT_ROOT + value[len(IMAGE_PROJECT_ROOT) :]
         return value
+
+
+def _modules_the_tasks_import(spec: dict) -> List[str]:
+    """What each container task imports first: the `python -m` module, TFX's v2 executor entry
+    and the executor class the task names (`--executor_class_path`)."""
+    modules = []
+    for executor in spec["deploymentSpec"]["executors"].values():
+        container = executor.get("container", {})
+        command, args = list(container.get("command", [])), list(container.get("args", []))
+        if command[:2] == ["python", "-m"] and len(command) > 2:
+            modules.append(command[2])
+        if "--executor_class_path" in args[:-1]:
+            modules.append(args[args.index("--executor_class_path") + 1].rpartition(".")[0])
+    if modules:
+        modules.append(entrypoint.TFX_ENTRYPOINT)
+    return modules
 
 
 def _dag_order(tasks: dict) -> List[str]:
@@ -327,8 +345,7 @@ def _run_process(name, command, args, executor_input, pod, run, what):
         argv[0] = sys.executable
     log_path = os.path.join(pod, f"{what}.log")
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONUNBUFFERED="1")
-    with open(log_path, "w") as log:
-        code = subprocess.call(argv, cwd=pod, env=env, stdout=log, stderr=subprocess.STDOUT)
+    code = pods.run(argv, pod, env, log_path)
     if code == 0:
         return "", log_path
     with open(log_path) as log:
