@@ -36,8 +36,10 @@ test-deps:
 	@scripts/install-test-deps.sh
 
 # The default suite: unit tests plus the end-to-end pipeline tests (under 25 min on 2 cores).
+# One pytest worker per core (pytest-xdist), a test module to a worker: a module's runs share
+# a workdir and follow each other.
 test: install test-deps
-	$(BIN)/python -m pytest -m "not slow and not faults and not kubeflow" tests
+	$(BIN)/python -m pytest -n auto --dist loadfile -m "not slow and not faults and not kubeflow" tests
 
 # Runs killed inside each component, and runs racing for a workdir (about 4 minutes).
 test-faults: install

@@ -37,6 +37,6 @@ setup(
     package_data={"shopbusy": ["schemas/*.pbtxt", "data/shops/*.csv", "results/templates/*.j2"]},
     install_requires=INSTALL_REQUIRES,
     # bench/ (make bench) runs the article's pandas script and samples process-tree memory.
-    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis", "pandas", "psutil"]},
+    extras_require={"test": ["pytest", "pytest-timeout", "pytest-xdist", "hypothesis", "pandas", "psutil"]},
     entry_points={"console_scripts": ["shopbusy=shopbusy.cli:entry_point"]},
 )
