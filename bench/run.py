@@ -43,7 +43,10 @@ class Plan:
     # script and with today's single network (TODAY_ARGS), and re-run; "bundled" at the
     # default size and seed is the bundled CSV itself.
     datasets: Dict[str, int] = dataclasses.field(
-        default_factory=lambda: {"bundled": 42, "type-hour": 7, "distance-cutoff": 7, "odd-types": 7, "noisy": 7}
+        default_factory=lambda: {
+            "bundled": 42, "type-hour": 7, "distance-cutoff": 7, "odd-types": 7, "noisy": 7,
+            "time-distance": 7, "location-time": 7,
+        }
     )
     dataset_rows: int = generator.DEFAULT_ROWS
     scale_rows: List[int] = dataclasses.field(default_factory=lambda: [10_000, 100_000, 1_000_000])

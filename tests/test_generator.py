@@ -145,6 +145,17 @@ def test_rules_stress_what_the_bundled_rule_does_not():
     early, rush = dataset.columns["hour"] <= 6, (dataset.columns["hour"] >= 17)
     assert _busy_rate(dataset, odd & early) > _busy_rate(dataset, odd & rush) + 0.3
     assert _busy_rate(dataset, ~odd & rush) > _busy_rate(dataset, ~odd & early) + 0.3
+    # time-distance: a long wait is busy near and quiet far, and says little on its own.
+    dataset = _rule("time-distance")
+    near, long_wait = dataset.columns["avgDistance"] <= 8, dataset.columns["avgTime"] >= 40
+    assert _busy_rate(dataset, near & long_wait) > _busy_rate(dataset, near & ~long_wait) + 0.3
+    assert _busy_rate(dataset, ~near & long_wait) < _busy_rate(dataset, ~near & ~long_wait) - 0.3
+    assert abs(_busy_rate(dataset, long_wait) - _busy_rate(dataset, ~long_wait)) < 0.1
+    # location-time: each kind of location is busiest at hours of its own, whatever the type.
+    dataset = _rule("location-time")
+    kind, hour = generator.location_kind(dataset.columns["shop_location"]), dataset.columns["hour"]
+    peaks = [max(range(1, 21), key=lambda h: _busy_rate(dataset, (kind == k) & (hour == h))) for k in range(3)]
+    assert len(set(peaks)) == 3
 
 
 def test_the_default_rule_is_the_bundled_one_and_a_rule_only_changes_the_labels():

@@ -36,6 +36,15 @@ does not. They were written before any model was fitted to them, from what real 
   weekdays than at weekends, and the rating works the other way.
 - "noisy": the bundled score with 2.5 times the label noise (`shopbusy generate --rule noisy`
   prints its Bayes accuracy; docs/benchmarks.md gives it by seed).
+- "time-distance": numeric cut-offs that matter only together. A long wait (avgTime of 40
+  min or more) at a short distance (8 km or less) is a queue: busy. The same wait at a long
+  distance is a slow fleet, which puts customers off: quiet. A short wait says little either
+  way, so the wait has no effect of its own. A good rating (4-5) draws customers to far shops
+  only, and a poor one (1-2) drives them from near ones only; hours matter mildly.
+- "location-time": the location decides when a shop is busy, whatever its type. Locations
+  are office districts (busy at lunch, 11-14, quiet at weekends), residential streets (busy
+  in the evening, 17-20, and at weekends) or nightlife quarters (busy from 19 and in the
+  early hours, 1-3, on Fridays and Saturdays most); which location is which is scrambled.
 
 Every rule gives P(busy | x) in closed form, so every one has a known Bayes accuracy.
 
@@ -177,6 +186,39 @@ def _odd_types_score(rows: dict, world: World) -> np.ndarray:
     return np.where(odd, night_kiosk, _bundled_score(rows, world))
 
 
+def _time_distance_score(rows: dict, world: World) -> np.ndarray:
+    near, long_wait = rows["avgDistance"] <= 8, rows["avgTime"] >= 40
+    rating = rows["avgRating"]
+    return (
+        1.6 * (near & long_wait)
+        - 1.1 * (~near & long_wait)
+        + 0.9 * ((rating >= 4) & ~near)
+        - 0.9 * ((rating <= 2) & near)
+        + 0.25 * hour_effect(rows["hour"])
+    )
+
+
+def location_kind(shop_location: np.ndarray) -> np.ndarray:
+    """0 office district, 1 residential street, 2 nightlife quarter, scrambled over locations."""
+    return (shop_location * 7 + 2) % 3
+
+
+def _location_time_score(rows: dict, world: World) -> np.ndarray:
+    kind, hour, weekday = location_kind(rows["shop_location"]), rows["hour"], rows["weekday"]
+    weekend = weekday >= 6
+    peak = np.select(
+        [kind == 0, kind == 1],
+        [(hour >= 11) & (hour <= 14), (hour >= 17) & (hour <= 20)],
+        default=(hour >= 19) | (hour <= 3),
+    )
+    day = np.select(
+        [kind == 0, kind == 1],
+        [np.where(weekend, -1.2, 0.2), np.where(weekend, 0.6, -0.2)],
+        default=np.where((weekday == 5) | (weekday == 6), 0.8, -0.3),
+    )
+    return 1.8 * peak + day + 0.3 * type_popularity(rows["shop_type"]) + 0.15 * (rows["avgRating"] - 3)
+
+
 @dataclasses.dataclass(frozen=True)
 class Rule:
     """A busy rule: the noise-free score of a row and the logistic noise scale of its label."""
@@ -196,6 +238,12 @@ RULES: Dict[str, Rule] = {
     ),
     "odd-types": Rule(_odd_types_score, noise_scale, "the bundled rule, but 3 shop types behave the other way"),
     "noisy": Rule(_bundled_score, lambda t: 2.5 * noise_scale(t), "the bundled rule with 2.5 x the label noise"),
+    "time-distance": Rule(
+        _time_distance_score, lambda t: np.full(t.shape, 0.3), "cut-offs in delivery time and distance that act together"
+    ),
+    "location-time": Rule(
+        _location_time_score, lambda t: np.full(t.shape, 0.3), "each location its own busy hours and days"
+    ),
 }
 
 
