@@ -19,7 +19,21 @@ def test_large_inputs_give_the_evaluator_worker_processes_and_the_users_options_
     assert args[0] == MULTI and args[-1] == "--direct_running_mode=in_memory"
     # Below the pipeline-wide threshold the other components stay in memory.
     assert config.EVALUATOR_MULTI_PROCESSING_MIN_BYTES < config.MULTI_PROCESSING_MIN_BYTES
-    assert config.default_beam_args(config.EVALUATOR_MULTI_PROCESSING_MIN_BYTES) == ["--direct_running_mode=in_memory"]
+    pipeline_args = config.default_beam_args(config.EVALUATOR_MULTI_PROCESSING_MIN_BYTES)
+    assert "--direct_running_mode=in_memory" in pipeline_args and MULTI not in pipeline_args
+
+
+def test_beam_components_build_no_package_of_tfx(monkeypatch):
+    """The options name this project's setup.py, so TFX copies and packages nothing."""
+    from tfx.utils import dependency_utils
+
+    def build_ephemeral_package():
+        raise AssertionError("TFX would copy its install and build an sdist of it")
+
+    monkeypatch.setattr(dependency_utils, "build_ephemeral_package", build_ephemeral_package)
+    for args in (config.default_beam_args(0), config.default_beam_args(config.MULTI_PROCESSING_MIN_BYTES, ["--x=1"])):
+        assert dependency_utils.make_beam_dependency_flags(args) == args
+        assert f"--setup_file={config.PROJECT_SETUP_FILE}" in args
 
 
 def _evaluator(tmp_path, **kwargs):

@@ -202,6 +202,7 @@ def test_beam_arguments_gates_and_data_root_reach_the_components(spec):
     for component in BEAM_COMPONENTS:
         args = executors[f"{component}_executor"]["container"]["args"]
         assert "--direct_running_mode=multi_processing" in args and "--direct_num_workers=4" in args, component
+        assert "--setup_file=/shopbusy/setup.py" in args, component  # TFX packages nothing in the pod
     eval_config = json.loads(_parameter(spec.root.dag.tasks["Evaluator"], "eval_config"))
     bounds = {
         metric["class_name"]: metric["per_slice_thresholds"][0]["threshold"]["value_threshold"]

@@ -34,7 +34,10 @@ DEFAULT_OUTPUT = "shopbusy-pipeline.yaml"
 DATA_ROOT_PARAMETER = "data-root"
 # Inside a pod: Beam's DirectRunner with one worker process per CPU the task requests
 # (HEAVY_RESOURCES, DEFAULT_RESOURCES). `--direct_num_workers=0` would mean one per core of the *node*.
-CLUSTER_BEAM_ARGS = ["--direct_running_mode=multi_processing"]
+CLUSTER_BEAM_ARGS = [
+    "--direct_running_mode=multi_processing",
+    *config.pipeline_package_args(posixpath.join(IMAGE_PROJECT_ROOT, "setup.py")),  # the image's checkout
+]
 DIRECT_NUM_WORKERS = config.DIRECT_NUM_WORKERS
 
 # The backends a spec is compiled for (pipeline/target.py says how each differs from a local run).
