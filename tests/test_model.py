@@ -150,6 +150,25 @@ def test_each_candidate_builds_and_the_crossed_one_reads_an_interaction_the_line
     assert accuracy["crossed"] > 0.95 and accuracy["linear"] < 0.65, accuracy
 
 
+def test_the_pairwise_candidate_reads_cut_offs_that_act_only_together():
+    """A long wait is busy near and quiet far: neither column says anything alone."""
+    from shopbusy.components.modules import model as module
+
+    rng = np.random.default_rng(2)
+    n = 4000
+    inputs = {xf(k): rng.normal(size=(n, 1)).astype("float32") for k in features.NUMERIC_FEATURE_KEYS}
+    inputs.update({name: rng.integers(0, size, (n, 1)) for name, size in SIZES.items()})
+    labels = ((inputs[xf("avgTime")][:, 0] > 0) == (inputs[xf("avgDistance")][:, 0] < 0)).astype("float32")
+    accuracy = {}
+    for name in ("pairwise", "linear"):
+        settings = module.CANDIDATES[name].settings(config.Training(seed=1).as_custom_config())
+        keras.utils.set_random_seed(1)
+        model = build_model(SIZES, settings, name)
+        model.fit(inputs, labels, epochs=10, batch_size=settings["batch_size"], verbose=0)
+        accuracy[name] = np.mean((model.predict(inputs, verbose=0)[:, 0] > 0.5) == labels)
+    assert accuracy["pairwise"] > 0.9 and accuracy["linear"] < 0.65, accuracy
+
+
 def test_the_candidate_with_the_lowest_validation_loss_is_chosen_the_first_on_a_tie():
     from shopbusy.components.modules.model import choose
 

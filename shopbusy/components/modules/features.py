@@ -16,17 +16,11 @@ CATEGORICAL_FEATURE_KEYS = ["shop_type", "shop_location"]
 # Known, fixed domains: one-hot encoded without an analyzer. Value ranges are inclusive.
 FIXED_DOMAIN_FEATURES = {"weekday": (1, 7), "hour": (0, 23)}
 
+# The five columns the format carries with no documented meaning (the seed's distractors).
+DISTRACTOR_FEATURE_KEYS = ["another1", "another2", "another3", "another4", "another5"]
+
 # Continuous measurements and the five distractor columns; z-scored by Transform.
-NUMERIC_FEATURE_KEYS = [
-    "avgTime",
-    "avgDistance",
-    "avgRating",
-    "another1",
-    "another2",
-    "another3",
-    "another4",
-    "another5",
-]
+NUMERIC_FEATURE_KEYS = ["avgTime", "avgDistance", "avgRating", *DISTRACTOR_FEATURE_KEYS]
 
 # Column order of the CSV format (the seed article's): label, id, then the features.
 CSV_COLUMNS = [

@@ -13,6 +13,14 @@ models of different shapes and exports the one with the lowest validation loss
 - "crossed": "linear" plus crosses of shop type x hour, shop type x weekday and weekday x
   hour, for rules where each kind of shop keeps its own hours (the wide part of Cheng et
   al., "Wide & Deep Learning for Recommender Systems").
+- "pairwise": "linear" plus every pair of columns crossed, learned rather than listed: a
+  factorization machine (Rendle, "Factorization Machines", ICDM 2010) over the categorical
+  columns and the measurements' bins, each value a learned 8-d vector, each pair's effect
+  the product of their vectors. It reads cut-offs that act only together (a long wait near
+  against far), which no listed cross covers, at little more than a linear model's cost.
+  The five distractor columns enter its linear part only: their pairs, noise to a rule,
+  cost 0.02-0.03 of accuracy on 2,800 training rows (measured outside TFX, time-distance
+  rule, 0.77 against 0.80).
 
 Selection stays inside the Trainer (one TFX component, one SavedModel out), is seeded, and
 is recorded in history.json with each candidate's validation loss and accuracy; the report
@@ -62,6 +70,12 @@ LINEAR_BATCH_SIZE = 256
 LINEAR_PATIENCE = 5
 EMBEDDING_DIM = 8
 EMBEDDING_DROPOUT = 0.3
+# The factorization machine: the size of each value's vector and their L2 penalty; not
+# convex, so a smaller step than the linear ones and a network's patience, with their batch.
+PAIRWISE_DIM = 8
+PAIRWISE_L2 = 1e-5
+PAIRWISE_LEARNING_RATE = 0.003
+PAIRWISE_PATIENCE = 15
 
 
 def _category_sizes(tf_transform_output: tft.TFTransformOutput) -> dict:
@@ -148,6 +162,32 @@ def _crossed(inputs: dict, category_sizes: dict, training):
     return keras.layers.Dense(1, activation="sigmoid")(keras.layers.concatenate(columns))
 
 
+def _pairwise(inputs: dict, category_sizes: dict, training):
+    """sigmoid(linear + sum over column pairs i < j of <v_i, v_j>), with the pairs' sum
+    computed in linear time as ((sum v)^2 - sum v^2) / 2 per vector dimension, each
+    dimension then weighted (a Dense layer: built-in layers only, so the SavedModel loads
+    anywhere without custom objects)."""
+    fields = [(inputs[name], size) for name, size in sorted(category_sizes.items())]
+    fields += [
+        (keras.layers.Discretization(bin_boundaries=Z_SCORE_BINS)(inputs[features.transformed_name(key)]), len(Z_SCORE_BINS) + 1)
+        for key in features.NUMERIC_FEATURE_KEYS
+        if key not in features.DISTRACTOR_FEATURE_KEYS
+    ]
+    vectors = [
+        keras.layers.Flatten()(
+            keras.layers.Embedding(size, PAIRWISE_DIM, embeddings_regularizer=keras.regularizers.l2(PAIRWISE_L2))(index)
+        )
+        for index, size in fields
+    ]
+    summed = keras.layers.Add()(vectors)
+    square_of_sum = keras.layers.Multiply()([summed, summed])
+    sum_of_squares = keras.layers.Add()([keras.layers.Multiply()([v, v]) for v in vectors])
+    pairs = keras.layers.Subtract()([square_of_sum, sum_of_squares])
+    linear = keras.layers.Dense(1)(keras.layers.concatenate(_one_hot(inputs, category_sizes) + _binned(inputs)))
+    logit = keras.layers.Add()([linear, keras.layers.Dense(1, use_bias=False)(pairs)])
+    return keras.layers.Activation("sigmoid")(logit)
+
+
 @dataclasses.dataclass(frozen=True)
 class Candidate:
     """How to build one candidate, and what it changes in Training's (the article's) settings."""
@@ -174,6 +214,7 @@ CANDIDATES = {
     candidates.EMBEDDING: Candidate(_embedding),
     candidates.LINEAR: Candidate(_linear, LINEAR_LEARNING_RATE, LINEAR_BATCH_SIZE, LINEAR_PATIENCE, restarts=1),
     candidates.CROSSED: Candidate(_crossed, LINEAR_LEARNING_RATE, LINEAR_BATCH_SIZE, LINEAR_PATIENCE, restarts=1),
+    candidates.PAIRWISE: Candidate(_pairwise, PAIRWISE_LEARNING_RATE, LINEAR_BATCH_SIZE, PAIRWISE_PATIENCE),
 }
 
 
