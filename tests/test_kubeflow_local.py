@@ -11,7 +11,7 @@ does: three weekly runs per launcher, asserted on ML Metadata and the artifacts.
 and `shopbusy report` renders the slice report of a run from the ML Metadata it left.
 Under the kfp launcher the weeks meet three backend versions' executor inputs in turn (a
 cluster upgraded between weeks): 2.0-2.4, 2.5-2.14 (executor-logs), 2.15 and later.
-`make test-kubeflow` (about 15 minutes on 2 cores)."""
+`make test-kubeflow` (about 10 minutes on 2 cores)."""
 
 import dataclasses
 import json
