@@ -30,8 +30,10 @@ def test_a_module_runs_with_its_argv_directory_environment_streams_and_exit_code
 
 def test_a_timeout_kills_the_process_and_its_children(tmp_path):
     pid_file = tmp_path / "child"
+    # The probe writes its child's pid at once and then sleeps 600 s: the timeout is far
+    # longer than that first step takes on any machine, and far shorter than the sleep.
     with pytest.raises(subprocess.TimeoutExpired):
-        pods.run_module("tests.pod_probe", ["hang", str(pid_file)], str(tmp_path), dict(os.environ), str(tmp_path / "log"), timeout=20)
+        pods.run_module("tests.pod_probe", ["hang", str(pid_file)], str(tmp_path), dict(os.environ), str(tmp_path / "log"), timeout=90)
     child = int(pid_file.read_text())
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _alive(child):
