@@ -25,13 +25,13 @@ def _statistics(dataset, seed):
     # With the schema, as the pipeline's StatisticsGen: its categorical integer columns get
     # value counts, which the L-infinity distance compares.
     frame = pd.DataFrame(dataset.columns)[CSV_COLUMNS]
-    options = tfdv.StatsOptions(schema=tfdv.load_schema_text(drift.SCHEMA_PATH))
+    options = tfdv.StatsOptions(schema=drift.load_schema())
     return tfdv.generate_statistics_from_dataframe(frame.sample(frac=0.5, random_state=seed), stats_options=options)
 
 
 def distances(previous, current) -> dict:
     """Column -> distance, with every comparator's threshold at 0 so each is reported."""
-    schema = tfdv.load_schema_text(drift.SCHEMA_PATH)
+    schema = drift.load_schema()
     for feature in schema.feature:
         comparator = feature.drift_comparator
         if comparator.HasField("infinity_norm"):

@@ -50,7 +50,7 @@ def evaluate(
     model_uri: str,
     schema_uri: str,
     output: str,
-    beam_args=("--direct_running_mode=in_memory",),
+    beam_args=(config.IN_MEMORY,),
     extractors=evaluator_extractors.custom_extractors,
 ) -> None:
     """One TFMA evaluation of a model on an eval split, as the executor runs it with the

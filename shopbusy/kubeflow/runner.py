@@ -35,7 +35,7 @@ DATA_ROOT_PARAMETER = "data-root"
 # Inside a pod: Beam's DirectRunner with one worker process per CPU the task requests
 # (HEAVY_RESOURCES, DEFAULT_RESOURCES). `--direct_num_workers=0` would mean one per core of the *node*.
 CLUSTER_BEAM_ARGS = [
-    "--direct_running_mode=multi_processing",
+    config.MULTI_PROCESSING,
     *config.pipeline_package_args(posixpath.join(IMAGE_PROJECT_ROOT, "setup.py")),  # the image's checkout
 ]
 DIRECT_NUM_WORKERS = config.DIRECT_NUM_WORKERS
@@ -112,7 +112,7 @@ def cluster_run_config(
         data_root=data_root,
         data_pattern=SPAN_PATTERN if spans else "*",
         pipeline_root=pipeline_root,
-        serving_dir=posixpath.join(pipeline_root, "serving"),
+        serving_dir=posixpath.join(pipeline_root, config.SERVING_DIR),
         schema_path=IMAGE_SCHEMA_PATH,
         gates=gates,
         training=training,

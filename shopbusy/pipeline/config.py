@@ -161,6 +161,7 @@ class Training:
 
 
 METADATA_FILE = "metadata.sqlite"  # ML Metadata, in a workdir (and in run-local's)
+SERVING_DIR = "serving"  # the served models' folder, in a workdir and under a Kubeflow pipeline root
 GCS = "gs://"  # the one remote filesystem the image's TensorFlow has (Kubeflow roots, serving)
 
 
@@ -180,7 +181,7 @@ class Workdir:
 
     @property
     def serving_dir(self) -> str:
-        return os.path.join(self.root, "serving")
+        return os.path.join(self.root, SERVING_DIR)
 
     @property
     def report_dir(self) -> str:
@@ -232,11 +233,12 @@ class RunConfig:
 
 
 DIRECT_NUM_WORKERS = "--direct_num_workers"
+MULTI_PROCESSING, IN_MEMORY = "--direct_running_mode=multi_processing", "--direct_running_mode=in_memory"
 
 
 def _multi_processing(workers: Optional[int] = None) -> List[str]:
     """DirectRunner with worker processes: `workers`, else one per core of this machine."""
-    return ["--direct_running_mode=multi_processing", f"{DIRECT_NUM_WORKERS}={workers or os.cpu_count() or 1}"]
+    return [MULTI_PROCESSING, f"{DIRECT_NUM_WORKERS}={workers or os.cpu_count() or 1}"]
 
 
 # This project's setup.py in a checkout (an installed wheel has none).
@@ -255,7 +257,7 @@ def pipeline_package_args(setup_file: str) -> List[str]:
 
 def default_beam_args(input_bytes: int, extra: Optional[List[str]] = None) -> List[str]:
     """DirectRunner options sized for the input; `extra` (from --beam-arg) goes last and wins."""
-    mode = _multi_processing() if input_bytes >= MULTI_PROCESSING_MIN_BYTES else ["--direct_running_mode=in_memory"]
+    mode = _multi_processing() if input_bytes >= MULTI_PROCESSING_MIN_BYTES else [IN_MEMORY]
     package = pipeline_package_args(PROJECT_SETUP_FILE) if os.path.exists(PROJECT_SETUP_FILE) else []
     return mode + package + list(extra or [])
 
