@@ -52,3 +52,29 @@ def test_fixed_domains_are_zero_based_and_label_passes_through(transformed):
     np.testing.assert_array_equal(columns[xf("hour")], dataset.columns["hour"])
     np.testing.assert_array_equal(columns[xf(features.LABEL_KEY)], dataset.columns[features.LABEL_KEY])
     assert xf(features.SHOP_ID_KEY) not in columns
+
+
+def test_a_changed_analysis_gets_a_new_cache_key_and_the_others_keep_theirs():
+    """What makes reusing last week's analyzer cache safe (pipeline/resolvers.py): TFT keys
+    each cached analysis by its analyzer's graph, so editing how one column is analysed
+    invalidates that column's entries and no other's."""
+    import tensorflow as tf
+    from tensorflow_transform import impl_helper
+    from tensorflow_transform.beam import analyzer_cache
+
+    from shopbusy.pipeline import drift
+
+    feature_spec = schema_utils.schema_as_feature_spec(drift.load_schema()).feature_spec
+    specs = impl_helper.get_type_specs_from_feature_specs(feature_spec)
+    datasets = [analyzer_cache.DatasetKey("span-1"), analyzer_cache.DatasetKey("span-2")]
+
+    def keys(preprocessing_fn):
+        return tft_beam.analysis_graph_builder.get_analysis_cache_entry_keys(preprocessing_fn, specs, datasets, False)
+
+    def log_time(inputs):  # the same code, with avgTime analysed on a log scale
+        return preprocessing_fn({**inputs, "avgTime": tf.math.log1p(tf.cast(inputs["avgTime"], tf.float32))})
+
+    before, after = keys(preprocessing_fn), keys(log_time)
+    assert keys(preprocessing_fn) == before
+    assert len(before - after) == 1 and len(after - before) == 1
+    assert len(before & after) == len(before) - 1 >= len(features.NUMERIC_FEATURE_KEYS)

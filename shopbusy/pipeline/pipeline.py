@@ -120,6 +120,13 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         )
     else:
         training_examples = example_gen.outputs["examples"]
+    # Weekly runs over K spans analyse only the new span: the earlier spans' analyzer
+    # accumulators come from last week's cache (TFX's Transform copies forward the entries
+    # still in the training range). Resolved from ML Metadata, so local runs only.
+    analyzer_cache = {}
+    if run.target.resolves_earlier_spans and run.train_spans > 1:
+        caches = tfx.dsl.Channel(type=tfx.types.standard_artifacts.TransformCache)  # every run's
+        analyzer_cache["analyzer_cache"] = resolvers.earlier_analyzer_cache(caches).as_optional()
     transform = tfx.components.Transform(
         examples=training_examples,
         schema=schema_gen.outputs["schema"],
@@ -128,6 +135,7 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         disable_statistics=True,
         preprocessing_fn=config.PREPROCESSING_FN,
         custom_config=code,
+        **analyzer_cache,
     ).with_id(nodes.TRANSFORM)
     transform.add_upstream_node(anomaly_gate)  # the newest span is accepted before it is used
 

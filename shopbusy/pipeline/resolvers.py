@@ -8,6 +8,9 @@ artifact in ML Metadata, and a rolling range would train on it the next week. He
 one op of our own, `PassedAnomalyGate`, which keeps only artifacts some AnomalyGate
 execution consumed and completed on.
 
+Transform's analyzer cache comes the same way (`earlier_analyzer_cache`): the cache a
+Transform wrote before the newest span arrived, so that only the new span is analysed.
+
 These channels read every earlier run of the pipeline (`tfx.dsl.Channel` with a producer
 id compiles to the pipeline and node contexts, without the run's own), so they are
 resolved by the local runner's ML Metadata. KubeflowV2DagRunner compiles only Resolver
@@ -72,6 +75,52 @@ class PassedAnomalyGate(
         return kept
 
 
+class CacheBeforeNewestSpan(
+    resolver_op.ResolverOp,
+    canonical_name="shopbusy.pipeline.resolvers.CacheBeforeNewestSpan",
+    arg_data_types=(resolver_op.DataType.ARTIFACT_LIST,),
+    return_data_type=resolver_op.DataType.ARTIFACT_LIST,
+):
+    """The newest TransformCache written by a Transform whose examples were all older than
+    the newest span ExampleGen has ingested: last week's cache, for this week's Transform.
+
+    Not TFX's LatestArtifactStrategy, as the penguin example wires it: with the newest cache
+    as an input, a re-run over the same week would feed its Transform the cache the first
+    run wrote, not the one it read, and so never be a component-cache hit. Only accepted
+    spans reach a Transform (it runs after the AnomalyGate), so a cache never holds the
+    analysis of a rejected span. Which of its entries still apply (the same span's data,
+    the same analyzers of the same preprocessing_fn over the same schema's types) is
+    TFT's own check: its cache keys are the datasets' file patterns and the analyzers'
+    graph fingerprints."""
+
+    pipeline_name = resolver_op.Property(type=str)
+    example_gen_node_id = resolver_op.Property(type=str, default=nodes.EXAMPLE_GEN)
+
+    def apply(self, caches: Sequence[types.Artifact]) -> Sequence[types.Artifact]:
+        if not caches:
+            return []
+        store = self.context.store
+        example_gen = store.get_context_by_type_and_name(
+            constants.NODE_CONTEXT_TYPE_NAME, compiler_utils.node_context_name(self.pipeline_name, self.example_gen_node_id)
+        )
+        examples_type = store.get_artifact_type(tfx.types.standard_artifacts.Examples.TYPE_NAME)
+        ingested = [a for a in store.get_artifacts_by_context(example_gen.id) if a.type_id == examples_type.id] if example_gen else []
+        if not ingested:
+            return []
+        newest = max(_span(a) for a in ingested)
+        for cache in sorted(caches, key=lambda a: (a.mlmd_artifact.create_time_since_epoch, a.id), reverse=True):
+            producers = [e.execution_id for e in store.get_events_by_artifact_ids([cache.id]) if e.type == metadata_store_pb2.Event.OUTPUT]
+            read = [e.artifact_id for e in store.get_events_by_execution_ids(producers) if e.type == metadata_store_pb2.Event.INPUT]
+            spans = [_span(a) for a in store.get_artifacts_by_id(read) if a.type_id == examples_type.id]
+            if spans and max(spans) < newest:
+                return [cache]
+        return []
+
+
+def _span(artifact: metadata_store_pb2.Artifact) -> int:
+    return artifact.properties["span"].int_value if "span" in artifact.properties else 0
+
+
 @resolver_function.resolver_function
 def training_spans(examples, *, num_spans: int):
     """The latest version of each of the newest `num_spans` accepted spans."""
@@ -83,6 +132,13 @@ def previous_span(statistics):
     """The statistics of the newest accepted span before the one being checked (none on the
     first span, or when there are no span folders: then every run is span 0)."""
     return PassedAnomalyGate(statistics, pipeline_name=config.PIPELINE_NAME, previous_span=True)
+
+
+@resolver_function.resolver_function
+def earlier_analyzer_cache(caches):
+    """Transform's analyzer cache from the week before (none on a first span, or without
+    span folders: then every run is span 0 and there is no earlier week)."""
+    return CacheBeforeNewestSpan(caches, pipeline_name=config.PIPELINE_NAME)
 
 
 def all_runs(producer_id: str, output_key: str, artifact_type) -> tfx.dsl.Channel:
