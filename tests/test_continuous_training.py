@@ -9,6 +9,7 @@ Each run is a module fixture that asks for the one before it.
 """
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -109,6 +110,12 @@ def week5(week4_bad, weeks, data, workdir):
     return _run(data, workdir)
 
 
+@pytest.fixture(scope="module")
+def week5_forced(week5, data, workdir):
+    """Week 5 once more, same data, configuration and code."""
+    return _run(data, workdir, "--force")
+
+
 def _spans_of(execution, key):
     return sorted(metadata.span(a) for a in execution.inputs[key])
 
@@ -189,6 +196,81 @@ def test_a_rejected_span_changes_nothing_and_is_never_trained_on(week3_warned, w
     assert week5.record.blessed is not None
     assert week5.record.training_spans == [3, 5]
     assert week5.record.drift_baseline_span == 3
+
+
+def _cache_read(week):
+    return [a.id for a in week.record.executions["Transform"].inputs.get("analyzer_cache", [])]
+
+
+def _cache_written(week):
+    return [a.id for a in week.record.executions["Transform"].outputs["updated_analyzer_cache"]]
+
+
+def test_each_week_reuses_the_analysis_of_the_spans_an_earlier_week_analysed(week1, week2, week3_warned, week5):
+    """Transform reads the analyzer cache the last accepted week's Transform wrote, not its
+    own week's (a re-run over the same week stays a component-cache hit) and never the
+    rejected weeks' (they have no Transform)."""
+    assert _cache_read(week1) == []  # the first span: nothing analysed before
+    assert _cache_read(week2) == _cache_written(week1)
+    assert _cache_read(week3_warned) == _cache_written(week2)  # the stopped run of week 3 wrote none
+    assert _cache_read(week5) == _cache_written(week3_warned)  # span 4 was rejected before Transform
+
+
+def test_a_forced_rerun_of_a_week_reads_the_same_cache_and_so_is_a_cache_hit(week5, week5_forced):
+    assert week5_forced.result.returncode == common.verdict_exit_code(week5_forced.record), week5_forced.result.stderr
+    transform = week5_forced.record.executions["Transform"]
+    assert transform.state == "CACHED"  # (the Trainer warm-starts from week 5's own model now, so it trains)
+    assert _cache_read(week5_forced) == _cache_read(week5)
+    assert [a.id for a in transform.outputs["transform_graph"]] == [a.id for a in week5.record.executions["Transform"].outputs["transform_graph"]]
+
+
+def test_runs_as_json_and_the_history_chart_tell_the_weeks_apart(week1, week2, week3_stopped, week4_bad, week5_forced, workdir):
+    from shopbusy.results import evaluation, history
+
+    result = run_cli("runs", "--workdir", workdir, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    records = list(reversed(runs.history(config.Workdir(str(workdir)).metadata_path)))  # oldest first
+    assert [r["run_id"] for r in listed] == [r.run_id for r in records]
+    assert [r["outcome"] for r in listed] == [history.outcome(r) for r in records]
+    by_id = {r["run_id"]: r for r in listed}
+    assert by_id[week1.record.run_id]["outcome"] == by_id[week2.record.run_id]["outcome"] == "pushed"
+    stopped, bad = by_id[week3_stopped.record.run_id], by_id[week4_bad.record.run_id]
+    assert stopped["outcome"] == bad["outcome"] == "rejected" and stopped["accuracy"] is None
+    assert stopped["largest_drift"]["share_of_threshold"] > 1 and stopped["largest_drift"]["column"] in {m.column for m in week3_stopped.record.drift}
+    second = by_id[week2.record.run_id]
+    slices = evaluation.slice_metrics(week2.record.evaluation_uri)
+    candidate = evaluation.candidate_name(slices[()])
+    assert second["accuracy"] == slices[()][(evaluation.ACCURACY, candidate, False)]
+    assert second["accuracy_by_shop_type"] and all(0 <= a <= 1 for a in second["accuracy_by_shop_type"].values())
+    assert second["training_spans"] == [1, 2] and second["largest_drift"]["share_of_threshold"] <= 1
+
+    page = open(config.latest_report_page(config.Workdir(str(workdir)).report_dir)).read()
+    section = page[page.index('id="history"') : page.index('id="data"')]
+    assert f"The workdir's {len(listed)} runs up to this one" in section and section.count("<svg") == 1
+    for label in ("pushed", "input rejected", "drift threshold"):
+        assert label in section, label
+
+
+def test_a_transform_that_read_the_cache_scales_by_every_training_spans_rows(week2):
+    """Week 2's z-scores use the mean and variance of spans 1 and 2 together, though span 1's
+    share came from week 1's cache."""
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from shopbusy.components.modules import features
+
+    transform = week2.record.executions["Transform"]
+    files = [f for a in transform.inputs["examples"] for f in tf.io.gfile.glob(os.path.join(a.uri, "Split-train", "*"))]
+    serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    output = tft.TFTransformOutput(transform.outputs["transform_graph"][0].uri)
+    raw = tf.io.parse_example(serialized, output.raw_feature_spec())
+    transformed = output.transform_features_layer()(raw)
+    for key in ("avgTime", "avgDistance"):
+        values = np.asarray(raw[key], dtype=np.float64).ravel()
+        expected = (values - values.mean()) / values.std()
+        np.testing.assert_allclose(np.asarray(transformed[features.transformed_name(key)]).ravel(), expected, rtol=1e-3, atol=1e-3)
 
 
 def test_predict_warns_of_skew_against_the_served_models_training_data(week2, weeks, workdir):

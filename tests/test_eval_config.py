@@ -66,3 +66,14 @@ def test_gates_sit_on_the_overall_slice_only_with_the_given_bounds():
 def test_gates_read_back_from_a_stored_config_are_the_gates_that_made_it(gates):
     stored = json_format.MessageToJson(eval_config(gates))  # as the Evaluator's execution property holds it
     assert gates_of(json_format.Parse(stored, tfma.EvalConfig())) == gates
+
+
+def test_tfma_computes_its_own_confidence_intervals_and_gates_on_point_estimates():
+    options = eval_config(GATES).options
+    assert options.compute_confidence_intervals.value is True
+    assert options.confidence_intervals.method == tfma.ConfidenceIntervalOptions.JACKKNIFE
+    # TFMA's validator calls float() on a metric; with intervals that is the point estimate.
+    from tensorflow_model_analysis.api import types
+
+    value = types.ValueWithTDistribution(sample_mean=0.80, sample_standard_deviation=0.02, sample_degrees_of_freedom=19, unsampled_value=0.86)
+    assert float(value) == 0.86

@@ -28,7 +28,7 @@ import nbformat
 
 from shopbusy.components.modules.features import CSV_COLUMNS, LABEL_KEY
 from shopbusy.pipeline import config
-from shopbusy.results import evaluation, metadata
+from shopbusy.results import evaluation, metadata, runs
 from tests.helpers import ARTIFACTS_DIR, REPO_ROOT, run_cli, write_dataset
 
 ROWS, EPOCHS = 1000, 15
@@ -276,8 +276,70 @@ class TestLocalPipeline:
         assert shuffled_labels_run.served == shuffled_labels_run.served_before
         page = _report(workdir, result)
         assert "not blessed: nothing pushed" in page
-        failed = re.search(r"<td>accuracy</td>\s*<td>([0-9.]+)</td>\s*<td>&gt;= 0.65</td>.*?class=\"fail\">FAIL", page, re.S)
+        failed = re.search(r"<td>accuracy</td>\s*<td>([0-9.]+)</td>\s*<td>[^<]*</td>\s*<td>&gt;= 0.65</td>.*?class=\"fail\">FAIL", page, re.S)
         assert failed and float(failed.group(1)) < 0.65
+
+    def test_the_report_marks_undefined_metrics_and_writes_its_numbers_as_json(self, workdir, forced_run):
+        """The forced run has a baseline (the first run's served model): its page and its JSON."""
+        page = _report(workdir, forced_run.result)
+        # One class per slice: the metrics that need the other class do not exist there.
+        for label, undefined, reason in (
+            ("class = 0", ("AUC", "recall", "FNR"), "no busy example in the slice"),
+            ("class = 1", ("AUC", "FPR"), "no not-busy example in the slice"),
+        ):
+            row = re.search(rf"<td>{label}</td>(.*?)</tr>", page[page.index('id="slices"') :], re.S).group(1)
+            assert row.count(f'<td class="undefined" title="{reason}">—</td>') >= len(undefined), label
+            assert f"{', '.join(undefined)}" in row and f"undefined: {reason}" in row, row
+        assert "undefined" not in re.search(r"<td>Overall</td>(.*?)</tr>", page[page.index('id="slices"') :], re.S).group(1)
+
+        path = os.path.join(os.path.dirname(re.search(r"Slice report: (\S+)", forced_run.result.stdout).group(1)), "report.json")
+        with open(path) as f:
+            data = json.load(f)
+        uri = forced_run.executions["Evaluator"].outputs["evaluation"][0].uri
+        slices, intervals = evaluation.slice_metrics(uri), evaluation.slice_intervals(uri)
+        assert len(data["slices"]) == len(slices) and data["slices"][0]["slice"] == {}
+        overall = data["slices"][0]
+        candidate = evaluation.candidate_name(slices[()])
+        assert candidate  # a baseline was evaluated
+        assert data["confidence_intervals"] == {"level": 0.95, "method": "jackknife", "buckets": 20}
+        for name in ("binary_accuracy", "auc", "fall_out", "miss_rate"):
+            lower, upper = intervals[()][(name, candidate, False)]  # TFMA computed one for each
+            assert lower < upper
+            assert overall["metrics"][name] == {"value": slices[()][(name, candidate, False)], "lower": lower, "upper": upper}
+            assert overall["baseline"][name]["value"] == slices[()][(name, evaluation.BASELINE_MODEL, False)]
+            difference = overall["difference"][name]
+            assert difference["value"] == slices[()][(name, candidate, True)]
+            assert (difference["lower"], difference["upper"]) == intervals[()][(name, candidate, True)]
+        assert overall["example_count"] == slices[()][("example_count", candidate, False)]
+        busy_free = next(entry for entry in data["slices"] if entry["slice"] == {"class": 0})
+        assert busy_free["metrics"]["auc"] == {"value": None, "reason": "no busy example in the slice"}
+        assert "auc" not in busy_free["difference"]
+        assert busy_free["metrics"]["fall_out"]["value"] == slices[(("class", 0),)][("fall_out", candidate, False)]
+        record = runs.load(metadata.open_store(config.Workdir(str(workdir)).metadata_path), forced_run.run_ids[0])
+        gates = evaluation.gate_results(uri, record.gates)
+        assert all(g.interval for g in gates)
+        assert [(g["name"], g["value"], g["bound"], g["passed"], tuple(g["interval"]), g["interval_clears"]) for g in data["gates"]] == [
+            (g.name, g.value, g.bound, g.passed, g.interval, g.interval_clears) for g in gates
+        ]
+        assert data["run_id"] == record.run_id and data["verdict"] == record.verdict
+        with open(os.path.join(forced_run.executions["Trainer"].outputs["model_run"][0].uri, "history.json")) as f:
+            assert data["model"]["exported"] == json.load(f)["candidate"]
+        # The page: each gate's interval, and every slice's accuracy change against the
+        # baseline with its interval, the significantly worse named under the verdict.
+        for gate in gates:
+            assert re.search(rf"<td>{re.escape(gate.name)}</td>\s*<td>{gate.value:.4f}</td>\s*<td>{gate.interval[0]:.4f} to {gate.interval[1]:.4f}</td>", page)
+        changes = page[page.index('id="slice-changes"') :]
+        changes = changes[: changes.index("</table>")]
+        assert changes.count("<tr") - 1 == sum(1 for m in slices.values() if (evaluation.ACCURACY, candidate, True) in m)
+        worse = [
+            key for key, bounds in intervals.items() if bounds.get((evaluation.ACCURACY, candidate, True), (0, 0))[1] < 0
+        ]
+        summary = re.search(r'<p id="worse-slices">(.*?)</p>', page, re.S).group(1)
+        if worse:
+            assert f"on {len(worse)} slice" in summary
+            assert changes.count("<td>worse</td>") == len(worse)
+        else:
+            assert summary == "No slice is significantly worse than the baseline."
 
     def test_reports_render_in_a_browser_without_console_messages(self, workdir, first_run, shuffled_labels_run):
         for name, run in (("report-blessed", first_run), ("report-not-blessed", shuffled_labels_run)):

@@ -1,6 +1,7 @@
 """`shopbusy report` and `shopbusy runs`: what earlier runs did, read back from the workdir."""
 
 import argparse
+import json
 import os
 
 from shopbusy.cli import common
@@ -25,6 +26,12 @@ def add_commands(commands) -> None:
         "show", parents=[common.workdir_flag(default=argparse.SUPPRESS)], help="one run's lineage with artifact URIs"
     )
     show.add_argument("run_id")
+    runs.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: every run, oldest first, with accuracy overall and per shop type, the largest drift and how it ended",
+    )
     runs.set_defaults(handler=runs_command)
 
 
@@ -41,22 +48,26 @@ def _no_run(run_id: str, workdir: config.Workdir) -> InputError:
 
 
 def report_command(args) -> int:
-    from shopbusy.results import metadata, report, runs
+    from shopbusy.results import history, metadata, report, runs
 
     workdir = _workdir_with_runs(args.workdir)
     store = metadata.open_store(workdir.metadata_path)
     run_id = args.run or metadata.latest_run_id(store)
     if run_id not in metadata.run_ids(store):
         raise _no_run(run_id, workdir)
-    path = report.write(runs.load(store, run_id), os.path.abspath(args.out or workdir.report_dir))
+    summaries = history.summaries(workdir.metadata_path)
+    path = report.write(runs.load(store, run_id), os.path.abspath(args.out or workdir.report_dir), summaries)
     print(path)
     return common.EXIT_OK
 
 
 def runs_command(args) -> int:
-    from shopbusy.results import runs
+    from shopbusy.results import history, runs
 
     workdir = _workdir_with_runs(args.workdir)
+    if args.runs_command != "show" and args.format == "json":
+        print(json.dumps(history.summaries(workdir.metadata_path), indent=1))
+        return common.EXIT_OK
     records = runs.history(workdir.metadata_path)
     if args.runs_command == "show":
         record = next((r for r in records if r.run_id == args.run_id), None)
@@ -89,21 +100,17 @@ def _print_lineage(record) -> None:
 
 
 def _print_history(records) -> None:
-    from shopbusy.results import evaluation, metadata
+    from shopbusy.results import history
 
     print(
         f"{'run':<28} {'started':<19} {'data':<40} {'span':>4} {'fingerprint':<10} {'model':<40} {'accuracy':>8} "
         f"{'blessed':>7}  pushed"
     )
     for record in records:
-        accuracy = None
-        if record.evaluation_uri:
-            overall = evaluation.slice_metrics(record.evaluation_uri)[()]
-            accuracy = overall.get((evaluation.ACCURACY, evaluation.candidate_name(overall), False))
-        fingerprint = metadata.fingerprint_digest(record.data_fingerprint) if record.data_fingerprint else "-"
-        span = "-" if record.span is None else str(record.span)
+        run = history.summary(record)
+        accuracy, span = run["accuracy"], "-" if record.span is None else str(record.span)
         print(
-            f"{record.run_id:<28} {record.started:%Y-%m-%d %H:%M:%S} {str(record.data_path):<40} {span:>4} {fingerprint:<10} "
+            f"{record.run_id:<28} {record.started:%Y-%m-%d %H:%M:%S} {str(record.data_path):<40} {span:>4} {run['fingerprint'] or '-':<10} "
             f"{str(record.model_uri or '-'):<40} {'-' if accuracy is None else f'{accuracy:.4f}':>8} "
             f"{ {True: 'yes', False: 'no', None: '-'}[record.blessed]:>7}  {record.pushed_version or '-'}"
         )

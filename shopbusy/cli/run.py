@@ -212,10 +212,11 @@ def continuous_training_summary(record) -> list:
 def _write_report(workdir, out, err, record=None) -> None:
     """The slice report of `record`, else of the workdir's latest run (a run that failed
     returns none); a report that fails does not fail the run."""
-    from shopbusy.results import report, runs
+    from shopbusy.results import history, report, runs
 
     try:
-        path = report.write(record or runs.latest(workdir.metadata_path), workdir.report_dir)
+        summaries = history.summaries(workdir.metadata_path)
+        path = report.write(record or runs.latest(workdir.metadata_path), workdir.report_dir, summaries)
     except Exception as e:  # noqa: BLE001
         logging.getLogger(__name__).error("writing the report failed", exc_info=True)
         err(f"shopbusy: could not write the slice report: {type(e).__name__}: {e}")

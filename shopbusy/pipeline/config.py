@@ -43,6 +43,10 @@ ON_DRIFT = ("warn", "stop")
 
 # The slice report marks slices with fewer eval examples than this as too few to trust.
 REPORT_MIN_SLICE_EXAMPLES = 30
+# Every slice metric with TFMA's 95 % confidence interval (jackknife; pipeline/eval_config.py):
+# a slice is "below the floor" only when its whole interval is. Costs Evaluator time
+# (bench/notes.md, "Confidence intervals").
+REPORT_CONFIDENCE_INTERVALS = True
 # The drift section plots the distributions of this many columns, the most drifted first.
 REPORT_DRIFT_PLOTS = 3
 
@@ -55,7 +59,15 @@ class Metric:
     key: str  # the name TFMA stores its value under
     label: str  # how the console and the report name it
     options: Tuple[Tuple[str, object], ...] = ()  # the metric's TFMA config (keyword arguments)
+    # When the metric does not exist for a slice: each entry is confusion cells that must not
+    # all be zero, and what it means when they are. TFMA still stores a number then (AUC 0,
+    # precision 0 or nan), which the report and its JSON show as undefined, with the reason.
+    needs: Tuple[Tuple[Tuple[str, ...], str], ...] = ()
 
+
+POSITIVES = (("true_positives", "false_negatives"), "no busy example in the slice")
+NEGATIVES = (("false_positives", "true_negatives"), "no not-busy example in the slice")
+PREDICTED_POSITIVES = (("true_positives", "false_positives"), "no example predicted busy")
 
 # What the Evaluator computes and the report shows, in this order.
 METRICS = (
@@ -64,11 +76,11 @@ METRICS = (
     # 1,000 thresholds, not TFMA's 10,000: the AUC moves in the fifth decimal, while turning
     # each slice's 10,000-bucket calibration histogram into matrices is a fixed cost per model
     # and run (figures: bench/notes.md, "The Evaluator at a million rows").
-    Metric("AUC", "auc", "AUC", options=(("num_thresholds", 1000),)),
-    Metric("Precision", "precision", "precision"),
-    Metric("Recall", "recall", "recall"),
-    Metric("FallOut", "fall_out", "FPR"),
-    Metric("MissRate", "miss_rate", "FNR"),
+    Metric("AUC", "auc", "AUC", options=(("num_thresholds", 1000),), needs=(POSITIVES, NEGATIVES)),
+    Metric("Precision", "precision", "precision", needs=(PREDICTED_POSITIVES,)),
+    Metric("Recall", "recall", "recall", needs=(POSITIVES,)),
+    Metric("FallOut", "fall_out", "FPR", needs=(NEGATIVES,)),
+    Metric("MissRate", "miss_rate", "FNR", needs=(POSITIVES,)),
     Metric("TruePositives", "true_positives", "TP"),
     Metric("TrueNegatives", "true_negatives", "TN"),
     Metric("FalsePositives", "false_positives", "FP"),
@@ -191,6 +203,11 @@ class Workdir:
 def report_page(report_root: str, run_id: str) -> str:
     """Where a run's slice report page is written under a report folder."""
     return os.path.join(report_root, run_id.replace(":", "-"), "index.html")
+
+
+def report_data_file(report_root: str, run_id: str) -> str:
+    """The report's numbers as JSON, beside the run's page (results/report_data.py)."""
+    return os.path.join(os.path.dirname(report_page(report_root, run_id)), "report.json")
 
 
 def latest_report_page(report_root: str) -> str:

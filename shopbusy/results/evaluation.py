@@ -1,6 +1,7 @@
 """What an Evaluator run decided: each gate's value, bound, baseline and verdict, via TFMA."""
 
 import dataclasses
+import math
 from typing import Dict, List, Optional, Tuple
 
 import tensorflow_model_analysis as tfma
@@ -23,6 +24,16 @@ class GateResult:
     passed: bool
     message: str = ""
     is_change: bool = False  # value is the candidate's difference to the baseline
+    interval: Optional[Tuple[float, float]] = None  # TFMA's 95 % interval of the value
+
+    @property
+    def interval_clears(self) -> Optional[bool]:
+        """Whether the whole interval is on the passing side of the bound (None without one).
+        TFMA judges the gate on the point estimate; this says how sure that verdict is."""
+        if self.interval is None:
+            return None
+        lower, upper = self.interval
+        return lower >= self.bound if self.comparison == ">=" else upper <= self.bound
 
     @property
     def difference(self) -> Optional[float]:
@@ -39,21 +50,71 @@ class GateResult:
 
 
 SliceKey = Tuple[Tuple[str, object], ...]  # ((column, value), ...); () is the overall slice
-MetricValues = Dict[Tuple[str, str, bool], float]  # (metric name, model name, is_diff) -> value
+MetricId = Tuple[str, str, bool]  # (metric name, model name, is_diff)
+MetricValues = Dict[MetricId, float]
+Interval = Tuple[float, float]  # TFMA's 95 % confidence interval: lower, upper
+MetricIntervals = Dict[MetricId, Interval]
+
+
+def _slice_key(metrics) -> SliceKey:
+    return tuple((k.column, getattr(k, k.WhichOneof("kind"))) for k in metrics.slice_key.single_slice_keys)
+
+
+def _metric_id(kv) -> MetricId:
+    return (kv.key.name, kv.key.model_name, kv.key.is_diff)
 
 
 def slice_metrics(evaluation_uri: str) -> Dict[SliceKey, MetricValues]:
-    """Every slice's metrics, for the candidate, the baseline and their difference."""
-    slices = {}
-    for metrics in tfma.load_metrics(evaluation_uri):
-        key = tuple(
-            (k.column, getattr(k, k.WhichOneof("kind"))) for k in metrics.slice_key.single_slice_keys
-        )
-        slices[key] = {
-            (kv.key.name, kv.key.model_name, kv.key.is_diff): kv.value.double_value.value
+    """Every slice's metrics (TFMA's point estimates), for the candidate, the baseline and
+    their difference. Numbers only: TFMA also stores a message under `__ERROR__` in a slice
+    too small for its interval (fewer non-empty jackknife buckets than 20)."""
+    return {
+        _slice_key(metrics): {
+            _metric_id(kv): kv.value.double_value.value
             for kv in metrics.metric_keys_and_values
+            if kv.value.WhichOneof("type") == "double_value"
         }
-    return slices
+        for metrics in tfma.load_metrics(evaluation_uri)
+    }
+
+
+def slice_intervals(evaluation_uri: str) -> Dict[SliceKey, MetricIntervals]:
+    """Every slice's 95 % confidence intervals, where TFMA computed them (the eval config's
+    compute_confidence_intervals; not for counts, and not in runs from before it was set)."""
+    return {
+        _slice_key(metrics): {
+            _metric_id(kv): (kv.confidence_interval.lower_bound.double_value.value, kv.confidence_interval.upper_bound.double_value.value)
+            for kv in metrics.metric_keys_and_values
+            if kv.HasField("confidence_interval")
+        }
+        for metrics in tfma.load_metrics(evaluation_uri)
+    }
+
+
+def model_values(metrics: MetricValues, model: str, is_diff: bool = False) -> Dict[str, Optional[float]]:
+    """One model's value (or its difference to the baseline) of every config.METRICS metric."""
+    return {metric.key: metrics.get((metric.key, model, is_diff)) for metric in config.METRICS}
+
+
+def undefined_reason(metric: config.Metric, values: Dict[str, Optional[float]]) -> Optional[str]:
+    """Why `metric` does not exist for a slice whose model values (confusion counts
+    included) are `values`, or None when it does: AUC with one class, precision with no
+    example predicted busy. TFMA stores 0 or nan there, which is not a measurement."""
+    for cells, reason in metric.needs:
+        counts = [values.get(cell) for cell in cells]
+        if all(count is not None for count in counts) and sum(counts) == 0:
+            return reason
+    value = values.get(metric.key)
+    if value is not None and math.isnan(value):
+        return "not a number"
+    return None
+
+
+def defined_values(metrics: MetricValues, model: str) -> Tuple[Dict[str, Optional[float]], Dict[str, str]]:
+    """A model's values with undefined metrics as None, and each undefined metric's reason."""
+    values = model_values(metrics, model)
+    reasons = {m.key: r for m in config.METRICS if (r := undefined_reason(m, values))}
+    return {k: (None if k in reasons else v) for k, v in values.items()}, reasons
 
 
 def candidate_name(metrics: MetricValues) -> str:
@@ -66,6 +127,7 @@ def gate_results(evaluation_uri: str, gates: config.Gates) -> List[GateResult]:
     eval config: runs.RunRecord.gates), judged by TFMA's validation result for the run.
     Change gates only when a baseline was evaluated."""
     metrics = slice_metrics(evaluation_uri)[()]
+    intervals = slice_intervals(evaluation_uri).get((), {})
     has_baseline = any(model == BASELINE_MODEL for _, model, _ in metrics)
     candidate = candidate_name(metrics)
     failures = {}
@@ -83,6 +145,7 @@ def gate_results(evaluation_uri: str, gates: config.Gates) -> List[GateResult]:
             passed=(gate.metric.key, gate.change) not in failures,
             message=failures.get((gate.metric.key, gate.change), ""),
             is_change=gate.change,
+            interval=intervals.get((gate.metric.key, candidate, gate.change)),
         )
         for gate in config.GATES
         if has_baseline or not gate.change

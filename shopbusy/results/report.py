@@ -6,6 +6,8 @@ TFMA (load_metrics, load_validation_result) for slices and gates, TFDV for stati
 """
 
 import io
+import json
+import math
 import os
 from typing import Dict, List, Optional
 
@@ -20,7 +22,7 @@ from markupsafe import Markup  # noqa: E402
 from shopbusy.components.anomaly_gate import describe_anomalies  # noqa: E402
 from shopbusy.components.modules.features import CONFUSION_SLICE_COLUMNS, SLICE_KEYS  # noqa: E402
 from shopbusy.pipeline import config, nodes  # noqa: E402
-from shopbusy.results import evaluation, metadata, runs  # noqa: E402
+from shopbusy.results import evaluation, history, metadata, report_data, runs  # noqa: E402
 
 matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable
 COLUMNS = [(metric.key, metric.label) for metric in config.METRICS]
@@ -83,22 +85,126 @@ def curves_svg(record: dict) -> Markup:
     return _svg(figure)
 
 
-def _slice_tables(slices, candidate: str, gates: config.Gates) -> List[dict]:
+def _interval_text(interval) -> str:
+    return f"{interval[0]:.3f} to {interval[1]:.3f}"
+
+
+def floor_flag(accuracy: Optional[float], interval, floor: float) -> Optional[str]:
+    """Below the accuracy floor only when the whole 95 % interval is; 'may be below' when
+    the interval straddles it. Without an interval, the point estimate decides."""
+    if accuracy is None:
+        return None
+    if interval is None:
+        return f"accuracy below the {floor:g} floor" if accuracy < floor else None
+    if interval[1] < floor:
+        return f"accuracy below the {floor:g} floor (95 % interval {_interval_text(interval)})"
+    if interval[0] < floor:
+        return f"accuracy may be below the {floor:g} floor (95 % interval {_interval_text(interval)})"
+    return None
+
+
+def _slice_tables(slices, intervals, candidate: str, gates: config.Gates) -> List[dict]:
     groups = [("Overall", ())] + [(" × ".join(keys), tuple(keys)) for keys in SLICE_KEYS]
+    computed = any(intervals.values())  # else a run from before intervals were computed
     tables = []
     for title, columns in groups:
         rows = []
         for key in sorted(k for k in slices if tuple(c for c, _ in k) == columns):
-            values = {name: slices[key].get((name, candidate, False)) for name, _ in COLUMNS}
+            values, undefined = evaluation.defined_values(slices[key], candidate)
+            bounds = {name: intervals.get(key, {}).get((name, candidate, False)) for name, _ in COLUMNS}
             count, accuracy = values["example_count"] or 0, values["binary_accuracy"]
             flags = []
             if count < config.REPORT_MIN_SLICE_EXAMPLES:
                 flags.append(f"too few examples to trust (< {config.REPORT_MIN_SLICE_EXAMPLES})")
-            if accuracy is not None and accuracy < gates.min_accuracy:
-                flags.append(f"accuracy below the {gates.min_accuracy:g} floor")
-            rows.append({"label": slice_label(key), "values": values, "flags": flags})
+            below = floor_flag(accuracy, bounds["binary_accuracy"], gates.min_accuracy)
+            if below:
+                flags.append(below)
+            notes = [  # one per reason, in metric order; not a flag: nothing is wrong with the slice
+                f"{', '.join(label for name, label in COLUMNS if undefined.get(name) == reason)} undefined: {reason}"
+                for reason in dict.fromkeys(undefined.values())
+            ]
+            if computed and not any(bounds.values()):
+                notes.append("no interval: too few examples for TFMA's 20 jackknife buckets")
+            rows.append(
+                {"label": slice_label(key), "values": values, "intervals": bounds, "undefined": undefined, "flags": flags, "notes": notes}
+            )
         tables.append({"title": title, "rows": rows})
     return tables
+
+
+def slice_changes(slices, intervals, candidate: str) -> List[dict]:
+    """Per slice, the candidate's accuracy minus the baseline's with TFMA's 95 % interval of
+    that difference; the slices significantly worse (whole interval below 0) first, then by
+    difference."""
+    name = evaluation.ACCURACY
+    changes = []
+    for key, metrics in slices.items():
+        difference = metrics.get((name, candidate, True))
+        if difference is None or math.isnan(difference):
+            continue
+        interval = intervals.get(key, {}).get((name, candidate, True))
+        significance = None if interval is None else ("worse" if interval[1] < 0 else "better" if interval[0] > 0 else "within noise")
+        changes.append(
+            {
+                "key": key,
+                "label": slice_label(key),
+                "examples": metrics.get(("example_count", candidate, False)),
+                "candidate": metrics.get((name, candidate, False)),
+                "baseline": metrics.get((name, evaluation.BASELINE_MODEL, False)),
+                "difference": difference,
+                "interval": interval,
+                "significance": significance,
+            }
+        )
+    return sorted(changes, key=lambda c: (c["significance"] != "worse", c["difference"]))
+
+
+_OUTCOME_STYLE = {  # how each way a run ended is drawn on the history chart
+    history.PUSHED: dict(marker="o", color="#1a7f37", label="pushed"),
+    history.ALREADY_SERVED: dict(marker="o", color="#8fd19e", label="blessed, already served"),
+    history.NOT_BLESSED: dict(marker="X", color="#c62828", label="not blessed"),
+    history.REJECTED: dict(marker="v", color="#ef6c00", label="input rejected"),
+    history.UNFINISHED: dict(marker="s", color="#888888", label="did not finish"),
+}
+
+
+def history_svg(runs_so_far: List[dict]) -> Markup:
+    """Accuracy (overall, and each shop type in grey) and the largest drift relative to its
+    threshold, run by run up to this one, each run marked by how it ended."""
+    labels = [f"span {r['span']}" if r["span"] else f"run {i + 1}" for i, r in enumerate(runs_so_far)]
+    figure, (accuracy_axes, drift_axes) = plt.subplots(
+        2, 1, figsize=(9, 5), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+    )
+    shop_types = sorted({t for r in runs_so_far for t in r["accuracy_by_shop_type"]}, key=_sort_key)
+    for shop_type in shop_types:
+        points = [(i, r["accuracy_by_shop_type"].get(shop_type)) for i, r in enumerate(runs_so_far)]
+        points = [(i, a) for i, a in points if a is not None]
+        if points:
+            accuracy_axes.plot(*zip(*points), color="#cccccc", linewidth=0.7, zorder=1)
+    overall = [(i, r["accuracy"]) for i, r in enumerate(runs_so_far) if r["accuracy"] is not None]
+    if overall:
+        accuracy_axes.plot(*zip(*overall), color="#1f4e79", linewidth=1.5, zorder=2, label="accuracy (grey: each shop type)")
+    for name, style in _OUTCOME_STYLE.items():
+        ended = [i for i, r in enumerate(runs_so_far) if r["outcome"] == name]
+        placed = [(i, runs_so_far[i]["accuracy"]) for i in ended if runs_so_far[i]["accuracy"] is not None]
+        unplaced = [i for i in ended if runs_so_far[i]["accuracy"] is None]  # no Evaluator: on the drift panel
+        if placed:
+            accuracy_axes.scatter(*zip(*placed), zorder=3, s=36, **style)
+        if unplaced:
+            drift_axes.scatter(unplaced, [0] * len(unplaced), zorder=3, s=36, **style)
+    drifts = [(i, r["largest_drift"]["share_of_threshold"]) for i, r in enumerate(runs_so_far) if r["largest_drift"]]
+    if drifts:
+        drift_axes.bar(*zip(*drifts), color="#90a4ae", width=0.5, label="largest drift / its threshold")
+    drift_axes.axhline(1.0, color="#c62828", linestyle="--", linewidth=0.8, label="drift threshold")
+    accuracy_axes.set_ylabel("accuracy (eval split)")
+    drift_axes.set_ylabel("drift / threshold")
+    drift_axes.set_xticks(list(range(len(labels))), labels, rotation=45 if len(labels) > 10 else 0, fontsize=7)
+    legend = {}
+    for axes in (accuracy_axes, drift_axes):
+        for handle, label in zip(*axes.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    figure.legend(list(legend.values()), list(legend), fontsize=7, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, 1.0))
+    return _svg(figure)
 
 
 def _load_statistics(statistics_uri: str, split: str):
@@ -199,15 +305,27 @@ def _drift_section(record: runs.RunRecord) -> Optional[dict]:
     }
 
 
-def render(record: runs.RunRecord) -> str:
-    """The page for one run, as a string of HTML."""
-    context = {"record": record, "gates": [], "tables": [], "heatmaps": [], "baseline": None, "columns": COLUMNS}
+def _runs_so_far(summaries: Optional[List[dict]], run_id: str) -> List[dict]:
+    """The workdir's runs (history.summaries, oldest first) up to and including `run_id`."""
+    ids = [r["run_id"] for r in summaries or []]
+    return summaries[: ids.index(run_id) + 1] if run_id in ids else []
+
+
+def render(record: runs.RunRecord, summaries: Optional[List[dict]] = None) -> str:
+    """The page for one run, as a string of HTML; `summaries`, the workdir's runs
+    (history.summaries), for the history chart."""
+    context = {
+        "record": record, "gates": [], "tables": [], "heatmaps": [], "baseline": None, "changes": [], "intervals": False,
+        "columns": COLUMNS,
+    }  # fmt: skip
     if record.evaluation_uri:
         gates = record.gates
         slices = evaluation.slice_metrics(record.evaluation_uri)
+        intervals = evaluation.slice_intervals(record.evaluation_uri)
         candidate = evaluation.candidate_name(slices[()])
         context["gates"] = evaluation.gate_results(record.evaluation_uri, gates)
-        context["tables"] = _slice_tables(slices, candidate, gates)
+        context["tables"] = _slice_tables(slices, intervals, candidate, gates)
+        context["intervals"] = any(intervals.values())
 
         def values(key, model=candidate):
             return {name: slices.get(key, {}).get((name, model, False)) for name, _ in COLUMNS}
@@ -219,21 +337,28 @@ def render(record: runs.RunRecord) -> str:
                 {"name": label, "candidate": values(())[name], "baseline": values((), evaluation.BASELINE_MODEL)[name]}
                 for name, label in COLUMNS
             ]
+            context["changes"] = slice_changes(slices, intervals, candidate)
     training = record.training
     context["training"] = training
     context["drift"] = _drift_section(record)
     context["curves"] = curves_svg(training) if training else None
     context["data"] = _data_section(record)
+    runs_so_far = _runs_so_far(summaries, record.run_id)
+    context["history"] = history_svg(runs_so_far) if len(runs_so_far) > 1 else None
+    context["history_runs"] = len(runs_so_far)
     return _TEMPLATE.render(**context)
 
 
-def write(record: runs.RunRecord, report_root: str) -> str:
-    """Writes REPORT_ROOT/<run>/index.html and REPORT_ROOT/latest.html; returns the former."""
-    page = render(record)
+def write(record: runs.RunRecord, report_root: str, summaries: Optional[List[dict]] = None) -> str:
+    """Writes REPORT_ROOT/<run>/index.html with its numbers in report.json beside it, and
+    REPORT_ROOT/latest.html; returns the page's path. `summaries`: see render()."""
+    page = render(record, summaries)
+    data = json.dumps(report_data.as_data(record), indent=1, allow_nan=False)
     path = config.report_page(report_root, record.run_id)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    for target in (path, config.latest_report_page(report_root)):
+    writes = ((config.report_data_file(report_root, record.run_id), data), (path, page), (config.latest_report_page(report_root), page))
+    for target, text in writes:
         with open(target + ".tmp", "w") as f:
-            f.write(page)
+            f.write(text)
         os.replace(target + ".tmp", target)
     return path

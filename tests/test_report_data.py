@@ -1,0 +1,66 @@
+"""Which metrics exist for a slice, read from its confusion counts (the report's "—")."""
+
+import math
+
+from shopbusy.pipeline import config
+from shopbusy.results import evaluation, report_data
+
+METRIC = {metric.key: metric for metric in config.METRICS}
+
+
+def _counts(tp, fn, fp, tn, **values):
+    return {"true_positives": tp, "false_negatives": fn, "false_positives": fp, "true_negatives": tn, **values}
+
+
+def _undefined(values):
+    return {key: reason for key, metric in METRIC.items() if (reason := evaluation.undefined_reason(metric, values))}
+
+
+def test_a_slice_with_both_classes_and_both_predictions_has_every_metric():
+    assert _undefined(_counts(40, 10, 5, 45, auc=0.9, precision=0.89)) == {}
+
+
+def test_a_slice_without_busy_examples_has_no_auc_recall_or_miss_rate():
+    # What TFMA stores there: AUC 0, recall 0 -- numbers that are not measurements. The
+    # precision is one (7 predicted busy, none right); with none predicted busy it is not.
+    busy = "no busy example in the slice"
+    undefined = _undefined(_counts(0, 0, 7, 93, auc=0.0, recall=0.0, precision=0.0))
+    assert undefined == {"auc": busy, "recall": busy, "miss_rate": busy}
+    undefined = _undefined(_counts(0, 0, 0, 100, auc=0.0, recall=0.0, precision=0.0))
+    assert undefined == {"auc": busy, "recall": busy, "miss_rate": busy, "precision": "no example predicted busy"}
+
+
+def test_a_slice_without_quiet_examples_has_no_auc_or_fpr_but_a_precision():
+    undefined = _undefined(_counts(80, 20, 0, 0, auc=0.0, precision=1.0))
+    assert undefined == {"auc": "no not-busy example in the slice", "fall_out": "no not-busy example in the slice"}
+
+
+def test_nan_is_undefined_and_missing_counts_do_not_make_a_metric_undefined():
+    assert _undefined({"precision": math.nan}) == {"precision": "not a number"}
+    assert _undefined({"auc": 0.7}) == {}
+
+
+def test_the_json_never_holds_nan():
+    assert report_data._json_safe({"a": [math.nan, 1.0, {"b": math.inf}], "c": "x"}) == {"a": [None, 1.0, {"b": None}], "c": "x"}
+
+
+def test_a_slice_is_below_the_floor_only_when_its_whole_interval_is():
+    from shopbusy.results import report
+
+    assert report.floor_flag(0.80, (0.74, 0.84), 0.85).startswith("accuracy below the 0.85 floor (95 % interval 0.740 to 0.840)")
+    assert report.floor_flag(0.80, (0.73, 0.87), 0.85).startswith("accuracy may be below the 0.85 floor")
+    assert report.floor_flag(0.88, (0.82, 0.94), 0.85).startswith("accuracy may be below")  # straddles, whatever the estimate
+    assert report.floor_flag(0.90, (0.86, 0.94), 0.85) is None
+    assert report.floor_flag(0.80, None, 0.85) == "accuracy below the 0.85 floor"  # a run without intervals
+    assert report.floor_flag(None, None, 0.85) is None
+
+
+def test_a_gate_says_whether_its_whole_interval_clears_the_bound():
+    def gate(comparison, bound, interval):
+        return evaluation.GateResult("g", 0.5, comparison, bound, None, True, interval=interval)
+
+    assert gate(">=", 0.85, (0.86, 0.90)).interval_clears is True
+    assert gate(">=", 0.85, (0.84, 0.90)).interval_clears is False
+    assert gate("<=", 0.20, (0.10, 0.19)).interval_clears is True
+    assert gate("<=", 0.20, (0.10, 0.21)).interval_clears is False
+    assert gate("<=", 0.20, None).interval_clears is None
