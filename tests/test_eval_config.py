@@ -69,7 +69,8 @@ def test_gates_read_back_from_a_stored_config_are_the_gates_that_made_it(gates):
 
 
 def test_tfma_computes_its_own_confidence_intervals_and_gates_on_point_estimates():
-    options = eval_config(GATES).options
+    assert eval_config(GATES).options.compute_confidence_intervals.value is False  # `run --intervals` asks
+    options = eval_config(GATES, confidence_intervals=True).options
     assert options.compute_confidence_intervals.value is True
     assert options.confidence_intervals.method == tfma.ConfidenceIntervalOptions.JACKKNIFE
     # TFMA's validator calls float() on a metric; with intervals that is the point estimate.

@@ -151,7 +151,7 @@ def unchanged_run(workdir, good_data, first_run) -> Run:
 
 @pytest.fixture(scope="module")
 def forced_run(workdir, good_data, unchanged_run) -> Run:
-    return _run_and_record(good_data, workdir, "--force")
+    return _run_and_record(good_data, workdir, "--force", "--intervals")  # the same run, with TFMA's intervals
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,12 @@ def add_commands(commands) -> None:
     run.add_argument(
         "--force", action="store_true", help="run even when the last run had the same data, configuration and code"
     )
+    run.add_argument(
+        "--intervals",
+        action="store_true",
+        help="TFMA's 95 %% confidence interval on every slice metric of the report (jackknife); the Evaluator "
+        "takes about 4.6 times as long",
+    )
     run.add_argument("--verbose", action="store_true", help="show TensorFlow, Beam and TFX logs")
     run.set_defaults(handler=run_command)
 
@@ -51,6 +57,7 @@ def run_command(args) -> int:
         evaluator_beam_args=config.evaluator_beam_args(source.total_bytes, args.beam_arg),
         train_spans=args.train_spans,
         on_drift=args.on_drift,
+        confidence_intervals=args.intervals,
     )
     digest = up_to_date.inputs_digest(run_config, source)
     rows = None

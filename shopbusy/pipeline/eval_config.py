@@ -35,8 +35,8 @@ def _threshold(metric: config.Metric, gates: config.Gates) -> tfma.MetricThresho
     return threshold
 
 
-def eval_config(gates: config.Gates) -> tfma.EvalConfig:
-    """TFMA slices, metrics and the push gates."""
+def eval_config(gates: config.Gates, confidence_intervals: bool = False) -> tfma.EvalConfig:
+    """TFMA slices, metrics and the push gates; with TFMA's intervals if asked."""
     metrics = []
     for metric in config.METRICS:
         threshold = _threshold(metric, gates)
@@ -58,18 +58,18 @@ def eval_config(gates: config.Gates) -> tfma.EvalConfig:
         ],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=keys) for keys in features.SLICE_KEYS],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
-        options=_confidence_intervals(),
+        options=_confidence_intervals(confidence_intervals),
     )
 
 
-def _confidence_intervals() -> tfma.Options:
+def _confidence_intervals(compute: bool) -> tfma.Options:
     """TFMA's own 95 % intervals for every metric of every slice: the delete-d jackknife over
     20 buckets of the eval rows (TFMA 0.47 metrics_plots_and_validations_evaluator.py,
     _DEFAULT_NUM_JACKKNIFE_BUCKETS). TFMA still validates the gates on the point estimates
     (ValueWithTDistribution.__float__ is the unsampled value), so the verdict is unchanged;
     the report says whether each interval also clears its bound."""
     options = tfma.Options()
-    options.compute_confidence_intervals.value = config.REPORT_CONFIDENCE_INTERVALS
+    options.compute_confidence_intervals.value = compute
     options.confidence_intervals.method = tfma.ConfidenceIntervalOptions.JACKKNIFE
     return options
 

@@ -167,7 +167,7 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        eval_config=eval_config(run.gates),
+        eval_config=eval_config(run.gates, run.confidence_intervals),
         example_splits=[config.EVAL_SPLIT],
         module_path=config.EVALUATOR_EXTRACTORS,
     ).with_id(nodes.EVALUATOR)
