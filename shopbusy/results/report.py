@@ -105,7 +105,7 @@ def floor_flag(accuracy: Optional[float], interval, floor: float) -> Optional[st
 
 def _slice_tables(slices, intervals, candidate: str, gates: config.Gates) -> List[dict]:
     groups = [("Overall", ())] + [(" × ".join(keys), tuple(keys)) for keys in SLICE_KEYS]
-    computed = any(intervals.values())  # else a run from before intervals were computed
+    computed = any(intervals.values())  # else a run without --intervals (or from before them)
     tables = []
     for title, columns in groups:
         rows = []
