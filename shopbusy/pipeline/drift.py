@@ -13,11 +13,11 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.proto import distribution_validator_pb2
 
-from shopbusy.pipeline.config import SCHEMA_PATH
+from shopbusy.pipeline.config import SCHEMA_PATH, TRAIN_SPLIT
 
 # What the drift check compares: the train split of the newest span with the train split
 # of the span before (each about half of a span's rows; see config.SPLIT_BUCKETS).
-DRIFT_SPLIT = "train"
+DRIFT_SPLIT = TRAIN_SPLIT
 
 def load_schema(schema_path: str = SCHEMA_PATH) -> schema_pb2.Schema:
     with open(schema_path) as f:
