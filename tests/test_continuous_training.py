@@ -176,7 +176,7 @@ def test_the_same_drift_is_recorded_and_reported_under_on_drift_warn(week3_stopp
     assert "Drift from span 2:" in week3_warned.result.stdout
     assert record.training_spans == [2, 3]
     page = open(config.report_page(config.Workdir(str(workdir)).report_dir, record.run_id)).read()
-    drift_section = page[page.index('id="drift"') : page.index('id="data"')]
+    drift_section = page[page.index('id="drift"') : page.index('id="history"')]
     assert "span 2 (the previous accepted span) and span 3" in drift_section
     assert drift_section.count("drifted</td>") == len(drifted)
     assert drift_section.count("<svg") == config.REPORT_DRIFT_PLOTS
