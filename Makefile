@@ -40,7 +40,7 @@ test-deps:
 # a workdir and follow each other. Modules go out in collection order, the slowest first
 # (tests/conftest.py).
 test: install test-deps
-	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder -m "not slow and not faults and not kubeflow" tests
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=15 -m "not slow and not faults and not kubeflow" tests
 
 # Runs killed inside each component, and runs racing for a workdir, side by side (one per
 # core; about 7 minutes on 2 cores).
