@@ -14,7 +14,6 @@ from shopbusy.data import inputs
 from shopbusy.pipeline import config, drift
 
 BATCH_SIZE = 4096
-DECISION_THRESHOLD = 0.5  # as TFMA's BinaryAccuracy and confusion counts
 
 
 def resolve_model(model: str, serving_dir: str) -> str:
@@ -90,7 +89,7 @@ def predict(model_dir: str, source: inputs.DataSource, out_path: str) -> int:
                 probabilities = serve(examples=examples)[SERVING_OUTPUT_KEY].numpy()[:, 0]
                 for row, probability in zip(batch, probabilities):
                     writer.writerow(
-                        dict(row, busy_probability=f"{probability:.6f}", busy=int(probability > DECISION_THRESHOLD))
+                        dict(row, busy_probability=f"{probability:.6f}", busy=int(probability > config.DECISION_THRESHOLD))
                     )
             count += len(rows)
     return count

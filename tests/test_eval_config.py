@@ -29,10 +29,10 @@ def test_slices_overall_shop_type_weekday_class_and_the_cross():
     assert specs == [(), ("shop_type",), ("weekday",), (LABEL_KEY,), ("shop_type", "weekday")]
 
 
-def test_every_metric_is_a_tfma_metric_stored_under_the_key_the_readers_use():
+def test_every_metric_and_plot_is_a_tfma_metric_stored_under_the_key_the_readers_use():
     proto = eval_config(GATES)
-    assert [m.class_name for m in proto.metrics_specs[0].metrics] == [m.class_name for m in config.METRICS]
-    for metric in config.METRICS:
+    assert [m.class_name for m in proto.metrics_specs[0].metrics] == [m.class_name for m in (*config.METRICS, *config.PLOTS)]
+    for metric in (*config.METRICS, *config.PLOTS):
         assert getattr(tfma.metrics, metric.class_name)().name == metric.key, metric
     (model_spec,) = proto.model_specs
     assert model_spec.label_key == LABEL_KEY
@@ -78,3 +78,18 @@ def test_tfma_computes_its_own_confidence_intervals_and_gates_on_point_estimates
 
     value = types.ValueWithTDistribution(sample_mean=0.80, sample_standard_deviation=0.02, sample_degrees_of_freedom=19, unsampled_value=0.86)
     assert float(value) == 0.86
+
+
+def test_the_plots_share_the_aucs_calibration_histogram_and_mark_the_decision_threshold():
+    """The threshold and calibration plots cost no pass over the examples of their own: TFMA
+    deduplicates computations by key, and theirs is the histogram the AUC already needs."""
+    from tensorflow_model_analysis.metrics import metric_specs
+
+    computations = metric_specs.to_computations(
+        metric_specs.specs_from_metrics([]) + list(eval_config(GATES).metrics_specs), eval_config=eval_config(GATES)
+    )
+    histograms = {key.name for c in computations for key in c.keys if key.name.startswith("_calibration_histogram")}
+    assert len(histograms) == 1, histograms
+    options = {plot.class_name: dict(plot.options) for plot in config.PLOTS}
+    steps = options["ConfusionMatrixPlot"]["num_thresholds"]
+    assert config.DECISION_THRESHOLD in [i / steps for i in range(steps + 1)]

@@ -341,6 +341,43 @@ class TestLocalPipeline:
         else:
             assert summary == "No slice is significantly worse than the baseline."
 
+    def test_the_report_draws_thresholds_and_calibration_from_the_evaluators_plots(self, workdir, first_run):
+        """TFMA's plots of the overall slice: at the threshold in use they hold the counts
+        the Evaluator's metrics hold, and the gates judged there are the gates the run had."""
+        page = _report(workdir, first_run.result)
+        path = os.path.join(os.path.dirname(re.search(r"Slice report: (\S+)", first_run.result.stdout).group(1)), "report.json")
+        with open(path) as f:
+            plots = json.load(f)["plots"]
+        uri = first_run.executions["Evaluator"].outputs["evaluation"][0].uri
+        overall = evaluation.slice_metrics(uri)[()]
+        assert plots["decision_threshold"] == config.DECISION_THRESHOLD
+        rows = plots["thresholds"]
+        assert [round(r["threshold"], 6) for r in rows] == [i / 100 for i in range(101)]
+        in_use = next(r for r in rows if abs(r["threshold"] - config.DECISION_THRESHOLD) < 1e-9)
+        for cell in ("true_positives", "false_positives", "true_negatives", "false_negatives"):
+            assert in_use[cell] == overall[(cell, "", False)], cell
+        assert in_use["binary_accuracy"] == pytest.approx(overall[(evaluation.ACCURACY, "", False)])
+        record = runs.load(metadata.open_store(config.Workdir(str(workdir)).metadata_path), first_run.run_ids[0])
+        assert in_use["gates_pass"] == {g.name: g.passed for g in evaluation.gate_results(uri, record.gates)}
+        # Lower thresholds predict busy more often: recall never falls as the threshold does.
+        recalls = [r["recall"] for r in rows]
+        assert recalls == sorted(recalls, reverse=True) and recalls[0] > recalls[-1]
+        buckets = plots["calibration"]
+        assert sum(b["examples"] for b in buckets) == overall[("example_count", "", False)]
+        for b in buckets:  # each bucket's mean score lies in it (to float precision), its rate is a share
+            assert 0 <= b["lower"] <= b["upper"] <= 1 and b["lower"] - 1e-6 <= b["mean_prediction"] <= b["upper"] + 1e-6, b
+            assert 0 <= b["observed_rate"] <= 1, b
+        assert sum(b["observed_rate"] * b["examples"] for b in buckets) == pytest.approx(in_use["true_positives"] + in_use["false_negatives"])
+
+        section = page[page.index('id="thresholds"') : page.index('id="training"')]
+        assert section.count("<svg") == 2
+        passing = [r["threshold"] for r in rows if all(r["gates_pass"].values())]
+        sentence = re.search(r'<span id="passing-thresholds">(.*?)</span>', section, re.S).group(1)
+        if passing:
+            assert f"would all pass from {passing[0]:g} to " in sentence
+        else:
+            assert sentence.startswith("At none of the 101 thresholds")
+
     def test_reports_render_in_a_browser_without_console_messages(self, workdir, first_run, shuffled_labels_run):
         for name, run in (("report-blessed", first_run), ("report-not-blessed", shuffled_labels_run)):
             page = re.search(r"Slice report: (\S+)", run.result.stdout).group(1)

@@ -64,3 +64,32 @@ def test_a_gate_says_whether_its_whole_interval_clears_the_bound():
     assert gate("<=", 0.20, (0.10, 0.19)).interval_clears is True
     assert gate("<=", 0.20, (0.10, 0.21)).interval_clears is False
     assert gate("<=", 0.20, None).interval_clears is None
+
+
+def test_rates_at_a_threshold_come_from_its_counts_and_are_undefined_without_a_denominator():
+    row = evaluation.threshold_row(0.3, tp=40, fp=10, tn=45, fn=5)
+    assert row["binary_accuracy"] == 0.85 and row["precision"] == 0.8 and row["recall"] == 40 / 45
+    assert row["fall_out"] == 10 / 55 and row["miss_rate"] == 5 / 45
+    everything_busy = evaluation.threshold_row(0.0, tp=45, fp=55, tn=0, fn=0)
+    assert everything_busy["fall_out"] == 1.0 and everything_busy["miss_rate"] == 0.0
+    nothing_busy = evaluation.threshold_row(1.0, tp=0, fp=0, tn=55, fn=45)
+    assert nothing_busy["precision"] is None and nothing_busy["recall"] == 0.0
+
+
+def test_the_thresholds_where_every_candidate_gate_passes_are_named_as_ranges():
+    from shopbusy.results import report
+
+    gates = config.Gates(min_accuracy=0.8, max_fpr=0.2, max_fnr=0.2)
+    rows = [
+        evaluation.threshold_row(0.1, tp=50, fp=40, tn=10, fn=0),  # FPR 0.8
+        evaluation.threshold_row(0.2, tp=48, fp=8, tn=42, fn=2),  # passes
+        evaluation.threshold_row(0.3, tp=46, fp=5, tn=45, fn=4),  # passes
+        evaluation.threshold_row(0.4, tp=30, fp=2, tn=48, fn=20),  # FNR 0.4
+        evaluation.threshold_row(0.5, tp=45, fp=4, tn=46, fn=5),  # passes
+    ]
+    verdicts = evaluation.gates_at_thresholds(rows, gates)
+    assert [v["all_pass"] for v in verdicts] == [False, True, True, False, True]
+    assert set(verdicts[0]["passes"]) == {g.label for g in config.GATES if not g.change}
+    assert verdicts[3]["passes"] == {"accuracy": False, "false-positive rate": True, "false-negative rate": False}
+    assert report.passing_ranges(verdicts) == [(0.2, 0.3), (0.5, 0.5)]
+    assert report.passing_ranges(verdicts[:1]) == []

@@ -84,6 +84,30 @@ METRICS = (
 )
 METRIC_BY_CLASS = {metric.class_name: metric for metric in METRICS}
 
+# The score above which a row is predicted busy: TFMA's default for BinaryAccuracy and the
+# confusion counts (the eval config leaves it at that), and `shopbusy predict`'s.
+DECISION_THRESHOLD = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class Plot:
+    """A TFMA plot the Evaluator computes for every slice (the report draws the overall one)."""
+
+    class_name: str  # the tfma.metrics class
+    key: str  # the name TFMA stores it under
+    options: Tuple[Tuple[str, object], ...] = ()
+
+
+# Both are derived from the same 10,000-bucket calibration histogram TFMA already keeps for
+# the AUC, so they add rebinning and output per slice, not another pass over the examples
+# (figures: bench/notes.md, "Threshold and calibration plots").
+PLOTS = (
+    # Confusion counts at thresholds 0, 0.01, ..., 1 (DECISION_THRESHOLD among them).
+    Plot("ConfusionMatrixPlot", "confusion_matrix_plot", options=(("num_thresholds", 100),)),
+    # The reliability diagram's ten equal-width buckets of the predicted score.
+    Plot("CalibrationPlot", "calibration_plot", options=(("num_buckets", 10),)),
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class Gates:

@@ -1,5 +1,6 @@
-"""The Evaluator's TFMA configuration: the slices, the metrics and the push gates, built from
-config.METRICS and config.GATES; and the way back, from a stored config to the gates it enforces."""
+"""The Evaluator's TFMA configuration: the slices, the metrics, the plots and the push gates,
+built from config.METRICS, config.PLOTS and config.GATES; and the way back, from a stored
+config to the gates it enforces."""
 
 import json
 from typing import List
@@ -36,7 +37,7 @@ def _threshold(metric: config.Metric, gates: config.Gates) -> tfma.MetricThresho
 
 
 def eval_config(gates: config.Gates, confidence_intervals: bool = False) -> tfma.EvalConfig:
-    """TFMA slices, metrics and the push gates; with TFMA's intervals if asked."""
+    """TFMA slices, metrics, plots and the push gates; with TFMA's intervals if asked."""
     metrics = []
     for metric in config.METRICS:
         threshold = _threshold(metric, gates)
@@ -48,6 +49,8 @@ def eval_config(gates: config.Gates, confidence_intervals: bool = False) -> tfma
                 per_slice_thresholds=_overall(threshold) if gated else [],
             )
         )
+    for plot in config.PLOTS:
+        metrics.append(tfma.MetricConfig(class_name=plot.class_name, config=json.dumps(dict(plot.options))))
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(

@@ -91,6 +91,80 @@ def slice_intervals(evaluation_uri: str) -> Dict[SliceKey, MetricIntervals]:
     }
 
 
+def _rate(numerator: float, denominator: float) -> Optional[float]:
+    return numerator / denominator if denominator else None
+
+
+def threshold_row(threshold: float, tp: float, fp: float, tn: float, fn: float) -> Dict[str, Optional[float]]:
+    """The confusion counts at one decision threshold and the config.METRICS rates they give,
+    under the same keys; a rate is None where it does not exist (no positives, say)."""
+    return {
+        "threshold": threshold,
+        "true_positives": tp, "false_positives": fp, "true_negatives": tn, "false_negatives": fn,
+        "binary_accuracy": _rate(tp + tn, tp + fp + tn + fn),
+        "precision": _rate(tp, tp + fp),
+        "recall": _rate(tp, tp + fn),
+        "fall_out": _rate(fp, fp + tn),
+        "miss_rate": _rate(fn, fn + tp),
+    }  # fmt: skip
+
+
+@dataclasses.dataclass
+class Plots:
+    """One model's TFMA plots for one slice (config.PLOTS)."""
+
+    thresholds: List[Dict[str, Optional[float]]]  # threshold_row() per threshold, ascending
+    calibration: List[Dict[str, float]]  # non-empty buckets: lower, upper, examples, mean_prediction, observed_rate
+
+
+def slice_plots(evaluation_uri: str, slice_key: SliceKey = ()) -> Dict[str, Plots]:
+    """The plots TFMA computed for one slice (config.PLOTS), by model name ('' or
+    'candidate', 'baseline'); empty for runs from before the eval config asked for plots.
+    TFMA 0.47's writer stores a model's plots in one PlotData under a key without the plot's
+    name (metrics_plots_and_validations_writer.convert_slice_plots_to_proto), so each is
+    told by the field it fills."""
+    found: Dict[str, Plots] = {}
+    for plots in tfma.load_plots(evaluation_uri):
+        if _slice_key(plots) != slice_key:
+            continue
+        for kv in plots.plot_keys_and_values:
+            model = found.setdefault(kv.key.model_name, Plots([], []))
+            if kv.value.HasField("confusion_matrix_at_thresholds"):
+                model.thresholds = [
+                    threshold_row(m.threshold, m.true_positives, m.false_positives, m.true_negatives, m.false_negatives)
+                    for m in kv.value.confusion_matrix_at_thresholds.matrices
+                    if 0 <= m.threshold <= 1  # not TFMA's -1e-6 catch-all below every score
+                ]
+            if kv.value.HasField("calibration_histogram_buckets"):
+                model.calibration = [
+                    {
+                        "lower": max(b.lower_threshold_inclusive, 0.0),
+                        "upper": min(b.upper_threshold_exclusive, 1.0),
+                        "examples": b.num_weighted_examples.value,
+                        "mean_prediction": b.total_weighted_refined_prediction.value / b.num_weighted_examples.value,
+                        "observed_rate": b.total_weighted_label.value / b.num_weighted_examples.value,
+                    }
+                    for b in kv.value.calibration_histogram_buckets.buckets
+                    if b.num_weighted_examples.value > 0
+                ]
+    return {model: plots for model, plots in found.items() if plots.thresholds or plots.calibration}
+
+
+def gates_at_thresholds(rows: List[Dict[str, Optional[float]]], gates: config.Gates) -> List[Dict[str, object]]:
+    """Per threshold of a confusion-matrix plot, whether each gate on the candidate alone
+    (not the change gate, which needs the baseline's own counts) would pass there."""
+    judged = [gate for gate in config.GATES if not gate.change]
+    verdicts = []
+    for row in rows:
+        passes = {}
+        for gate in judged:
+            value = row.get(gate.metric.key)
+            bound = gate.bound(gates)
+            passes[gate.label] = value is not None and (value >= bound if gate.comparison == ">=" else value <= bound)
+        verdicts.append({"threshold": row["threshold"], "passes": passes, "all_pass": all(passes.values())})
+    return verdicts
+
+
 def model_values(metrics: MetricValues, model: str, is_diff: bool = False) -> Dict[str, Optional[float]]:
     """One model's value (or its difference to the baseline) of every config.METRICS metric."""
     return {metric.key: metrics.get((metric.key, model, is_diff)) for metric in config.METRICS}

@@ -85,6 +85,79 @@ def curves_svg(record: dict) -> Markup:
     return _svg(figure)
 
 
+def passing_ranges(verdicts: List[dict]) -> List[tuple]:
+    """The runs of consecutive thresholds at which every candidate gate would pass, as
+    (first, last) threshold pairs (evaluation.gates_at_thresholds)."""
+    ranges, start, previous = [], None, None
+    for verdict in verdicts:
+        if verdict["all_pass"] and start is None:
+            start = verdict["threshold"]
+        if not verdict["all_pass"] and start is not None:
+            ranges.append((start, previous))
+            start = None
+        previous = verdict["threshold"]
+    if start is not None:
+        ranges.append((start, previous))
+    return ranges
+
+
+_RATES = (("precision", "precision"), ("recall", "recall"), ("fall_out", "FPR"), ("miss_rate", "FNR"))
+
+
+def thresholds_svg(rows: List[dict], ranges: List[tuple]) -> Markup:
+    """Precision, recall, FPR and FNR against the decision threshold: the threshold in use
+    dashed, the thresholds where every candidate gate would pass shaded."""
+    figure, axes = plt.subplots(figsize=(6, 3.2))
+    for first, last in ranges:
+        axes.axvspan(first, last, color="#e3f2e6", zorder=0, label="every gate would pass")
+    for key, label in _RATES:
+        points = [(r["threshold"], r[key]) for r in rows if r[key] is not None]
+        if points:
+            axes.plot(*zip(*points), label=label, linewidth=1.3)
+    axes.axvline(config.DECISION_THRESHOLD, color="black", linestyle="--", linewidth=0.9, label=f"threshold in use ({config.DECISION_THRESHOLD:g})")
+    axes.set_xlabel("decision threshold (predicted busy above it)")
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_xlim(0, 1)
+    handles = dict(zip(*reversed(axes.get_legend_handles_labels())))  # one entry per label
+    axes.legend(list(handles.values()), list(handles), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    return _svg(figure)
+
+
+def calibration_svg(buckets: List[dict]) -> Markup:
+    """The reliability diagram: the observed share of busy rows against the mean predicted
+    score, bucket by bucket, with the diagonal a calibrated model follows; the examples per
+    bucket below."""
+    figure, (curve, counts) = plt.subplots(2, 1, figsize=(4.2, 4.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    curve.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=0.9, label="calibrated")
+    curve.plot([b["mean_prediction"] for b in buckets], [b["observed_rate"] for b in buckets], marker="o", linewidth=1.3, label="model")
+    curve.set_ylabel("observed share busy")
+    curve.set_ylim(-0.02, 1.02)
+    curve.legend(fontsize=7, loc="upper left")
+    counts.bar([(b["lower"] + b["upper"]) / 2 for b in buckets], [b["examples"] for b in buckets], width=[b["upper"] - b["lower"] for b in buckets], color="#90a4ae", edgecolor="white")
+    counts.set_xlabel("predicted score")
+    counts.set_ylabel("examples", fontsize=8)
+    counts.set_xlim(0, 1)
+    return _svg(figure)
+
+
+def _threshold_section(evaluation_uri: str, candidate: str, gates: config.Gates) -> Optional[dict]:
+    """The overall slice's threshold curves and reliability diagram, where TFMA computed them."""
+    plots = evaluation.slice_plots(evaluation_uri).get(candidate)
+    if plots is None or not plots.thresholds:
+        return None
+    verdicts = evaluation.gates_at_thresholds(plots.thresholds, gates)
+    ranges = passing_ranges(verdicts)
+    in_use = min(plots.thresholds, key=lambda r: abs(r["threshold"] - config.DECISION_THRESHOLD))
+    return {
+        "thresholds": len(plots.thresholds),
+        "ranges": ranges,
+        "in_use": in_use,
+        "gates": [gate.label for gate in config.GATES if not gate.change],
+        "curves": thresholds_svg(plots.thresholds, ranges),
+        "calibration": calibration_svg(plots.calibration) if plots.calibration else None,
+    }
+
+
 def _interval_text(interval) -> str:
     return f"{interval[0]:.3f} to {interval[1]:.3f}"
 
@@ -316,6 +389,7 @@ def render(record: runs.RunRecord, summaries: Optional[List[dict]] = None) -> st
     (history.summaries), for the history chart."""
     context = {
         "record": record, "gates": [], "tables": [], "heatmaps": [], "baseline": None, "changes": [], "intervals": False,
+        "thresholds": None,
         "columns": COLUMNS,
     }  # fmt: skip
     if record.evaluation_uri:
@@ -330,6 +404,7 @@ def render(record: runs.RunRecord, summaries: Optional[List[dict]] = None) -> st
         def values(key, model=candidate):
             return {name: slices.get(key, {}).get((name, model, False)) for name, _ in COLUMNS}
 
+        context["thresholds"] = _threshold_section(record.evaluation_uri, candidate, gates)
         heatmap_keys = [()] + sorted(k for k in slices if len(k) == 1 and k[0][0] in CONFUSION_SLICE_COLUMNS)
         context["heatmaps"] = [confusion_svg(slice_label(k), values(k)) for k in heatmap_keys]
         if candidate:  # named 'candidate' only when a baseline was evaluated too

@@ -65,6 +65,7 @@ def as_data(record: runs.RunRecord) -> dict:
         "confidence_intervals": None,  # or how TFMA computed them, when it did
         "gates": [],
         "slices": [],
+        "plots": None,  # or the overall slice's threshold and calibration plots, when TFMA computed them
         "model": None,
     }
     if record.evaluation_uri:
@@ -81,9 +82,24 @@ def as_data(record: runs.RunRecord) -> dict:
         data["slices"] = [
             _slice(key, slices[key], intervals.get(key, {}), candidate, has_baseline) for key in sorted(slices, key=_order)
         ]
+        data["plots"] = _plots(record, candidate)
     if record.candidates:
         data["model"] = {"exported": record.chosen_candidate, "candidates": record.candidates}
     return _json_safe(data)
+
+
+def _plots(record: runs.RunRecord, candidate: str) -> Optional[dict]:
+    """The candidate's plots on the overall slice: each threshold's confusion counts, rates
+    and gate verdicts, and the calibration buckets."""
+    plots = evaluation.slice_plots(record.evaluation_uri).get(candidate)
+    if plots is None:
+        return None
+    verdicts = evaluation.gates_at_thresholds(plots.thresholds, record.gates)
+    return {
+        "decision_threshold": config.DECISION_THRESHOLD,
+        "thresholds": [{**row, "gates_pass": verdict["passes"]} for row, verdict in zip(plots.thresholds, verdicts)],
+        "calibration": plots.calibration,
+    }
 
 
 def _json_safe(value):
