@@ -341,6 +341,14 @@ class TestLocalPipeline:
         else:
             assert summary == "No slice is significantly worse than the baseline."
 
+    def test_the_report_names_the_inputs_size_and_where_the_tensorboard_logs_are(self, workdir, good_data, first_run):
+        page = _report(workdir, first_run.result)
+        size = re.search(r'<small id="input-size"[^>]*>(.*?)</small>', page).group(1)
+        assert size == f"1 file, {os.path.getsize(good_data):,} bytes, {ROWS:,} rows"
+        logs = first_run.executions["Trainer"].outputs["model_run"][0].uri
+        assert f"<code>tensorboard --logdir {logs}</code>" in page
+        assert any(name.startswith("events.out.tfevents") for _, _, files in os.walk(logs) for name in files)
+
     def test_the_report_draws_thresholds_and_calibration_from_the_evaluators_plots(self, workdir, first_run):
         """TFMA's plots of the overall slice: at the threshold in use they hold the counts
         the Evaluator's metrics hold, and the gates judged there are the gates the run had."""

@@ -47,7 +47,7 @@ def test_the_json_never_holds_nan():
 def test_a_slice_is_below_the_floor_only_when_its_whole_interval_is():
     from shopbusy.results import report
 
-    assert report.floor_flag(0.80, (0.74, 0.84), 0.85).startswith("accuracy below the 0.85 floor (95 % interval 0.740 to 0.840)")
+    assert report.floor_flag(0.80, (0.74, 0.84), 0.85).startswith("accuracy below the 0.85 floor (95 % interval 0.7400 to 0.8400)")
     assert report.floor_flag(0.80, (0.73, 0.87), 0.85).startswith("accuracy may be below the 0.85 floor")
     assert report.floor_flag(0.88, (0.82, 0.94), 0.85).startswith("accuracy may be below")  # straddles, whatever the estimate
     assert report.floor_flag(0.90, (0.86, 0.94), 0.85) is None
@@ -93,3 +93,26 @@ def test_the_thresholds_where_every_candidate_gate_passes_are_named_as_ranges():
     assert verdicts[3]["passes"] == {"accuracy": False, "false-positive rate": True, "false-negative rate": False}
     assert report.passing_ranges(verdicts) == [(0.2, 0.3), (0.5, 0.5)]
     assert report.passing_ranges(verdicts[:1]) == []
+
+
+def test_the_input_line_counts_files_bytes_and_rows_from_tfxs_fingerprint():
+    from shopbusy.results import report, runs
+
+    fingerprint = (  # two splits' lines, as tfx/utils/io_utils.generate_fingerprint writes them
+        "split:single_split,num_files:2,total_bytes:431262,xor_checksum:17,sum_checksum:99\n"
+        "split:other,num_files:1,total_bytes:1000,xor_checksum:1,sum_checksum:2"
+    )
+    size = runs.fingerprint_size(fingerprint)
+    assert size == {"files": 3, "bytes": 432262}
+    assert report.input_size_text(size, 5600) == "3 files, 432,262 bytes, 5,600 rows"
+    assert report.input_size_text({"files": 1, "bytes": 10}, 0) == "1 file, 10 bytes"
+    assert report.input_size_text(None, 5600) is None
+
+
+def test_every_metric_on_the_page_has_one_precision_counts_whole():
+    from shopbusy.results import report
+
+    assert report.number(0.912345, "binary_accuracy") == "0.9123"
+    assert report.number(1234.0, "example_count") == "1,234" and report.number(7.0, "true_positives") == "7"
+    assert report.number(-0.01234, "auc", signed=True) == "-0.0123" and report.number(3.0, "false_positives", signed=True) == "+3"
+    assert report.number(None, "auc") == "n/a"

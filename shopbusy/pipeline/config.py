@@ -59,6 +59,7 @@ class Metric:
     # all be zero, and what it means when they are. TFMA still stores a number then (AUC 0,
     # precision 0 or nan), which the report and its JSON show as undefined, with the reason.
     needs: Tuple[Tuple[Tuple[str, ...], str], ...] = ()
+    count: bool = False  # a number of examples (shown whole), not a rate (shown to 4 decimals)
 
 
 POSITIVES = (("true_positives", "false_negatives"), "no busy example in the slice")
@@ -67,7 +68,7 @@ PREDICTED_POSITIVES = (("true_positives", "false_positives"), "no example predic
 
 # What the Evaluator computes and the report shows, in this order.
 METRICS = (
-    Metric("ExampleCount", "example_count", "examples"),
+    Metric("ExampleCount", "example_count", "examples", count=True),
     Metric("BinaryAccuracy", "binary_accuracy", "accuracy"),
     # 1,000 thresholds, not TFMA's 10,000: the AUC moves in the fifth decimal, while turning
     # each slice's 10,000-bucket calibration histogram into matrices is a fixed cost per model
@@ -77,10 +78,10 @@ METRICS = (
     Metric("Recall", "recall", "recall", needs=(POSITIVES,)),
     Metric("FallOut", "fall_out", "FPR", needs=(NEGATIVES,)),
     Metric("MissRate", "miss_rate", "FNR", needs=(POSITIVES,)),
-    Metric("TruePositives", "true_positives", "TP"),
-    Metric("TrueNegatives", "true_negatives", "TN"),
-    Metric("FalsePositives", "false_positives", "FP"),
-    Metric("FalseNegatives", "false_negatives", "FN"),
+    Metric("TruePositives", "true_positives", "TP", count=True),
+    Metric("TrueNegatives", "true_negatives", "TN", count=True),
+    Metric("FalsePositives", "false_positives", "FP", count=True),
+    Metric("FalseNegatives", "false_negatives", "FN", count=True),
 )
 METRIC_BY_CLASS = {metric.class_name: metric for metric in METRICS}
 

@@ -26,11 +26,25 @@ from shopbusy.results import evaluation, history, metadata, report_data, runs  #
 
 matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable
 COLUMNS = [(metric.key, metric.label) for metric in config.METRICS]
-_TEMPLATE = jinja2.Environment(
+_COUNTS = {metric.key for metric in config.METRICS if metric.count}
+
+
+def number(value, key: str = "", signed: bool = False) -> str:
+    """One precision for every metric on the page: counts whole, rates and scores to four
+    decimals (the data section's column statistics keep four significant digits)."""
+    if value is None:
+        return "n/a"
+    sign = "+" if signed else ""
+    return f"{value:{sign},.0f}" if key in _COUNTS else f"{value:{sign}.4f}"
+
+
+_ENVIRONMENT = jinja2.Environment(
     loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(__file__), "templates")),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
-).get_template("report.html.j2")
+)
+_ENVIRONMENT.filters["number"] = number
+_TEMPLATE = _ENVIRONMENT.get_template("report.html.j2")
 
 
 def slice_label(key: evaluation.SliceKey) -> str:
@@ -159,7 +173,7 @@ def _threshold_section(evaluation_uri: str, candidate: str, gates: config.Gates)
 
 
 def _interval_text(interval) -> str:
-    return f"{interval[0]:.3f} to {interval[1]:.3f}"
+    return f"{interval[0]:.4f} to {interval[1]:.4f}"
 
 
 def floor_flag(accuracy: Optional[float], interval, floor: float) -> Optional[str]:
@@ -378,6 +392,15 @@ def _drift_section(record: runs.RunRecord) -> Optional[dict]:
     }
 
 
+def input_size_text(size: Optional[Dict[str, int]], rows: int) -> Optional[str]:
+    """'2 files, 431,262 bytes, 5,600 rows': what ExampleGen read (rows from StatisticsGen,
+    over every split; left out when it did not run)."""
+    if size is None:
+        return None
+    parts = [f"{size['files']:,} file{'s' if size['files'] != 1 else ''}", f"{size['bytes']:,} bytes"]
+    return ", ".join(parts + ([f"{rows:,} rows"] if rows else []))
+
+
 def _runs_so_far(summaries: Optional[List[dict]], run_id: str) -> List[dict]:
     """The workdir's runs (history.summaries, oldest first) up to and including `run_id`."""
     ids = [r["run_id"] for r in summaries or []]
@@ -409,7 +432,7 @@ def render(record: runs.RunRecord, summaries: Optional[List[dict]] = None) -> st
         context["heatmaps"] = [confusion_svg(slice_label(k), values(k)) for k in heatmap_keys]
         if candidate:  # named 'candidate' only when a baseline was evaluated too
             context["baseline"] = [
-                {"name": label, "candidate": values(())[name], "baseline": values((), evaluation.BASELINE_MODEL)[name]}
+                {"key": name, "name": label, "candidate": values(())[name], "baseline": values((), evaluation.BASELINE_MODEL)[name]}
                 for name, label in COLUMNS
             ]
             context["changes"] = slice_changes(slices, intervals, candidate)
@@ -418,6 +441,7 @@ def render(record: runs.RunRecord, summaries: Optional[List[dict]] = None) -> st
     context["drift"] = _drift_section(record)
     context["curves"] = curves_svg(training) if training else None
     context["data"] = _data_section(record)
+    context["input_size"] = input_size_text(record.input_size, sum(split["rows"] for split in context["data"]["splits"]))
     runs_so_far = _runs_so_far(summaries, record.run_id)
     context["history"] = history_svg(runs_so_far) if len(runs_so_far) > 1 else None
     context["history_runs"] = len(runs_so_far)

@@ -62,6 +62,7 @@ def as_data(record: runs.RunRecord) -> dict:
         "pushed_version": record.pushed_version,
         "span": record.span,
         "training_spans": record.training_spans,
+        "input": {"path": record.data_path, **(record.input_size or {})},  # files and bytes ExampleGen read
         "confidence_intervals": None,  # or how TFMA computed them, when it did
         "gates": [],
         "slices": [],

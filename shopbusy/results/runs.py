@@ -78,6 +78,16 @@ class RunRecord:
         examples = self.output(nodes.EXAMPLE_GEN, "examples")
         return metadata.custom_property(examples, "input_fingerprint") if examples else None
 
+    @property
+    def input_size(self) -> Optional[Dict[str, int]]:
+        """The files and bytes ExampleGen read (fingerprint_size)."""
+        return fingerprint_size(self.data_fingerprint) if self.data_fingerprint else None
+
+    @property
+    def tensorboard_logs(self) -> Optional[str]:
+        """The Trainer's TensorBoard log directory (one run per candidate), if it trained."""
+        return self.output_uri(nodes.TRAINER, "model_run") if self.training else None
+
     def input_spans(self, node: str, key: str) -> List[int]:
         execution = self.executions.get(node)
         return sorted({metadata.span(a) for a in execution.inputs.get(key, [])}) if execution else []
@@ -244,6 +254,14 @@ def load(store, run_id: str) -> RunRecord:
         started=datetime.datetime.fromtimestamp(context.create_time_since_epoch / 1000),
         executions={e.node: e for e in metadata.run_executions(store, run_id)},
     )
+
+
+def fingerprint_size(fingerprint: str) -> Dict[str, int]:
+    """Files and bytes, summed over TFX's input fingerprint: one line per split,
+    'split:NAME,num_files:N,total_bytes:B,xor_checksum:..,sum_checksum:..'
+    (tfx/utils/io_utils.py generate_fingerprint, 1.16)."""
+    fields = [dict(part.split(":", 1) for part in line.split(",")) for line in fingerprint.splitlines() if line]
+    return {"files": sum(int(f["num_files"]) for f in fields), "bytes": sum(int(f["total_bytes"]) for f in fields)}
 
 
 def latest(metadata_path: str) -> RunRecord:
