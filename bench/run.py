@@ -3,6 +3,7 @@ seeds, and its scale; results to bench/results/<date>-<host>.json and docs/bench
 
     python -m bench.run            # the full benchmark (about an hour and a half on 2 cores)
     python -m bench.run --smoke    # every scenario on small data, a few minutes (make test)
+    python -m bench.run --scenarios scale   # only the runs per size (about 15 minutes)
 
 Every scenario runs the real commands (`shopbusy run`, `python -m bench.baseline`) as
 child processes, one at a time, and measures wall time and the peak memory of the whole
@@ -123,6 +124,14 @@ def shopbusy_run(data: str, workdir: str, rows: int, *args: str) -> dict:
     return {**measured.summary(), "exit_code": measured.returncode, **_read_run(workdir, rows)}
 
 
+def evaluator_reference(workdir: str) -> dict:
+    """bench.evaluator_reference on the workdir's newest evaluated run, in a process of its own."""
+    measured = measure(_python("-m", "bench.evaluator_reference", "--workdir", workdir))
+    if measured.returncode != 0:
+        raise RuntimeError(f"bench.evaluator_reference failed:\n{measured.stdout[-3000:]}")
+    return json.loads(measured.stdout.strip().splitlines()[-1])
+
+
 def baseline_run(data: str, seed: int) -> dict:
     measured = measure(_python("-m", "bench.baseline", "--data", data, "--seed", str(seed)))
     if measured.returncode != 0:
@@ -218,6 +227,7 @@ def runs_and_quality(plan: Plan, scratch: str, datasets: dict, save: Callable[[]
                 rerun = measure([SHOPBUSY, "run", "--data", data, "--workdir", workdir, *args])
                 fresh["rerun_unchanged"] = {**rerun.summary(), "exit_code": rerun.returncode}
                 if seed == 0:
+                    fresh["evaluator_reference"] = evaluator_reference(workdir)
                     fresh["rerun_forced"] = shopbusy_run(data, workdir, plan.dataset_rows, *args, "--force")
                 today = os.path.join(scratch, f"{name}-seed{seed}-today")
                 entry["today"].append(shopbusy_run(data, today, plan.dataset_rows, *args, *TODAY_ARGS))
@@ -233,13 +243,15 @@ def scale(plan: Plan, scratch: str, sizes: dict, save: Callable[[], None]) -> No
         data = os.path.join(scratch, f"scale-{rows}", "shops.csv")
         os.makedirs(os.path.dirname(data))
         generator.write_csv(generator.generate(rows, seed=1), data)
-        sizes[str(rows)] = shopbusy_run(data, os.path.join(scratch, f"scale-{rows}-workdir"), rows, *plan.run_args)
+        workdir = os.path.join(scratch, f"scale-{rows}-workdir")
+        sizes[str(rows)] = shopbusy_run(data, workdir, rows, *plan.run_args)
+        sizes[str(rows)]["evaluator_reference"] = evaluator_reference(workdir)
         save()
 
 
-def _writer(results: dict, results_dir: str, doc: str) -> Callable[[], None]:
+def _writer(results: dict, results_dir: str, doc: str, suffix: str = "") -> Callable[[], None]:
     """Writes the results so far: a long benchmark that is stopped still leaves its numbers."""
-    path = os.path.join(results_dir, f"{results['started'][:10]}-{results['machine']['host']}.json")
+    path = os.path.join(results_dir, f"{results['started'][:10]}-{results['machine']['host']}{suffix}.json")
     with open(NOTES) as f:
         notes = f.read()
 
@@ -263,6 +275,11 @@ def main(argv=None) -> int:
     parser.add_argument("--results-dir", default=RESULTS_DIR)
     parser.add_argument("--doc", default=DOC, help="the Markdown page to write the tables to")
     parser.add_argument("--scratch", help="folder for datasets and workdirs (default: a temporary one)")
+    parser.add_argument(
+        "--scenarios",
+        default="quality,scale",
+        help="which to run, comma-separated: quality (the datasets, their seeds and re-runs), scale (one run per size)",
+    )
     parser.add_argument(
         "--allow-busy", action="store_true", help="run on a busy machine anyway (its figures are marked busy)"
     )
@@ -289,21 +306,27 @@ def main(argv=None) -> int:
         "datasets": {},
         "scale": {},
     }
-    save = _writer(results, args.results_dir, args.doc)
+    scenarios = args.scenarios.split(",")
+    # A partial benchmark writes beside the full one's results and page, never over them.
+    suffix = "" if set(scenarios) == {"quality", "scale"} else "-" + "-".join(scenarios)
+    doc = args.doc if args.doc != DOC or not suffix else DOC.replace(".md", f"{suffix}.md")
+    save = _writer(results, args.results_dir, doc, suffix)
     with tempfile.TemporaryDirectory(prefix="shopbusy-bench-") as temporary:
         scratch = args.scratch or temporary
         os.makedirs(scratch, exist_ok=True)
         results["imports"] = import_times(plan)
-        runs_and_quality(plan, scratch, results["datasets"], save)
-        scale(plan, scratch, results["scale"], save)
+        if "quality" in scenarios:
+            runs_and_quality(plan, scratch, results["datasets"], save)
+        if "scale" in scenarios:
+            scale(plan, scratch, results["scale"], save)
     results["complete"] = True
     save()
-    print(f"results: {save.path}\ntables: {args.doc}")
+    print(f"results: {save.path}\ntables: {doc}")
     for target in results["targets"]:
         print(f"  {'met   ' if target['met'] else 'MISSED'} {target['target']}: {target['measured']}")
     busy = [m for m in report.measurements(results) if m["busy"]]
     if busy:
-        print(f"  {len(busy)} measurements shared the machine with other work: see 'Load' in {args.doc}")
+        print(f"  {len(busy)} measurements shared the machine with other work: see 'Load' in {doc}")
     return 0
 
 

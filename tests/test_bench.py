@@ -53,6 +53,17 @@ def test_bench_smoke_measures_every_scenario_and_writes_the_tables(tmp_path):
     assert 0.5 < fresh["gbdt_accuracy"] <= 1 and 0.5 < fresh["bayes_accuracy_eval"] < 1
     assert 0 < fresh["eval_rows"] < 1000
     assert fresh["candidate"] in fresh["candidates"] and set(fresh["candidates"]) == set(config.Training().candidates)
+    # The Evaluator's reference computed the Evaluator's own numbers, on the same rows.
+    reference = fresh["evaluator_reference"]
+    assert reference["rows"] == fresh["eval_rows"] and reference["seconds"] > 0
+    from shopbusy.results import evaluation, runs
+
+    record = runs.history(workdir.metadata_path)[-1]  # the fresh run, not the re-runs after it
+    slices = evaluation.slice_metrics(record.evaluation_uri)
+    assert reference["slices"] == len(slices)
+    for name, value in reference["overall"].items():
+        tfma_value = slices[()][(name, "", False)]
+        assert abs(value - tfma_value) < (1e-3 if name == "auc" else 1e-9), (name, value, tfma_value)
     # Today's single network, in the same run, for the time budget.
     [today] = dataset["today"]
     assert today["components"]["Trainer"]["state"] == "COMPLETE" and today["exit_code"] in (0, 3)
@@ -64,7 +75,7 @@ def test_bench_smoke_measures_every_scenario_and_writes_the_tables(tmp_path):
     assert all(isinstance(t["met"], bool) for t in targets.values())
 
     page = doc.read_text()
-    for section in ("## Targets", "## Imports and the CLI", "## Fresh run", "## Model quality by rule", "## How to read"):
+    for section in ("## Targets", "## Imports and the CLI", "## Fresh run", "## Model quality by rule", "## The Evaluator against its real work", "## How to read"):
         assert section in page
     for target in targets:
         assert target in page
