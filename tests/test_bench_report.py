@@ -32,7 +32,14 @@ def test_a_scale_only_benchmark_judges_the_evaluator_per_row_against_its_referen
     [target] = report.targets(results)
     assert target["target"].startswith("the Evaluator's cost per eval row <= 10 x")
     assert target["value"] == pytest.approx(10.0) and target["met"]
-    sections = "\n".join(report._scale_sections(results))
+    sections = "\n".join(report._scale_sections(results) + report._evaluator_sections(results))
     assert "## The Evaluator against its real work" in sections
     assert "| 4,000 rows |" not in sections and "| 10,000 rows | 4,000 | 170 | 24.0 |" in sections
     assert "the Evaluator 20.0 s + 1000.0 µs per eval row" in sections and "costs 10 x the reference" in sections
+
+
+def test_the_evaluator_section_needs_no_scale_runs():
+    fresh = _scale_run(400, evaluator=20.0, transform=10.0, reference=0.5)
+    page = "\n".join(report._evaluator_sections({"datasets": {"odd-types": {"shopbusy": [fresh]}}, "scale": {}}))
+    assert "| odd-types data, fresh run | 400 | 170 | 20.0 |" in page and "| 40 x |" in page
+    assert "Fitted over the scale runs" not in page  # one run: no line to fit
