@@ -34,7 +34,8 @@ BATCH_ROWS = 20_000
 AUC_BUCKETS = 1_000  # as the eval config's AUC (config.METRICS)
 
 
-def _inputs(workdir: str):
+def newest_evaluated(workdir: str):
+    """The examples and model URIs the workdir's newest evaluated run's Evaluator read."""
     record = next(r for r in runs.history(config.Workdir(workdir).metadata_path) if nodes.EVALUATOR in r.executions)
     evaluator = record.executions[nodes.EVALUATOR]
     return evaluator.inputs["examples"][0].uri, evaluator.inputs["model"][0].uri
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True)
     args = parser.parse_args(argv)
-    print(json.dumps(reference(*_inputs(args.workdir))))
+    print(json.dumps(reference(*newest_evaluated(args.workdir))))
     return 0
 
 

@@ -125,11 +125,12 @@ def shopbusy_run(data: str, workdir: str, rows: int, *args: str) -> dict:
 
 
 def evaluator_reference(workdir: str) -> dict:
-    """bench.evaluator_reference on the workdir's newest evaluated run, in a process of its own."""
-    measured = measure(_python("-m", "bench.evaluator_reference", "--workdir", workdir))
-    if measured.returncode != 0:
-        raise RuntimeError(f"bench.evaluator_reference failed:\n{measured.stdout[-3000:]}")
-    return json.loads(measured.stdout.strip().splitlines()[-1])
+    """bench.evaluator_reference on the workdir's newest evaluated run. In this process, not
+    a child: it times its own steps, and the harness has TensorFlow loaded already (for the
+    trees' comparison), which a child would spend its first 15-40 s importing again."""
+    from bench import evaluator_reference as reference
+
+    return reference.reference(*reference.newest_evaluated(workdir))
 
 
 def baseline_run(data: str, seed: int) -> dict:

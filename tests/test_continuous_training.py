@@ -304,17 +304,20 @@ def test_predict_warns_of_skew_against_the_served_models_training_data(week2, we
 
 
 def test_a_fresh_workdir_backfills_the_spans_already_there_in_order(weeks, tmp_path):
-    """Ten weeks already in the folder, a workdir no run has used: the earlier spans are
-    ingested first, one run each, so the newest run trains on the newest K accepted spans
-    and checks drift against the one before, as if the weeks had arrived one by one."""
+    """Two weeks already in the folder, a workdir no run has used: the earlier span is
+    ingested first, a run of its own, so the newest run trains on both accepted spans and
+    checks drift against the one before, as if the weeks had arrived one by one."""
+    arrived = tmp_path / "arrived"
+    for week in (1, 2):
+        shutil.copytree(weeks / f"span-{week}", arrived / f"span-{week}")
     workdir = tmp_path / "backfilled"
-    week = _run(weeks, workdir, "--candidates", "linear")
+    week = _run(arrived, workdir, "--candidates", "linear")
     assert week.result.returncode == common.verdict_exit_code(week.record), week.result.stderr
-    assert "backfilling span 1" in week.result.stdout and "backfilling span 2" in week.result.stdout
+    assert "backfilling span 1" in week.result.stdout and "backfilling span 2" not in week.result.stdout
     history = runs.history(config.Workdir(str(workdir)).metadata_path)
-    assert sorted(record.span for record in history) == [1, 2, 3]
-    assert week.record.span == 3 and week.record.training_spans == [2, 3]
-    assert week.record.drift_baseline_span == 2
+    assert sorted(record.span for record in history) == [1, 2]
+    assert week.record.span == 2 and week.record.training_spans == [1, 2]
+    assert week.record.drift_baseline_span == 1
 
 
 def test_backfill_only_for_span_folders_in_a_workdir_no_run_has_used(weeks, tmp_path):
