@@ -106,9 +106,7 @@ def targets(results: dict) -> List[dict]:
         if "100000" in scale:
             ratio = million["wall_seconds"] / scale["100000"]["wall_seconds"]
             judge("time(1M) / time(100k) <= 10", ratio, MAX_1M_OVER_100K, f"{ratio:.1f}", million, scale["100000"])
-    sized = [(run["evaluator_reference"]["rows"], run) for run in scale.values() if "evaluator_reference" in run]
-    evaluator_fit = linear_cost([(rows, run["components"][nodes.EVALUATOR]["seconds"]) for rows, run in sized])
-    reference_fit = linear_cost([(rows, run["evaluator_reference"]["seconds"]) for rows, run in sized])
+    evaluator_fit, reference_fit = evaluator_fits(results)
     if evaluator_fit and reference_fit:
         ratio = evaluator_fit[1] / reference_fit[1]
         judge(
@@ -116,7 +114,7 @@ def targets(results: dict) -> List[dict]:
             ratio,
             MAX_EVALUATOR_PER_ROW_OVER_REFERENCE,
             f"{evaluator_fit[1] * 1e6:.1f} µs / {reference_fit[1] * 1e6:.2f} µs = {ratio:.0f} x",
-            *[run for _, run in sized],
+            *[run for run in scale.values() if "evaluator_reference" in run],
         )
     if first and first.get("today"):
         today = _median(_walls(first["today"]))
@@ -241,6 +239,15 @@ def linear_cost(points: List[tuple]) -> Optional[tuple]:
     return mean_seconds - slope * mean_rows, slope
 
 
+def evaluator_fits(results: dict) -> tuple:
+    """linear_cost() of the Evaluator and of its reference over the scale runs measured with it."""
+    sized = [(run["evaluator_reference"]["rows"], run) for run in results["scale"].values() if "evaluator_reference" in run]
+    return (
+        linear_cost([(rows, run["components"][nodes.EVALUATOR]["seconds"]) for rows, run in sized]),
+        linear_cost([(rows, run["evaluator_reference"]["seconds"]) for rows, run in sized]),
+    )
+
+
 def _evaluator_sections(results: dict) -> List[str]:
     measured = evaluator_runs(results)
     if not measured:
@@ -262,9 +269,7 @@ def _evaluator_sections(results: dict) -> List[str]:
         "Model loading and reading the files are left out of both columns.",
         _table(["run", "eval rows", "slices", "Evaluator s", "reference: scoring s", "reference: slice metrics s", "Evaluator / reference"], rows),
     ]
-    scale = [(run["evaluator_reference"]["rows"], run) for label, run in measured if label.endswith(" rows")]
-    evaluator_fit = linear_cost([(rows, run["components"][nodes.EVALUATOR]["seconds"]) for rows, run in scale])
-    reference_fit = linear_cost([(rows, run["evaluator_reference"]["seconds"]) for rows, run in scale])
+    evaluator_fit, reference_fit = evaluator_fits(results)
     if evaluator_fit and reference_fit:
         sections.append(
             f"Fitted over the scale runs (least squares, seconds = fixed + rows x per row): the Evaluator "
