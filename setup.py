@@ -17,6 +17,8 @@ INSTALL_REQUIRES = [
     "setuptools<81",
     # CsvExampleGen's columnar executor parses CSV with pyarrow (already tfx-bsl's).
     "pyarrow",
+    # The Trainer's "trees" candidate (components/modules/trees.py); TFX already depends on it.
+    "scikit-learn",
     # Slice report: confusion-matrix heatmaps and training curves as inline SVG, in a Jinja2
     # template; the Kubeflow spec is written as YAML.
     "matplotlib",

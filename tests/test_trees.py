@@ -1,0 +1,91 @@
+"""The trees candidate: scikit-learn's boosted trees served as plain TF ops, output for output."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from shopbusy.components.modules import features, trees
+from shopbusy.components.modules.model import _inputs
+
+xf = features.transformed_name
+# shop_location has fewer values in training than its size: index 5 is never seen.
+SIZES = {xf("shop_type"): 9, xf("shop_location"): 6, xf("weekday"): 7, xf("hour"): 24}
+
+
+def _sample(n, rng, unseen_location=False):
+    data = {xf(k): rng.normal(size=n) for k in features.NUMERIC_FEATURE_KEYS}
+    data[xf("shop_type")] = rng.integers(0, 9, n)
+    data[xf("shop_location")] = rng.integers(0, 6 if unseen_location else 5, n)
+    data[xf("weekday")] = rng.integers(0, 7, n)
+    data[xf("hour")] = rng.integers(0, 24, n)
+    if n:
+        data[xf("avgTime")][0] = np.nan  # a missing measurement takes the node's missing side
+    # Cut-offs that act together, and each location its own hours.
+    logit = 5.0 * ((data[xf("avgTime")] > 0.3) == (data[xf("avgDistance")] < -0.2)) - 3.0
+    logit += np.where(np.isin(data[xf("shop_location")], [0, 3]), data[xf("hour")] > 16, data[xf("hour")] < 13) * 3.0
+    logit += np.isin(data[xf("shop_type")], [2, 4, 7]) * 0.8
+    y = (rng.random(n) < 1 / (1 + np.exp(-np.nan_to_num(logit)))).astype(np.int64)
+    return data, y
+
+
+def _x(data):
+    return np.column_stack([np.asarray(data[name], np.float64) for name in trees.columns(SIZES)])
+
+
+def _fitted():
+    rng = np.random.default_rng(0)
+    (train, y_train), (valid, y_valid) = _sample(3000, rng), _sample(600, rng)
+    classifier, iterations, history = trees.fit(_x(train), y_train, _x(valid), y_valid, SIZES, seed=0)
+    return classifier, iterations, history, (valid, y_valid)
+
+
+def _keras_inputs(data):
+    return {name: np.asarray(value).reshape(-1, 1).astype(np.float32 if name not in SIZES else np.int64) for name, value in data.items()}
+
+
+def test_the_served_trees_compute_what_scikit_learn_computes(tmp_path):
+    classifier, iterations, history, (valid, y_valid) = _fitted()
+    assert 1 <= iterations <= trees.MAX_ITER
+    assert history["val_loss"][iterations - 1] == min(history["val_loss"])  # the kept number is the best on validation
+    model = trees.build(_inputs(SIZES), SIZES, classifier, iterations)
+
+    # Rows the fit never saw, an unseen location among them, and a missing measurement.
+    test, _ = _sample(2000, np.random.default_rng(1), unseen_location=True)
+    expected = list(classifier.staged_predict_proba(_x(test)))[iterations - 1][:, 1]
+    served = model.predict(_keras_inputs(test), batch_size=512, verbose=0)[:, 0]
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
+    assert np.mean((served > 0.5) == (expected > 0.5)) == 1.0
+
+    # The SavedModel, loaded with nothing of this project imported, computes the same.
+    tf.saved_model.save(model, str(tmp_path / "model"))
+    np.save(tmp_path / "inputs.npy", _keras_inputs(test), allow_pickle=True)
+    script = (
+        "import numpy as np, tensorflow as tf, sys\n"
+        "inputs = np.load(sys.argv[1] + '/inputs.npy', allow_pickle=True).item()\n"
+        "model = tf.saved_model.load(sys.argv[1] + '/model')\n"
+        "out = model.signatures['serving_default'](**{k: tf.constant(v) for k, v in inputs.items()})\n"
+        "np.save(sys.argv[1] + '/served.npy', list(out.values())[0].numpy()[:, 0])\n"
+    )
+    env = dict(os.environ, PYTHONPATH="")  # not even shopbusy on the path
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, cwd=str(tmp_path), env=env)
+    np.testing.assert_allclose(np.load(tmp_path / "served.npy"), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_trees_read_cut_offs_that_act_together():
+    from sklearn.linear_model import LogisticRegression
+
+    classifier, iterations, history, (valid, y_valid) = _fitted()
+    rng = np.random.default_rng(0)
+    train, y_train = _sample(3000, rng)
+    linear = LogisticRegression(max_iter=1000).fit(np.nan_to_num(_x(train)), y_train)
+    linear_accuracy = linear.score(np.nan_to_num(_x(valid)), y_valid)
+    assert history["val_accuracy"][iterations - 1] > linear_accuracy + 0.05
+
+
+def test_a_categorical_column_with_too_many_values_is_split_as_a_number():
+    sizes = dict(SIZES, **{xf("shop_type"): trees.MAX_CATEGORIES + 1})
+    order = trees.columns(sizes)
+    assert order[:3] == sorted(set(SIZES) - {xf("shop_type")}) and order[3] == xf("shop_type")
