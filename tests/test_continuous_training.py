@@ -311,13 +311,23 @@ def test_a_fresh_workdir_backfills_the_spans_already_there_in_order(weeks, tmp_p
     for week in (1, 2):
         shutil.copytree(weeks / f"span-{week}", arrived / f"span-{week}")
     workdir = tmp_path / "backfilled"
-    week = _run(arrived, workdir, "--candidates", "linear")
+    # The trees alone: the cheapest candidate, and the one whose export is not a network.
+    week = _run(arrived, workdir, "--candidates", "trees")
     assert week.result.returncode == common.verdict_exit_code(week.record), week.result.stderr
     assert "backfilling span 1" in week.result.stdout and "backfilling span 2" not in week.result.stdout
     history = runs.history(config.Workdir(str(workdir)).metadata_path)
     assert sorted(record.span for record in history) == [1, 2]
     assert week.record.span == 2 and week.record.training_spans == [1, 2]
     assert week.record.drift_baseline_span == 1
+
+    # Trees keep no weights: the second run refits them, and its Evaluator loaded the served
+    # trees as its baseline beside the new ones.
+    assert week.record.chosen_candidate == "trees" and week.record.warm_start.startswith("refitted")
+    assert len(week.served) == 2, week.result.stdout
+    scored = run_cli("predict", "--workdir", workdir, "--data", arrived / "span-2" / "shops.csv", "--out", tmp_path / "scored.csv")
+    assert scored.returncode == 0, scored.stderr
+    with open(arrived / "span-2" / "shops.csv") as rows, open(tmp_path / "scored.csv") as scores:
+        assert sum(1 for _ in scores) == sum(1 for _ in rows)
 
 
 def test_backfill_only_for_span_folders_in_a_workdir_no_run_has_used(weeks, tmp_path):

@@ -1,6 +1,7 @@
 """The candidate models, built on Transform's outputs, and how the Trainer chooses and starts them."""
 
 import json
+import types
 
 import numpy as np
 import tf_keras as keras
@@ -88,7 +89,7 @@ def test_warm_start_loads_the_blessed_weights_only_when_the_inputs_match(tmp_pat
     training = config.Training(seed=1, warm_start=True).as_custom_config()
     keras.utils.set_random_seed(3)
     blessed = build_model(SIZES, training)
-    module._save_warm_start(blessed, SIZES, "dense", str(tmp_path))
+    module._save_warm_start(_exported("dense", blessed), SIZES, str(tmp_path))
 
     warm, why = module._warm_start(str(tmp_path), SIZES, training, "dense")
     assert why == f"warm start from the blessed model {tmp_path}"
@@ -119,10 +120,52 @@ def test_warm_start_loads_the_blessed_weights_only_when_the_inputs_match(tmp_pat
     assert module._warm_start(str(tmp_path), SIZES, training, "dense")[1].startswith("warm start")
 
 
+def _exported(name, model=None, members=()):
+    """What run_fn exports, as _save_warm_start reads it."""
+    return types.SimpleNamespace(name=name, model=model, members=tuple(members))
+
+
 def test_every_candidate_name_has_a_model():
+    from shopbusy.components.modules import candidates
     from shopbusy.components.modules import model as module
 
-    assert set(module.CANDIDATES) == set(config.CANDIDATES)  # a name without a model fails here, not mid-run
+    # A name without a model fails here, not mid-run; the trees are fitted by trees.py.
+    assert set(module.CANDIDATES) | {candidates.TREES} == set(config.CANDIDATES)
+
+
+def test_an_ensemble_continues_its_networks_from_their_weights_and_refits_its_trees(tmp_path):
+    from shopbusy.components.modules import model as module
+
+    training = config.Training(seed=1, warm_start=True).as_custom_config()
+    keras.utils.set_random_seed(4)
+    dense = build_model(SIZES, training, "dense")
+    members = [_exported("dense", dense), _exported("trees")]
+    module._save_warm_start(_exported("ensemble", members=members), SIZES, str(tmp_path))
+
+    starts = module.plan_starts(str(tmp_path), SIZES, training)
+    assert [(start.name, start.index) for start in starts] == [("dense", 0), ("trees", 5)]
+    assert starts[0].why.startswith("warm start") and starts[1].why.startswith("refitted")
+    assert starts[1].model is None
+    for mine, theirs in zip(starts[0].model.get_weights(), dense.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    # Without the trees among --candidates, the ensemble cannot continue: every candidate starts cold.
+    networks = dict(training, candidates=["dense", "linear"])
+    assert [(s.name, s.model) for s in module.plan_starts(str(tmp_path), SIZES, networks)] == [("dense", None), ("linear", None)]
+
+
+def test_the_ensemble_takes_the_candidates_within_noise_of_the_best():
+    from shopbusy.components.modules.model import within_noise
+
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 2000).astype(float)
+    truth = np.where(labels == 1, 0.8, 0.2)
+    predictions = {
+        "best": truth,
+        "close": np.clip(truth + rng.normal(0, 0.01, 2000), 0.01, 0.99),  # as good, within noise
+        "worse": np.where(labels == 1, 0.6, 0.4),  # clearly worse on every row
+    }
+    fitted = [types.SimpleNamespace(name=name, val_loss=float(np.mean(-np.log(np.where(labels == 1, p, 1 - p))))) for name, p in predictions.items()]
+    assert [c.name for c in within_noise(fitted, labels, predictions)] == ["best", "close"]
 
 
 def _type_by_hour_data(n=4000, seed=0):
@@ -186,7 +229,7 @@ def test_a_warm_start_continues_the_blessed_candidate_alone_a_cold_start_fits_th
     training = config.Training(seed=1, warm_start=True).as_custom_config()
     settings = module.CANDIDATES["linear"].settings(training)
     blessed = build_model(SIZES, settings, "linear")
-    module._save_warm_start(blessed, SIZES, "linear", str(tmp_path))
+    module._save_warm_start(_exported("linear", blessed), SIZES, str(tmp_path))
 
     def planned(*args):
         return [(start.name, start.index, start.model is not None) for start in module.plan_starts(*args)]

@@ -211,14 +211,25 @@ class TestLocalPipeline:
         with open(os.path.join(executions["Trainer"].outputs["model_run"][0].uri, "history.json")) as f:
             training = json.load(f)
         candidates = {c["name"]: c for c in training["candidates"]}
-        assert list(candidates) == list(config.Training().candidates)
+        fitted = list(config.Training().candidates)
+        # Every candidate, then the ensemble of those within noise of the best when there are two.
+        assert list(candidates) in (fitted, fitted + ["ensemble"])
         assert training["candidate"] == min(candidates, key=lambda name: candidates[name]["val_loss"])
         chosen = candidates[training["candidate"]]
+        if "ensemble" in candidates:
+            members = candidates["ensemble"]["members"]
+            assert len(members) >= 2 and set(members) <= set(fitted)
+            best = min(fitted, key=lambda name: candidates[name]["val_loss"])
+            assert best in members
+        if training["candidate"] == "ensemble":
+            assert training["members"] == candidates["ensemble"]["members"]
 
         # The pushed model is that candidate: its recorded shape, and its validation scores.
         destination = metadata.custom_property(executions["Pusher"].outputs["pushed_model"][0], "pushed_destination")
         with open(os.path.join(destination, "assets.extra", "warm_start", "inputs.json")) as f:
-            assert json.load(f)["candidate"] == training["candidate"]
+            exported = json.load(f)
+            assert exported["candidate"] == training["candidate"]
+            assert exported.get("members", []) == training.get("members", [])
         valid_files = glob.glob(os.path.join(executions["CsvExampleGen"].outputs["examples"][0].uri, "Split-valid", "*"))
         records = list(tf.data.TFRecordDataset(valid_files, compression_type="GZIP").batch(10_000))[0]
         labels = tf.io.parse_example(records, {LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64)})[LABEL_KEY].numpy()[:, 0]

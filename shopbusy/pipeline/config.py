@@ -157,7 +157,7 @@ GATES = (
 )
 
 
-# Every candidate network the Trainer knows (components/modules/candidates.py; built in model.py).
+# Every candidate model the Trainer knows (components/modules/candidates.py; built in model.py and trees.py).
 CANDIDATES = candidate_names.NAMES
 
 
@@ -177,8 +177,8 @@ class Training:
     # validation loss. Cheap insurance against the article's bad minima (see the benchmark).
     restarts: int = 3
     restart_epochs: int = 1
-    # The networks fitted; the one with the lowest validation loss is exported
-    # (components/modules/model.py, CANDIDATES; docs/benchmarks.md, "Model quality by rule").
+    # The candidates fitted; the one with the lowest validation loss is exported, or their
+    # ensemble (components/modules/model.py; docs/benchmarks.md, "Model quality by rule").
     candidates: Tuple[str, ...] = CANDIDATES
     # The budget for large data: at most this many steps per epoch, and examples per
     # candidate (the article's batch of 32 x 20,000 steps; components/modules/model.py:_schedule).

@@ -84,7 +84,8 @@ def confusion_svg(title: str, values: Dict[str, float]) -> Markup:
 
 
 def curves_svg(record: dict) -> Markup:
-    """Loss and accuracy per epoch, train against validation, the restored epoch marked."""
+    """Loss and accuracy per epoch (per iteration for trees), train against validation, the
+    restored epoch marked."""
     history = record["history"]
     first = record.get("first_epoch", 1)  # later epochs, after the restarts' warm-up
     epochs = range(first, first + len(history["loss"]))
@@ -92,8 +93,9 @@ def curves_svg(record: dict) -> Markup:
     for axes, metric in zip(panels, ("loss", "accuracy")):
         axes.plot(epochs, history[metric], label="train")
         axes.plot(epochs, history[f"val_{metric}"], label="validation")
-        axes.axvline(record["best_epoch"], color="grey", linestyle="--", label=f"best epoch ({record['best_epoch']})")
-        axes.set_xlabel("epoch")
+        unit = record.get("unit", "epoch")  # a boosting iteration for the trees
+        axes.axvline(record["best_epoch"], color="grey", linestyle="--", label=f"best {unit} ({record['best_epoch']})")
+        axes.set_xlabel(unit)
         axes.set_title(metric)
         axes.legend(fontsize=8)
     return _svg(figure)

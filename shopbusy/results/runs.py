@@ -158,15 +158,24 @@ class RunRecord:
         training = self.training
         return training.get("candidate") if training else None
 
+    @property
+    def ensemble_members(self) -> List[str]:
+        """The candidates the exported ensemble averages; empty when one candidate was exported."""
+        training = self.training
+        return list(training.get("members", [])) if training else []
+
     def describe_candidates(self) -> Optional[str]:
-        """'crossed (validation loss 0.2841; dense 0.2921, ...)': the choice in one line."""
+        """'crossed (validation loss 0.2841; dense 0.2921, ...)', or 'ensemble (validation
+        loss 0.2790, the average of crossed and trees; ...)': the choice in one line."""
         if not self.candidates:
             return None
         others = ", ".join(
             f"{c['name']} {c['val_loss']:.4f}" for c in self.candidates if c["name"] != self.chosen_candidate
         )
         chosen = next(c for c in self.candidates if c["name"] == self.chosen_candidate)
-        return f"{chosen['name']} (validation loss {chosen['val_loss']:.4f}" + (f"; {others})" if others else ")")
+        members = self.ensemble_members
+        average = f", the average of {', '.join(members[:-1])} and {members[-1]}" if members else ""
+        return f"{chosen['name']} (validation loss {chosen['val_loss']:.4f}{average}" + (f"; {others})" if others else ")")
 
     @property
     def model_uri(self) -> Optional[str]:

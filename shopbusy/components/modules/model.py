@@ -21,6 +21,13 @@ models of different shapes and exports the one with the lowest validation loss
   The five distractor columns enter its linear part only: their pairs, noise to a rule,
   cost 0.02-0.03 of accuracy on 2,800 training rows (measured outside TFX, time-distance
   rule, 0.77 against 0.80).
+- "trees": gradient-boosted trees, served as plain TF ops (trees.py): cut-offs, a
+  category's own hours, any interaction a few splits deep.
+
+When several candidates fit about equally well (their validation loss within noise of the
+best's, `within_noise`), their average is scored as a further choice (`ensemble`) and
+exported when its validation loss is lower still: models that are equally good but wrong
+on different rows make part of each other's errors good.
 
 Selection stays inside the Trainer (one TFX component, one SavedModel out), is seeded, and
 is recorded in history.json with each candidate's validation loss and accuracy; the report
@@ -42,12 +49,13 @@ from typing import Optional
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
-from shopbusy.components.modules import autograph, candidates, features  # noqa: E402
+from shopbusy.components.modules import autograph, candidates, features, trees  # noqa: E402
 from shopbusy.components.modules.features import HISTORY_FILE, SERVING_OUTPUT_KEY  # noqa: E402
 
 autograph.exempt_libraries()
@@ -76,6 +84,9 @@ PAIRWISE_DIM = 8
 PAIRWISE_L2 = 1e-5
 PAIRWISE_LEARNING_RATE = 0.003
 PAIRWISE_PATIENCE = 15
+# A candidate joins the ensemble when its mean excess validation loss over the best is
+# within this many standard errors (paired by row): about a 95 % one-sided test.
+ENSEMBLE_Z = 2.0
 
 
 def _category_sizes(tf_transform_output: tft.TFTransformOutput) -> dict:
@@ -223,8 +234,14 @@ def build_model(category_sizes: dict, training, candidate: str = "dense") -> ker
     is the candidate's settings (Candidate.settings)."""
     inputs = _inputs(category_sizes)
     model = keras.Model(inputs=inputs, outputs=CANDIDATES[candidate].build(inputs, category_sizes, training))
+    return _compiled(model, training["learning_rate"])
+
+
+def _compiled(model, learning_rate: float) -> keras.Model:
+    """The model compiled with the article's loss and metrics, which every candidate (trees
+    and the ensemble included) is scored with on the validation split."""
     model.compile(
-        optimizer=keras.optimizers.Adam(training["learning_rate"]),
+        optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.BinaryCrossentropy(),
         metrics=[
             keras.metrics.BinaryAccuracy(name="accuracy"),
@@ -325,53 +342,92 @@ def _best_start(candidate: str, index: int, category_sizes, training, train, val
     return model, {"chosen": chosen, "val_loss": [loss for loss, _, _ in trials if loss is not None]}
 
 
-def _model_inputs(category_sizes: dict, candidate: str) -> dict:
-    """What a model's weights fit: the candidate, its inputs, the one-hot width of each categorical one."""
-    return {
+def _model_inputs(category_sizes: dict, candidate: str, members=()) -> dict:
+    """What a model's weights fit: the candidate (and an ensemble's members), its inputs,
+    the one-hot width of each categorical one."""
+    record = {
         "candidate": candidate,
         "numeric": sorted(features.transformed_name(k) for k in features.NUMERIC_FEATURE_KEYS),
         "categorical": dict(sorted(category_sizes.items())),
     }
+    if members:
+        record["members"] = list(members)
+    return record
 
 
-def _warm_start(base_model, category_sizes: dict, training, candidate: str):
-    """The base model rebuilt with its weights, when it is this candidate and its inputs are
-    this run's; else None. Either way, a sentence saying which and why."""
+def _blessed_record(base_model, category_sizes: dict, training):
+    """The blessed model's warm-start record when its inputs are this run's, with None;
+    else None with a sentence saying why every candidate starts cold."""
     if not training.get("warm_start", True):
         return None, "cold start: --no-warm-start"
     # An empty base model is ServedModel's before the first push (components/served_baseline.py).
     if not base_model or not tf.io.gfile.exists(base_model):
         return None, "cold start: no blessed model yet"
-    folder = os.path.join(base_model, WARM_START_DIR)
-    inputs_path = os.path.join(folder, WARM_START_INPUTS)
+    inputs_path = os.path.join(base_model, WARM_START_DIR, WARM_START_INPUTS)
     if not tf.io.gfile.exists(inputs_path):
         return None, f"cold start: the blessed model {base_model} has no warm-start weights"
     with tf.io.gfile.GFile(inputs_path) as f:
-        base_inputs = json.load(f)
-    base_inputs.setdefault("candidate", "dense")  # models from before the candidates were dense
-    if base_inputs["candidate"] != candidate:
-        return None, f"cold start: the blessed model is the {base_inputs['candidate']} candidate"
-    wanted = _model_inputs(category_sizes, candidate)
-    if base_inputs != wanted:
+        record = json.load(f)
+    record.setdefault("candidate", candidates.DENSE)  # models from before the candidates were dense
+    wanted = _model_inputs(category_sizes, record["candidate"], record.get("members", ()))
+    if record != wanted:
         changed = sorted(
             name
-            for name in set(base_inputs["categorical"]) | set(wanted["categorical"])
-            if base_inputs["categorical"].get(name) != wanted["categorical"].get(name)
+            for name in set(record["categorical"]) | set(wanted["categorical"])
+            if record["categorical"].get(name) != wanted["categorical"].get(name)
         )
         why = f"vocabulary sizes changed ({', '.join(changed)})" if changed else "the model's inputs changed"
         return None, f"cold start: {why} since the blessed model"
+    return record, None
+
+
+def _weights_path(base_model: str, record: dict, member: str) -> str:
+    """Where a network's weights are kept beside an export: at the top for a single
+    candidate (the layout before ensembles), in the member's folder for an ensemble's."""
+    folder = os.path.join(base_model, WARM_START_DIR)
+    if record.get("members"):
+        folder = os.path.join(folder, member)
+    return os.path.join(folder, WARM_START_WEIGHTS)
+
+
+def _continued(base_model: str, record: dict, name: str, index: int, category_sizes: dict, training) -> "Start":
+    """How one of the blessed model's candidates continues: a network from its weights,
+    the trees refitted (they keep no weights; trees.py)."""
+    if name == candidates.TREES:
+        return Start(name, index, None, f"refitted: the blessed model {base_model} has trees, which are refitted on every run")
     keras.utils.set_random_seed(training["seed"])
-    model = build_model(category_sizes, training, candidate)
-    model.load_weights(os.path.join(folder, WARM_START_WEIGHTS))
-    return model, f"warm start from the blessed model {base_model}"
+    model = build_model(category_sizes, CANDIDATES[name].settings(training), name)
+    model.load_weights(_weights_path(base_model, record, name))
+    return Start(name, index, model, f"warm start from the blessed model {base_model}")
 
 
-def _save_warm_start(model, category_sizes: dict, candidate: str, serving_model_dir: str) -> None:
+def _warm_start(base_model, category_sizes: dict, training, candidate: str):
+    """The blessed model's `candidate` rebuilt with its weights, when the blessed model is
+    (or has as a member) that network and its inputs are this run's; else None. Either
+    way, a sentence saying which and why."""
+    record, why = _blessed_record(base_model, category_sizes, training)
+    if record is None:
+        return None, why
+    members = record.get("members") or [record["candidate"]]
+    if candidate not in members:
+        return None, f"cold start: the blessed model is the {record['candidate']} candidate"
+    start = _continued(base_model, record, candidate, 0, category_sizes, training)
+    return start.model, start.why
+
+
+def _save_warm_start(chosen, category_sizes: dict, serving_model_dir: str) -> None:
+    """Beside the export: what it fits and, for each network in it, its weights."""
     folder = os.path.join(serving_model_dir, WARM_START_DIR)
     tf.io.gfile.makedirs(folder)
-    model.save_weights(os.path.join(folder, WARM_START_WEIGHTS))
+    members = [member for member in chosen.members] if chosen.members else [chosen]
+    record = _model_inputs(category_sizes, chosen.name, [member.name for member in chosen.members])
+    for member in members:
+        if member.name != candidates.TREES:
+            path = _weights_path(serving_model_dir, record, member.name)
+            tf.io.gfile.makedirs(os.path.dirname(path))
+            member.model.save_weights(path)
     with tf.io.gfile.GFile(os.path.join(folder, WARM_START_INPUTS), "w") as f:
-        json.dump(_model_inputs(category_sizes, candidate), f)
+        json.dump(record, f)
 
 
 @dataclasses.dataclass
@@ -385,17 +441,18 @@ class Start:
 
 
 def plan_starts(base_model, category_sizes: dict, training) -> list:
-    """Continuous training continues the blessed model's candidate alone when its weights fit
-    this run (a new week refines the shape chosen before, at the cost of one candidate);
-    otherwise, on a cold start, every candidate is fitted and the choice is made again.
-    Only the blessed model's own candidate is built and loaded (_warm_start)."""
-    starts = []
-    for index, name in enumerate(training["candidates"]):
-        model, why = _warm_start(base_model, category_sizes, CANDIDATES[name].settings(training), name)
-        if model is not None:
-            return [Start(name, index, model, why)]
-        starts.append(Start(name, index, None, why))
-    return starts
+    """Continuous training continues the blessed model's candidate alone (an ensemble's
+    members) when its weights fit this run (a new week refines the shape chosen before, at
+    the cost of that shape); otherwise, on a cold start, every candidate is fitted and the
+    choice is made again. Only the blessed model's own networks are built and loaded."""
+    names = list(training["candidates"])
+    record, why = _blessed_record(base_model, category_sizes, training)
+    if record is not None:
+        members = record.get("members") or [record["candidate"]]
+        if all(member in names for member in members):
+            return [_continued(base_model, record, m, names.index(m), category_sizes, training) for m in members]
+        why = f"cold start: the blessed model is the {record['candidate']} candidate"
+    return [Start(name, index, None, why) for index, name in enumerate(names)]
 
 
 @dataclasses.dataclass
@@ -408,14 +465,16 @@ class FittedCandidate:
     stopped_early: bool
     first_epoch: int  # epochs spent on the restarts before the main fit
     restarts: dict  # the seeded starts tried: which was chosen, each one's validation loss
-    start: str  # "warm start from ..." or "cold start: <why>" (Start.why)
+    start: str  # "warm start from ...", "cold start: <why>" (Start.why); an ensemble's best member's
     val_loss: float
     val_accuracy: float
     schedule: tuple  # steps per epoch, most epochs
     seconds: float  # spent on this candidate, restarts included
+    members: tuple = ()  # an ensemble's candidates
+    unit: str = "epoch"  # of the curves: a network's epoch, a boosting iteration
 
     def summary(self) -> dict:
-        return {
+        summary = {
             "name": self.name,
             "val_loss": self.val_loss,
             "val_accuracy": self.val_accuracy,
@@ -423,6 +482,9 @@ class FittedCandidate:
             "seconds": round(self.seconds, 1),
             "start": self.start,
         }
+        if self.members:  # its members' epochs are theirs
+            summary.update(members=[member.name for member in self.members], epochs_run=None)
+        return summary
 
 
 def choose(candidates):
@@ -430,10 +492,96 @@ def choose(candidates):
     return min(candidates, key=lambda candidate: candidate.val_loss)
 
 
+def _valid_predictions(model, valid):
+    return model.predict(valid, verbose=0)[:, 0].astype(np.float64)
+
+
+def _log_losses(labels, predictions):
+    p = np.clip(predictions, 1e-7, 1 - 1e-7)
+    return -(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+
+
+def within_noise(fitted, labels, predictions) -> list:
+    """The candidates whose validation loss is within noise of the best's: each one's mean
+    excess of per-example loss over the best, paired row by row, less than ENSEMBLE_Z of its
+    standard errors (a paired test, so the rows' shared difficulty cancels)."""
+    best = choose(fitted)
+    losses = {c.name: _log_losses(labels, predictions[c.name]) for c in fitted}
+    kept = []
+    for candidate in fitted:
+        excess = losses[candidate.name] - losses[best.name]
+        error = np.std(excess, ddof=1) / np.sqrt(len(excess)) if len(excess) > 1 else 0.0
+        if candidate is best or np.mean(excess) <= ENSEMBLE_Z * error:
+            kept.append(candidate)
+    return kept
+
+
+def ensemble(fitted, category_sizes: dict, valid, training) -> Optional[FittedCandidate]:
+    """The average of the candidates within noise of the best, scored on the validation
+    split as each of them was; None when only the best is. Averaging models that fit
+    equally well but differently (a network and the trees) removes part of each one's
+    error; it is exported only if its validation loss is lower than every member's."""
+    if len(fitted) < 2:
+        return None
+    started = time.monotonic()
+    labels = np.concatenate([label.numpy() for _, label in valid]).reshape(-1).astype(np.float64)
+    predictions = {c.name: _valid_predictions(c.model, valid) for c in fitted}
+    members = within_noise(fitted, labels, predictions)
+    if len(members) < 2:
+        return None
+    inputs = _inputs(category_sizes)
+    average = keras.layers.Average(name=candidates.ENSEMBLE)([member.model(inputs) for member in members])
+    model = _compiled(keras.Model(inputs=inputs, outputs=average), training["learning_rate"])
+    scores = model.evaluate(valid, verbose=0, return_dict=True)
+    best = choose(members)
+    return dataclasses.replace(
+        best,  # the curves, restarts and schedule shown are the best member's
+        name=candidates.ENSEMBLE,
+        model=model,
+        val_loss=float(scores["loss"]),
+        val_accuracy=float(scores["accuracy"]),
+        seconds=time.monotonic() - started,
+        members=tuple(members),
+    )
+
+
+def _fit_trees(start: Start, fn_args, category_sizes, training, train_examples, num_train, valid) -> FittedCandidate:
+    """The trees on at most `max_train_examples` training rows (seeded sample), with the
+    number of iterations that scored best on the validation split (trees.py)."""
+    started = time.monotonic()
+    x_train, y_train = trees.matrix(train_examples.batch(READ_BATCH_SIZE * 64).as_numpy_iterator(), category_sizes)
+    if len(y_train) > training["max_train_examples"]:
+        keep = np.random.default_rng(training["seed"]).choice(len(y_train), training["max_train_examples"], replace=False)
+        x_train, y_train = x_train[keep], y_train[keep]
+    x_valid, y_valid = trees.matrix(valid.as_numpy_iterator(), category_sizes)
+    classifier, iterations, history = trees.fit(x_train, y_train, x_valid, y_valid, category_sizes, training["seed"])
+    model = _compiled(trees.build(_inputs(category_sizes), category_sizes, classifier, iterations), training["learning_rate"])
+    with tf.summary.create_file_writer(os.path.join(fn_args.model_run_dir, start.name)).as_default():
+        for step, loss in enumerate(history["val_loss"], start=1):
+            tf.summary.scalar("val_loss", loss, step=step)
+    scores = model.evaluate(valid, verbose=0, return_dict=True)
+    return FittedCandidate(
+        name=start.name,
+        model=model,
+        history=history,
+        stopped_early=iterations < trees.MAX_ITER,
+        first_epoch=0,
+        restarts={"chosen": None, "val_loss": []},
+        start=start.why,
+        val_loss=float(scores["loss"]),
+        val_accuracy=float(scores["accuracy"]),
+        schedule=(1, trees.MAX_ITER),
+        seconds=time.monotonic() - started,
+        unit="iteration",
+    )
+
+
 def _fit_candidate(start: Start, fn_args, category_sizes, training, train_examples, num_train, valid):
     """Starts the candidate warm from the blessed model when it can (else from the best of
     several fresh starts), fits it with early stopping on the validation split, and scores
     the weights it ends with on that split."""
+    if start.name == candidates.TREES:
+        return _fit_trees(start, fn_args, category_sizes, training, train_examples, num_train, valid)
     started = time.monotonic()
     settings = CANDIDATES[start.name].settings(training)
     schedule = _schedule(num_train, settings)
@@ -481,10 +629,11 @@ def _fit_candidate(start: Start, fn_args, category_sizes, training, train_exampl
 
 
 def run_fn(fn_args):
-    """TFX Trainer entry point: continue the latest blessed model's candidate from its
-    weights when they fit, else fit every candidate from the best of several fresh starts;
-    each with early stopping on the validation split, within an example budget; export
-    the one best on that split."""
+    """TFX Trainer entry point: continue the latest blessed model's candidate (or its
+    ensemble's members) from its weights when they fit, else fit every candidate from the
+    best of several fresh starts; each with early stopping on the validation split, within
+    an example budget; export the one best on that split, or the ensemble of those within
+    noise of it when that is better still."""
     training = fn_args.custom_config
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train_examples = _examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
@@ -496,18 +645,20 @@ def run_fn(fn_args):
         _fit_candidate(start, fn_args, category_sizes, training, train_examples, num_train, valid)
         for start in plan_starts(fn_args.base_model, category_sizes, training)
     ]
-    chosen = choose(fitted)
-    _write_history(chosen, fitted, fn_args.model_run_dir, num_train)
+    averaged = ensemble(fitted, category_sizes, valid, training)
+    scored = fitted + ([averaged] if averaged else [])
+    chosen = choose(scored)
+    _write_history(chosen, scored, fn_args.model_run_dir, num_train)
 
     signatures = make_serving_signatures(chosen.model, tf_transform_output)
     tf.saved_model.save(chosen.model, fn_args.serving_model_dir, signatures=signatures)
-    _save_warm_start(chosen.model, category_sizes, chosen.name, fn_args.serving_model_dir)
+    _save_warm_start(chosen, category_sizes, fn_args.serving_model_dir)
 
 
 def _write_history(chosen: FittedCandidate, fitted, model_run_dir, num_train) -> None:
     """Keeps the chosen candidate's curves (from `first_epoch` + 1, after the restarts'
-    warm-up epochs), its restored (best) epoch and restarts, every candidate's validation
-    scores, and the step schedule for reports, as plain JSON."""
+    warm-up epochs; an ensemble's best member's), its restored (best) epoch and restarts,
+    every candidate's validation scores, and the step schedule for reports, as plain JSON."""
     val_loss = chosen.history["val_loss"]
     record = {
         "candidate": chosen.name,
@@ -520,8 +671,12 @@ def _write_history(chosen: FittedCandidate, fitted, model_run_dir, num_train) ->
         "start": chosen.start,
         "train_examples": num_train,
         "steps_per_epoch": chosen.schedule[0],
+        "unit": chosen.unit,
         "history": {name: [float(v) for v in values] for name, values in chosen.history.items()},
     }
+    if chosen.members:
+        record["members"] = [member.name for member in chosen.members]
+        record["curves_of"] = choose(chosen.members).name
     tf.io.gfile.makedirs(model_run_dir)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), "w") as f:
         json.dump(record, f)
