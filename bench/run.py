@@ -4,6 +4,7 @@ seeds, and its scale; results to bench/results/<date>-<host>.json and docs/bench
     python -m bench.run            # the full benchmark (about an hour and a half on 2 cores)
     python -m bench.run --smoke    # every scenario on small data, a few minutes (make test)
     python -m bench.run --scenarios scale   # only the runs per size (about 15 minutes)
+    python -m bench.run --scenarios quality --seeds 1   # every rule once (about 15 minutes)
 
 Every scenario runs the real commands (`shopbusy run`, `python -m bench.baseline`) as
 child processes, one at a time, and measures wall time and the peak memory of the whole
@@ -282,10 +283,17 @@ def main(argv=None) -> int:
         help="which to run, comma-separated: quality (the datasets, their seeds and re-runs), scale (one run per size)",
     )
     parser.add_argument(
+        "--seeds",
+        type=int,
+        help=f"training seeds per dataset (default {FULL.seeds}); fewer write beside the full results, as --scenarios does",
+    )
+    parser.add_argument(
         "--allow-busy", action="store_true", help="run on a busy machine anyway (its figures are marked busy)"
     )
     args = parser.parse_args(argv)
     plan = SMOKE if args.smoke else FULL
+    if args.seeds:
+        plan = dataclasses.replace(plan, seeds=args.seeds)
     load = machine_load()
     # The smoke run proves the harness inside `make test`, where its figures mean nothing anyway.
     if load["busy"] and not (args.allow_busy or args.smoke):
@@ -310,6 +318,8 @@ def main(argv=None) -> int:
     scenarios = args.scenarios.split(",")
     # A partial benchmark writes beside the full one's results and page, never over them.
     suffix = "" if set(scenarios) == {"quality", "scale"} else "-" + "-".join(scenarios)
+    if plan.seeds != FULL.seeds and not args.smoke:
+        suffix += f"-seeds{plan.seeds}"
     doc = args.doc if args.doc != DOC or not suffix else DOC.replace(".md", f"{suffix}.md")
     save = _writer(results, args.results_dir, doc, suffix)
     with tempfile.TemporaryDirectory(prefix="shopbusy-bench-") as temporary:
