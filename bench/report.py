@@ -75,7 +75,8 @@ def targets(results: dict) -> List[dict]:
             first["shopbusy"],
         )
     scale = results["scale"]
-    if "1000000" not in scale and 1_000_000 in results["plan"]["scale_rows"]:
+    # A quality-only run (--scenarios quality) was never meant to reach the million rows.
+    if "1000000" not in scale and 1_000_000 in results["plan"]["scale_rows"] and "scale" in results.get("scenarios", ["scale"]):
         verdicts.append(
             {"target": "1M rows end to end <= 15 min", "value": None, "bound": MAX_1M_SECONDS, "met": False,
              "measured": "not measured: the benchmark stopped before the million-row run finished"}

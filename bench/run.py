@@ -312,6 +312,7 @@ def main(argv=None) -> int:
         "machine": machine(),
         "load_at_start": load,
         "complete": False,
+        "scenarios": args.scenarios.split(","),
         "datasets": {},
         "scale": {},
     }
