@@ -240,9 +240,13 @@ class TestLocalPipeline:
         assert log_loss == pytest.approx(chosen["val_loss"], abs=1e-4)
 
         others = [name for name in candidates if name != training["candidate"]]
-        assert f"Model: {training['candidate']} (validation loss {chosen['val_loss']:.4f}; " in first_run.result.stdout
+        members = training.get("members", [])
+        average = f", the average of {', '.join(members[:-1])} and {members[-1]}" if members else ""
+        assert f"Model: {training['candidate']} (validation loss {chosen['val_loss']:.4f}{average}; " in first_run.result.stdout
         page = _report(workdir, first_run.result)
         assert f"exported <strong>{training['candidate']}</strong>" in page
+        if members:
+            assert f"the average of {', '.join(members)}, the candidates whose validation loss" in page
         assert f"<td>{training['candidate']} (exported)</td>" in page
         for name in others:
             assert f"<td>{name}</td><td>{candidates[name]['val_loss']:.4f}</td>" in page

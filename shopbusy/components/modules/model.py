@@ -67,6 +67,7 @@ SHUFFLE_BUFFER = 100_000
 WARM_START_DIR = os.path.join("assets.extra", "warm_start")
 WARM_START_INPUTS = "inputs.json"
 WARM_START_WEIGHTS = "weights"
+WARM_START_PREFIX = "warm start"  # how a continued candidate's start reads (Start.why)
 
 # The linear candidates: the column pairs crossed, the z-score bins of the numeric columns.
 # Convex, so they take a larger step and batch than the networks, need less patience, and
@@ -398,7 +399,7 @@ def _continued(base_model: str, record: dict, name: str, index: int, category_si
     keras.utils.set_random_seed(training["seed"])
     model = build_model(category_sizes, CANDIDATES[name].settings(training), name)
     model.load_weights(_weights_path(base_model, record, name))
-    return Start(name, index, model, f"warm start from the blessed model {base_model}")
+    return Start(name, index, model, f"{WARM_START_PREFIX} from the blessed model {base_model}")
 
 
 def _warm_start(base_model, category_sizes: dict, training, candidate: str):
@@ -465,7 +466,7 @@ class FittedCandidate:
     stopped_early: bool
     first_epoch: int  # epochs spent on the restarts before the main fit
     restarts: dict  # the seeded starts tried: which was chosen, each one's validation loss
-    start: str  # "warm start from ...", "cold start: <why>" (Start.why); an ensemble's best member's
+    start: str  # "warm start from ...", "cold start: <why>" (Start.why); an ensemble's warm member's, else its best's
     val_loss: float
     val_accuracy: float
     schedule: tuple  # steps per epoch, most epochs
@@ -534,10 +535,13 @@ def ensemble(fitted, category_sizes: dict, valid, training) -> Optional[FittedCa
     model = _compiled(keras.Model(inputs=inputs, outputs=average), training["learning_rate"])
     scores = model.evaluate(valid, verbose=0, return_dict=True)
     best = choose(members)
+    # A run continued from the blessed model when any member did (the trees are refitted).
+    start = next((m.start for m in members if m.start.startswith(WARM_START_PREFIX)), best.start)
     return dataclasses.replace(
         best,  # the curves, restarts and schedule shown are the best member's
         name=candidates.ENSEMBLE,
         model=model,
+        start=start,
         val_loss=float(scores["loss"]),
         val_accuracy=float(scores["accuracy"]),
         seconds=time.monotonic() - started,
