@@ -83,6 +83,14 @@ def test_restarts_continue_from_the_start_with_the_lowest_validation_loss():
     assert none_tried == {"chosen": 0, "val_loss": []} and not single.history  # not trained yet
 
 
+def _warm_start(base_model, sizes, training, candidate):
+    """How `candidate` alone would start (plan_starts with it the only candidate): its model, why."""
+    from shopbusy.components.modules import model as module
+
+    [start] = module.plan_starts(base_model, sizes, dict(training, candidates=[candidate]))
+    return start.model, start.why
+
+
 def test_warm_start_loads_the_blessed_weights_only_when_the_inputs_match(tmp_path):
     from shopbusy.components.modules import model as module
 
@@ -91,25 +99,25 @@ def test_warm_start_loads_the_blessed_weights_only_when_the_inputs_match(tmp_pat
     blessed = build_model(SIZES, training)
     module._save_warm_start(_exported("dense", blessed), SIZES, str(tmp_path))
 
-    warm, why = module._warm_start(str(tmp_path), SIZES, training, "dense")
+    warm, why = _warm_start(str(tmp_path), SIZES, training, "dense")
     assert why == f"warm start from the blessed model {tmp_path}"
     for loaded, saved in zip(warm.get_weights(), blessed.get_weights()):
         np.testing.assert_array_equal(loaded, saved)
 
     grown = dict(SIZES, **{xf("shop_type"): 25})  # a new shop type's vocabulary entry
-    assert module._warm_start(str(tmp_path), grown, training, "dense") == (
+    assert _warm_start(str(tmp_path), grown, training, "dense") == (
         None,
         f"cold start: vocabulary sizes changed ({xf('shop_type')}) since the blessed model",
     )
-    assert module._warm_start(None, SIZES, training, "dense") == (None, "cold start: no blessed model yet")
+    assert _warm_start(None, SIZES, training, "dense") == (None, "cold start: no blessed model yet")
     # ServedModel's empty output before the first push (open-source Kubeflow): no model there.
-    assert module._warm_start(str(tmp_path / "elsewhere"), SIZES, training, "dense") == (None, "cold start: no blessed model yet")
+    assert _warm_start(str(tmp_path / "elsewhere"), SIZES, training, "dense") == (None, "cold start: no blessed model yet")
     (tmp_path / "without_weights").mkdir()
-    assert module._warm_start(str(tmp_path / "without_weights"), SIZES, training, "dense")[1].endswith("has no warm-start weights")
+    assert _warm_start(str(tmp_path / "without_weights"), SIZES, training, "dense")[1].endswith("has no warm-start weights")
     off = dict(training, warm_start=False)
-    assert module._warm_start(str(tmp_path), SIZES, off, "dense") == (None, "cold start: --no-warm-start")
+    assert _warm_start(str(tmp_path), SIZES, off, "dense") == (None, "cold start: --no-warm-start")
     # Another candidate's weights do not fit this one; a model from before the candidates is dense.
-    assert module._warm_start(str(tmp_path), SIZES, training, "linear") == (
+    assert _warm_start(str(tmp_path), SIZES, training, "linear") == (
         None,
         "cold start: the blessed model is the dense candidate",
     )
@@ -117,7 +125,7 @@ def test_warm_start_loads_the_blessed_weights_only_when_the_inputs_match(tmp_pat
     legacy = json.loads(inputs_path.read_text())
     del legacy["candidate"]
     inputs_path.write_text(json.dumps(legacy))
-    assert module._warm_start(str(tmp_path), SIZES, training, "dense")[1].startswith("warm start")
+    assert _warm_start(str(tmp_path), SIZES, training, "dense")[1].startswith("warm start")
 
 
 def _exported(name, model=None, members=()):

@@ -185,7 +185,7 @@ class Training:
     max_steps_per_epoch: int = 1_000
     max_train_examples: int = 640_000
     # Start from the latest blessed model's weights when its inputs are this run's (the
-    # Trainer's base_model; components/modules/model.py:_warm_start), else start cold. The
+    # Trainer's base_model; components/modules/model.py:plan_starts), else start cold. The
     # CLI turns it on for span folders (docs/benchmarks.md, "Warm start").
     warm_start: bool = False
 

@@ -63,7 +63,7 @@ autograph.exempt_libraries()
 READ_BATCH_SIZE = 1024
 SHUFFLE_BUFFER = 100_000
 # Beside each exported model (ignored by serving): its weights and what they fit, so that
-# the next run can start from them (the Trainer's base_model; see _warm_start).
+# the next run can start from them (the Trainer's base_model; see plan_starts).
 WARM_START_DIR = os.path.join("assets.extra", "warm_start")
 WARM_START_INPUTS = "inputs.json"
 WARM_START_WEIGHTS = "weights"
@@ -402,25 +402,11 @@ def _continued(base_model: str, record: dict, name: str, index: int, category_si
     return Start(name, index, model, f"{WARM_START_PREFIX} from the blessed model {base_model}")
 
 
-def _warm_start(base_model, category_sizes: dict, training, candidate: str):
-    """The blessed model's `candidate` rebuilt with its weights, when the blessed model is
-    (or has as a member) that network and its inputs are this run's; else None. Either
-    way, a sentence saying which and why."""
-    record, why = _blessed_record(base_model, category_sizes, training)
-    if record is None:
-        return None, why
-    members = record.get("members") or [record["candidate"]]
-    if candidate not in members:
-        return None, f"cold start: the blessed model is the {record['candidate']} candidate"
-    start = _continued(base_model, record, candidate, 0, category_sizes, training)
-    return start.model, start.why
-
-
 def _save_warm_start(chosen, category_sizes: dict, serving_model_dir: str) -> None:
     """Beside the export: what it fits and, for each network in it, its weights."""
     folder = os.path.join(serving_model_dir, WARM_START_DIR)
     tf.io.gfile.makedirs(folder)
-    members = [member for member in chosen.members] if chosen.members else [chosen]
+    members = list(chosen.members) or [chosen]
     record = _model_inputs(category_sizes, chosen.name, [member.name for member in chosen.members])
     for member in members:
         if member.name != candidates.TREES:
@@ -497,17 +483,12 @@ def _valid_predictions(model, valid):
     return model.predict(valid, verbose=0)[:, 0].astype(np.float64)
 
 
-def _log_losses(labels, predictions):
-    p = np.clip(predictions, 1e-7, 1 - 1e-7)
-    return -(labels * np.log(p) + (1 - labels) * np.log(1 - p))
-
-
 def within_noise(fitted, labels, predictions) -> list:
     """The candidates whose validation loss is within noise of the best's: each one's mean
     excess of per-example loss over the best, paired row by row, less than ENSEMBLE_Z of its
     standard errors (a paired test, so the rows' shared difficulty cancels)."""
     best = choose(fitted)
-    losses = {c.name: _log_losses(labels, predictions[c.name]) for c in fitted}
+    losses = {c.name: trees.log_losses(labels, predictions[c.name]) for c in fitted}
     kept = []
     for candidate in fitted:
         excess = losses[candidate.name] - losses[best.name]

@@ -67,9 +67,11 @@ def matrix(batches, category_sizes: dict):
     return x, (np.concatenate(labels).astype(np.int64) if labels else np.zeros(0, np.int64))
 
 
-def _log_loss(y, p) -> float:
+def log_losses(y, p):
+    """Each row's log loss, clipped as Keras's BinaryCrossentropy clips it (the candidates'
+    validation loss): the trees' curves here, the ensemble's paired test in model.py."""
     p = np.clip(p, 1e-7, 1 - 1e-7)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
 
 
 def fit(x_train, y_train, x_valid, y_valid, category_sizes: dict, seed: int):
@@ -86,7 +88,7 @@ def fit(x_train, y_train, x_valid, y_valid, category_sizes: dict, seed: int):
     history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     for key, x, y in (("", x_train, y_train), ("val_", x_valid, y_valid)):
         for p in classifier.staged_predict_proba(x):
-            history[key + "loss"].append(_log_loss(y, p[:, 1]))
+            history[key + "loss"].append(float(np.mean(log_losses(y, p[:, 1]))))
             history[key + "accuracy"].append(float(np.mean((p[:, 1] > 0.5) == y)))
     iterations = int(np.argmin(history["val_loss"])) + 1
     return classifier, iterations, history
