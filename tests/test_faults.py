@@ -4,7 +4,6 @@ Slow (one pipeline's worth of runs): `make test-faults`, called by CI after `mak
 import os
 import signal
 import subprocess
-import sys
 
 import pytest
 import tensorflow as tf

@@ -89,3 +89,44 @@ def test_a_categorical_column_with_too_many_values_is_split_as_a_number():
     sizes = dict(SIZES, **{xf("shop_type"): trees.MAX_CATEGORIES + 1})
     order = trees.columns(sizes)
     assert order[:3] == sorted(set(SIZES) - {xf("shop_type")}) and order[3] == xf("shop_type")
+
+
+def test_the_chosen_trees_are_refitted_on_train_and_valid_with_the_iterations_valid_chose(tmp_path):
+    import dataclasses
+    import types
+
+    from shopbusy.components.modules import model as trainer
+    from shopbusy.pipeline import config
+
+    rng = np.random.default_rng(0)
+    (train, y_train), (valid, y_valid) = _sample(3000, rng), _sample(600, rng)
+    as_examples = lambda data, y: tf.data.Dataset.from_tensor_slices((_keras_inputs(data), y.reshape(-1, 1)))  # noqa: E731
+    train_examples, valid_batches = as_examples(train, y_train), as_examples(valid, y_valid).batch(256)
+    training = config.Training(seed=3).as_custom_config()
+    start = trainer.Start("trees", 0, None, "cold start: test")
+    fitted = trainer._fit_trees(start, types.SimpleNamespace(model_run_dir=str(tmp_path)), SIZES, training, train_examples, 3000, valid_batches)
+    iterations = int(np.argmin(fitted.history["val_loss"])) + 1
+
+    refitted = trainer.refit(fitted, SIZES, training, train_examples, 3000, valid_batches)
+    assert refitted.refit["rows"] == 3600 and refitted.refit["iterations"] == iterations
+    expected = trees.refit(np.vstack([_x(train), _x(valid)]), np.concatenate([y_train, y_valid]), SIZES, 3, iterations)
+    test, _ = _sample(1000, np.random.default_rng(1))
+    served = refitted.model.predict(_keras_inputs(test), verbose=0)[:, 0]
+    np.testing.assert_allclose(served, expected.predict_proba(_x(test))[:, 1], rtol=1e-5, atol=1e-6)
+    # The choice's figures stay; the refitted model's on the rows it has now seen are beside them.
+    assert refitted.val_loss == fitted.val_loss
+    seen = refitted.model.evaluate(valid_batches, verbose=0, return_dict=True)
+    assert abs(refitted.refit["val_loss_seen"] - seen["loss"]) < 1e-6 and refitted.refit["val_loss_seen"] < fitted.val_loss
+
+    # In an ensemble the trees member is refitted and the others kept as they are.
+    network = dataclasses.replace(fitted, name="linear", model=trainer.build_model(SIZES, training, "linear"))
+    averaged = dataclasses.replace(fitted, name="ensemble", model=None, members=(network, fitted))
+    refitted_ensemble = trainer.refit(averaged, SIZES, training, train_examples, 3000, valid_batches)
+    assert [m.name for m in refitted_ensemble.members] == ["linear", "trees"]
+    assert refitted_ensemble.members[0] is network
+    expected_average = (network.model.predict(_keras_inputs(test), verbose=0)[:, 0] + served) / 2
+    np.testing.assert_allclose(refitted_ensemble.model.predict(_keras_inputs(test), verbose=0)[:, 0], expected_average, rtol=1e-5, atol=1e-6)
+
+    # Nothing to refit: a model without trees, or training rows that fill the budget alone.
+    assert trainer.refit(network, SIZES, training, train_examples, 3000, valid_batches) is network
+    assert trainer.refit(fitted, SIZES, dict(training, max_train_examples=3000), train_examples, 3000, valid_batches) is fitted

@@ -85,7 +85,7 @@ def as_data(record: runs.RunRecord) -> dict:
         ]
         data["plots"] = _plots(record, candidate)
     if record.candidates:
-        data["model"] = {"exported": record.chosen_candidate, "members": record.ensemble_members, "candidates": record.candidates}
+        data["model"] = {"exported": record.chosen_candidate, "members": record.ensemble_members, "refit": record.refit, "candidates": record.candidates}
     return _json_safe(data)
 
 

@@ -175,7 +175,18 @@ class RunRecord:
         chosen = next(c for c in self.candidates if c["name"] == self.chosen_candidate)
         members = self.ensemble_members
         average = f", the average of {', '.join(members[:-1])} and {members[-1]}" if members else ""
-        return f"{chosen['name']} (validation loss {chosen['val_loss']:.4f}{average}" + (f"; {others})" if others else ")")
+        line = f"{chosen['name']} (validation loss {chosen['val_loss']:.4f}{average}" + (f"; {others})" if others else ")")
+        refit = self.refit
+        if refit:
+            line += f"; its {refit['candidate']} refitted on {refit['rows']:,} training and validation rows"
+        return line
+
+    @property
+    def refit(self) -> Optional[dict]:
+        """The exported model's trees refitted on train + valid after the choice (rows,
+        iterations, its figures on the validation rows it has now seen); None when not."""
+        training = self.training
+        return training.get("refit") if training else None
 
     @property
     def model_uri(self) -> Optional[str]:

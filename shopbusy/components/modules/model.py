@@ -459,6 +459,7 @@ class FittedCandidate:
     seconds: float  # spent on this candidate, restarts included
     members: tuple = ()  # an ensemble's candidates
     unit: str = "epoch"  # of the curves: a network's epoch, a boosting iteration
+    refit: Optional[dict] = None  # the trees refitted on train and valid after the choice (`refit`)
 
     def summary(self) -> dict:
         summary = {
@@ -511,9 +512,7 @@ def ensemble(fitted, category_sizes: dict, valid, training) -> Optional[FittedCa
     members = within_noise(fitted, labels, predictions)
     if len(members) < 2:
         return None
-    inputs = _inputs(category_sizes)
-    average = keras.layers.Average(name=candidates.ENSEMBLE)([member.model(inputs) for member in members])
-    model = _compiled(keras.Model(inputs=inputs, outputs=average), training["learning_rate"])
+    model = _average(members, category_sizes, training)
     scores = model.evaluate(valid, verbose=0, return_dict=True)
     best = choose(members)
     # A run continued from the blessed model when any member did (the trees are refitted).
@@ -530,14 +529,28 @@ def ensemble(fitted, category_sizes: dict, valid, training) -> Optional[FittedCa
     )
 
 
+def _average(members, category_sizes: dict, training) -> keras.Model:
+    """One model whose output is the mean of the members' outputs."""
+    inputs = _inputs(category_sizes)
+    average = keras.layers.Average(name=candidates.ENSEMBLE)([member.model(inputs) for member in members])
+    return _compiled(keras.Model(inputs=inputs, outputs=average), training["learning_rate"])
+
+
+def _tree_rows(examples, category_sizes: dict, training):
+    """The trees' (X, y) from (features, label) examples, at most `max_train_examples` rows
+    (a seeded sample): the networks' budget."""
+    x, y = trees.matrix(examples.batch(READ_BATCH_SIZE * 64).as_numpy_iterator(), category_sizes)
+    if len(y) > training["max_train_examples"]:
+        keep = np.random.default_rng(training["seed"]).choice(len(y), training["max_train_examples"], replace=False)
+        x, y = x[keep], y[keep]
+    return x, y
+
+
 def _fit_trees(start: Start, fn_args, category_sizes, training, train_examples, num_train, valid) -> FittedCandidate:
     """The trees on at most `max_train_examples` training rows (seeded sample), with the
     number of iterations that scored best on the validation split (trees.py)."""
     started = time.monotonic()
-    x_train, y_train = trees.matrix(train_examples.batch(READ_BATCH_SIZE * 64).as_numpy_iterator(), category_sizes)
-    if len(y_train) > training["max_train_examples"]:
-        keep = np.random.default_rng(training["seed"]).choice(len(y_train), training["max_train_examples"], replace=False)
-        x_train, y_train = x_train[keep], y_train[keep]
+    x_train, y_train = _tree_rows(train_examples, category_sizes, training)
     x_valid, y_valid = trees.matrix(valid.as_numpy_iterator(), category_sizes)
     classifier, iterations, history = trees.fit(x_train, y_train, x_valid, y_valid, category_sizes, training["seed"])
     model = _compiled(trees.build(_inputs(category_sizes), category_sizes, classifier, iterations), training["learning_rate"])
@@ -559,6 +572,48 @@ def _fit_trees(start: Start, fn_args, category_sizes, training, train_examples, 
         seconds=time.monotonic() - started,
         unit="iteration",
     )
+
+
+def refit(chosen: FittedCandidate, category_sizes: dict, training, train_examples, num_train, valid) -> FittedCandidate:
+    """The chosen model with its trees (alone or as an ensemble's member) refitted on the
+    training and validation rows together, with the number of iterations the validation
+    rows chose; unchanged when it has no trees, or when the training rows alone fill the
+    example budget.
+
+    Once the number of iterations is chosen, the validation rows have nothing left to
+    decide and are a fifth more rows to learn from (2,800 + 560 on the bundled sample).
+    Measured outside TFX, five draws of each generator rule (bench/trees_refit.py): the
+    trees' eval accuracy changed by -0.001 (distance-cutoff) to +0.010 (type-hour), +0.004
+    on average. The networks are not refitted: a
+    network's refit repeats its whole fit (its seconds are the Trainer's), a tree's takes
+    seconds. The choice's validation figures stay the candidates' record; the refitted
+    model's figures on those rows, which it has now seen, are kept beside them."""
+    members = chosen.members or (chosen,)
+    fitted_trees = next((m for m in members if m.name == candidates.TREES), None)
+    if fitted_trees is None or num_train >= training["max_train_examples"]:
+        return chosen
+    started = time.monotonic()
+    x, y = _tree_rows(train_examples.concatenate(valid.unbatch()), category_sizes, training)
+    iterations = int(np.argmin(fitted_trees.history["val_loss"])) + 1
+    classifier = trees.refit(x, y, category_sizes, training["seed"], iterations)
+    refitted = dataclasses.replace(
+        fitted_trees, model=trees.build(_inputs(category_sizes), category_sizes, classifier, iterations)
+    )
+    if chosen.members:
+        members = tuple(refitted if m is fitted_trees else m for m in chosen.members)
+        model = _average(members, category_sizes, training)
+    else:
+        members, model = (), _compiled(refitted.model, training["learning_rate"])
+    scores = model.evaluate(valid, verbose=0, return_dict=True)
+    record = {
+        "candidate": candidates.TREES,
+        "rows": int(len(y)),
+        "iterations": iterations,
+        "seconds": round(time.monotonic() - started, 1),
+        "val_loss_seen": float(scores["loss"]),
+        "val_accuracy_seen": float(scores["accuracy"]),
+    }
+    return dataclasses.replace(chosen, model=model, members=members, refit=record)
 
 
 def _fit_candidate(start: Start, fn_args, category_sizes, training, train_examples, num_train, valid):
@@ -632,7 +687,7 @@ def run_fn(fn_args):
     ]
     averaged = ensemble(fitted, category_sizes, valid, training)
     scored = fitted + ([averaged] if averaged else [])
-    chosen = choose(scored)
+    chosen = refit(choose(scored), category_sizes, training, train_examples, num_train, valid)
     _write_history(chosen, scored, fn_args.model_run_dir, num_train)
 
     signatures = make_serving_signatures(chosen.model, tf_transform_output)
@@ -662,6 +717,8 @@ def _write_history(chosen: FittedCandidate, fitted, model_run_dir, num_train) ->
     if chosen.members:
         record["members"] = [member.name for member in chosen.members]
         record["curves_of"] = choose(chosen.members).name
+    if chosen.refit:
+        record["refit"] = chosen.refit
     tf.io.gfile.makedirs(model_run_dir)
     with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), "w") as f:
         json.dump(record, f)

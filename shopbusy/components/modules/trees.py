@@ -74,17 +74,26 @@ def log_losses(y, p):
     return -(y * np.log(p) + (1 - y) * np.log(1 - p))
 
 
-def fit(x_train, y_train, x_valid, y_valid, category_sizes: dict, seed: int):
-    """Fits up to MAX_ITER iterations and keeps the number with the lowest validation loss.
-    Returns the classifier, that number, and per-iteration curves in the Keras history's keys."""
+def _classifier(category_sizes: dict, seed: int, iterations: int):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     native = _native(category_sizes)
     categorical = [name in native for name in columns(category_sizes)]
-    classifier = HistGradientBoostingClassifier(
-        max_iter=MAX_ITER, early_stopping=False, categorical_features=categorical, random_state=seed
+    return HistGradientBoostingClassifier(
+        max_iter=iterations, early_stopping=False, categorical_features=categorical, random_state=seed
     )
-    classifier.fit(x_train, y_train)
+
+
+def refit(x, y, category_sizes: dict, seed: int, iterations: int):
+    """The classifier of `fit`'s settings with the number of iterations it chose, fitted on
+    other rows (the training and validation rows together: model.refit)."""
+    return _classifier(category_sizes, seed, iterations).fit(x, y)
+
+
+def fit(x_train, y_train, x_valid, y_valid, category_sizes: dict, seed: int):
+    """Fits up to MAX_ITER iterations and keeps the number with the lowest validation loss.
+    Returns the classifier, that number, and per-iteration curves in the Keras history's keys."""
+    classifier = _classifier(category_sizes, seed, MAX_ITER).fit(x_train, y_train)
     history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     for key, x, y in (("", x_train, y_train), ("val_", x_valid, y_valid)):
         for p in classifier.staged_predict_proba(x):
