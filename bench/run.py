@@ -58,6 +58,10 @@ class Plan:
 FULL = Plan()
 # The Trainer before candidates: the article's network alone (the fresh-run time budget).
 TODAY_ARGS = ["--candidates", "dense"]
+# The smoke's candidates: a network and the trees, the cheapest two of different kinds, so
+# the choice, the ensemble and the trees' refit all run (every candidate's own model is
+# tested in tests/test_model.py and tests/test_trees.py, the six together by the e2e run).
+SMOKE_CANDIDATES = ("linear", "trees")
 # Every scenario once, on small data and a short schedule: proves the harness, not the product.
 SMOKE = Plan(
     repeats=1,
@@ -65,7 +69,7 @@ SMOKE = Plan(
     datasets={"odd-types": 3},
     dataset_rows=1_000,
     scale_rows=[],
-    run_args=["--epochs", "3", "--restarts", "2"],
+    run_args=["--epochs", "3", "--restarts", "2", "--candidates", ",".join(SMOKE_CANDIDATES)],
 )
 
 

@@ -127,7 +127,7 @@ def training_flags() -> argparse.ArgumentParser:
         type=_candidates,
         default=training.candidates,
         metavar="NAME[,NAME]",
-        help="the networks the Trainer fits; the one with the lowest validation loss is exported "
+        help="the candidate models the Trainer fits; the one with the lowest validation loss (or the ensemble) is exported "
         f"(default {','.join(training.candidates)}; known: {', '.join(config.CANDIDATES)})",
     )
     defaults = config.RunConfig(data_root="", data_pattern="", pipeline_root="", serving_dir="")
