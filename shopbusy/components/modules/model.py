@@ -585,8 +585,9 @@ def refit(chosen: FittedCandidate, category_sizes: dict, training, train_example
     Measured outside TFX, five draws of each generator rule (bench/trees_refit.py): the
     trees' eval accuracy changed by -0.001 (distance-cutoff) to +0.010 (type-hour), +0.004
     on average. The networks are not refitted: a network's refit repeats its whole fit
-    (their seconds are most of the Trainer's), the trees' takes seconds. The choice's validation figures stay the candidates' record; the refitted
-    model's figures on those rows, which it has now seen, are kept beside them."""
+    (their seconds are most of the Trainer's), the trees' takes seconds. The choice's
+    validation figures stay the candidates' record; the refitted model's figures on those
+    rows, which it has now seen, are kept beside them."""
     members = chosen.members or (chosen,)
     fitted_trees = next((m for m in members if m.name == candidates.TREES), None)
     if fitted_trees is None or num_train >= training["max_train_examples"]:
