@@ -27,6 +27,7 @@ COMPONENTS = [
     "StatisticsGen",
     "ImportSchemaGen",
     "ExampleValidator",
+    "DistributionValidator",
     "AnomalyGate",
     "Transform",
     "Trainer",
@@ -74,8 +75,9 @@ def _executors(spec):
 def test_every_component_and_the_latest_blessed_model_are_tasks(spec):
     tasks = set(spec.root.dag.tasks)
     assert set(COMPONENTS) <= tasks and runner.UP_TO_DATE_TASK in tasks
-    finders = tasks - set(COMPONENTS) - {runner.UP_TO_DATE_TASK}
+    finders = tasks - set(COMPONENTS) - {runner.UP_TO_DATE_TASK, "PreviousAcceptedSpan"}
     assert finders and all(t.startswith("LatestBlessedModel") for t in finders)
+    assert "AcceptedTrainingSpans" not in tasks  # one training span: Transform reads ExampleGen's output
     assert spec.pipeline_info.name == config.PIPELINE_NAME
 
 
@@ -266,6 +268,7 @@ def test_schedule_sends_the_spec_and_the_cron_expression(compiled):
     assert recurring["trigger"]["cron_schedule"]["cron"] == "0 30 2 * * *"
     assert recurring["pipeline_spec"] == yaml.safe_load(text)
     assert recurring["runtime_config"]["pipeline_root"] == PIPELINE_ROOT
+    assert int(recurring["max_concurrency"]) == 1  # weekly runs never overlap (kubeflow/client.py)
 
 
 def test_multi_user_submit_sends_the_namespace_and_the_token_file(compiled, tmp_path):
@@ -442,18 +445,33 @@ def test_the_build_context_leaves_out_the_venv_and_keeps_what_the_image_copies()
 
 
 
-def test_span_folders_under_the_data_root_and_one_span_on_kubeflow(tmp_path):
-    """--spans: each run ingests the newest span; the v2 runner compiles no resolver
-    functions, so the spec trains on that span alone, without a drift baseline, and still
-    warm-starts from the latest blessed model (a strategy Resolver)."""
-    path = tmp_path / "spans.yaml"
-    result = run_cli("kubeflow", "compile", *COMPILE_ARGS, "--spans", "--output", path, timeout=600)
+@pytest.mark.parametrize("suffix", ["yaml", "json"])
+def test_span_folders_drift_and_training_spans_come_from_the_record_of_accepted_spans(tmp_path, suffix):
+    """--spans: each run ingests the newest span. The v2 runner compiles no resolver
+    functions, so the drift baseline and the earlier training spans are read by ordinary
+    tasks from the record passing gates keep under the pipeline root, never from the cache;
+    the training spans only once the gate has passed. Warm start: the latest blessed model."""
+    path = tmp_path / f"spans.{suffix}"
+    args = ["--spans", "--train-spans", "3", "--on-drift", "stop"]
+    result = run_cli("kubeflow", "compile", *COMPILE_ARGS, *args, "--output", path, timeout=600)
     assert result.returncode == 0, result.stderr
-    spec = json_format.ParseDict(yaml.safe_load(path.read_text()), pipeline_spec_pb2.PipelineSpec())
-    tasks = spec.root.dag.tasks
+    document = yaml.safe_load(path.read_text()) if suffix == "yaml" else json.loads(path.read_text())["pipelineSpec"]
+    spec = json_format.ParseDict(document, pipeline_spec_pb2.PipelineSpec())
+    tasks, executors = spec.root.dag.tasks, _executors(spec)
     input_config = json.loads(_parameter(tasks["CsvExampleGen"], "input_config"))
     assert input_config["splits"][0]["pattern"] == "span-{SPAN}/*"
-    assert "DistributionValidator" not in tasks
+    record = f"{PIPELINE_ROOT}/accepted_spans"
+    previous, training = tasks["PreviousAcceptedSpan"], tasks["AcceptedTrainingSpans"]
+    assert _parameter(previous, "accepted_dir") == record and _parameter(training, "accepted_dir") == record
+    assert training.inputs.parameters["num_spans"].runtime_value.constant.number_value == 3
+    assert _parameter(tasks["AnomalyGate"], "accepted_dir") == record
+    assert _parameter(tasks["AnomalyGate"], "on_drift") == "stop"
+    for reader in (previous, training):
+        assert not reader.caching_options.enable_cache
+    assert tasks["DistributionValidator"].inputs.artifacts["baseline_statistics"].task_output_artifact.producer_task == "PreviousAcceptedSpan"
+    assert "AnomalyGate" in training.dependent_tasks
+    assert tasks["Transform"].inputs.artifacts["examples"].task_output_artifact.producer_task == "AcceptedTrainingSpans"
+    assert "shopbusy.components.accepted_spans.DistributionValidatorExecutor" in executors["DistributionValidator_executor"]["container"]["args"]
     assert "base_model" in tasks["Trainer"].inputs.artifacts
 
 
@@ -503,10 +521,8 @@ def test_run_options_reach_the_compiled_trainer(tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--spans", "--train-spans", "2"], "runs train on the newest span only"),
-        (["--spans", "--on-drift", "stop"], "runs have no drift check"),
         (["--train-spans", "2"], "needs --spans"),
-        (["--output", "x.json", "--spans", "--train-spans", "3"], "Vertex AI Pipelines runs train on the newest span only"),
+        (["--output", "x.json", "--train-spans", "3"], "needs --spans"),
     ],
 )
 def test_options_a_target_cannot_run_are_refused_in_one_line(args, message, tmp_path):

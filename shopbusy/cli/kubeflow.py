@@ -33,8 +33,9 @@ def add_commands(commands) -> None:
         "compile",
         parents=[common.pipeline_flags(), common.training_flags()],
         help="write the pipeline spec",
-        description="Compiles the one DAG for a cluster. --train-spans above 1 and --on-drift stop need TFX "
-        "resolver functions, which KubeflowV2DagRunner cannot compile: both targets refuse them.",
+        description="Compiles the one DAG for a cluster. With --spans, --train-spans and --on-drift work as "
+        "locally: passing AnomalyGates record the accepted spans under the pipeline root, where the drift "
+        "baseline and the training spans are read from.",
     )
     compile_.add_argument(
         "--pipeline-root",

@@ -7,8 +7,10 @@ DistributionValidator measures each column's drift from the previous accepted sp
 gate stops on it under `on_drift="stop"` and only logs it under "warn" (the Evaluator then
 judges the new model on the new span).
 
-The gate also consumes the span's statistics and examples, unread: its completed
-executions are what marks a span as accepted in ML Metadata (pipeline/resolvers.py).
+The gate also consumes the span's statistics and examples: locally its completed executions
+are what marks a span as accepted in ML Metadata (pipeline/resolvers.py); on a cluster, where
+no resolver reads ML Metadata, a passing gate writes the span into the record of accepted
+spans under the pipeline root (`accepted_dir`, components/accepted_spans.py).
 """
 
 import json
@@ -21,6 +23,8 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.io import fileio
 from tfx.types.standard_artifacts import ExampleAnomalies, Examples, ExampleStatistics
+
+from shopbusy.components import accepted_spans
 
 ANOMALIES_FILE = "SchemaDiff.pb"  # what ExampleValidator and DistributionValidator write
 
@@ -75,9 +79,11 @@ def AnomalyGate(
     examples: InputArtifact[Examples],
     drift: InputArtifact[ExampleAnomalies] = None,
     on_drift: Parameter[str] = "warn",
+    accepted_dir: Parameter[str] = "",
 ):
     """Raises AnomaliesFoundError when ExampleValidator found anything in any split, and
-    DriftFoundError on drift when `on_drift` is "stop"."""
+    DriftFoundError on drift when `on_drift` is "stop"; otherwise records the span as
+    accepted under `accepted_dir`, if given."""
     span = f"span {examples.span}: " if examples.span else ""
     problems = describe_anomalies(anomalies.uri, json.loads(anomalies.split_names))
     if problems:
@@ -89,3 +95,5 @@ def AnomalyGate(
         )
     for line in drifted:
         logging.warning("drift (--on-drift %s): %s", on_drift, line)
+    if accepted_dir:
+        accepted_spans.record_accepted(accepted_dir, examples, statistics)

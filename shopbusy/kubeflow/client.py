@@ -140,6 +140,9 @@ def schedule(connection: Connection, cron: str, package: str, experiment: str) -
             cron_expression=cron,
             pipeline_package_path=package,
             pipeline_root=root,
+            # One run at a time (kfp's default, said here because the weekly loop relies on
+            # it): a run starts after the one before has recorded its accepted span and push.
+            max_concurrency=1,
         )
     except Exception as e:  # noqa: BLE001 - as in submit
         if _refused(e):

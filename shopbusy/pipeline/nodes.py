@@ -13,6 +13,9 @@ SCHEMA_GEN = "ImportSchemaGen"
 EXAMPLE_VALIDATOR = "ExampleValidator"
 DISTRIBUTION_VALIDATOR = "DistributionValidator"
 ANOMALY_GATE = "AnomalyGate"
+# Cluster runs only: readers of the record of accepted spans (components/accepted_spans.py).
+PREVIOUS_ACCEPTED_SPAN = "PreviousAcceptedSpan"
+ACCEPTED_TRAINING_SPANS = "AcceptedTrainingSpans"
 TRANSFORM = "Transform"
 TRAINER = "Trainer"
 # The latest blessed model (Evaluator baseline, warm start): TFX's resolver, or the ServedModel

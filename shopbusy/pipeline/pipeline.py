@@ -5,21 +5,22 @@ CsvExampleGen (columnar CSV reader, newest span) -> StatisticsGen -> ImportSchem
 -> Transform (newest K accepted spans) -> Trainer (warm start from the latest blessed model)
 -> Evaluator (TFMA, newest span, baseline = latest blessed model) -> Pusher (if blessed)
 
-What differs between local, open-source KFP and Vertex AI runs is the run's target
-(pipeline/target.py); this module branches on it and nowhere else on the runner.
+Earlier spans (the drift baseline, the K training spans) come from ML Metadata locally and,
+on a cluster, from the record of accepted spans (components/accepted_spans.py). What differs
+between local, open-source KFP and Vertex AI runs is the run's target (pipeline/target.py);
+this module branches on it and nowhere else on the runner.
 """
 
 import dataclasses
 import hashlib
 import json
 import os
+import posixpath
 
-# Not exported by tfx.v1 in TFX 1.16, hence from its module.
-from tfx.components.distribution_validator.component import DistributionValidator
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
-from shopbusy.components import served_baseline, served_models
+from shopbusy.components import accepted_spans, served_baseline, served_models
 from shopbusy.components.anomaly_gate import AnomalyGate
 from shopbusy.components.atomic_pusher import AtomicPusherExecutor
 from shopbusy.components.columnar_csv_example_gen import ColumnarCsvExecutor
@@ -90,34 +91,53 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     ).with_id(nodes.EXAMPLE_VALIDATOR)
-    validation_nodes = [example_validator]
-    gate_inputs = {}
+    # Drift from the previous accepted span: found in ML Metadata by a TFX resolver function
+    # locally; on a cluster, which compiles none, read from the record of accepted spans that
+    # passing gates write under the pipeline root (components/accepted_spans.py).
+    accepted_dir = ""
     if run.target.resolves_earlier_spans:
-        distribution_validator = DistributionValidator(
-            statistics=statistics_gen.outputs["statistics"],
-            # None on a first span (or without span folders): the validator then passes.
-            baseline_statistics=resolvers.previous_span(
-                resolvers.all_runs(nodes.STATISTICS_GEN, "statistics", tfx.types.standard_artifacts.ExampleStatistics)
-            ).as_optional(),
-            config=drift.distribution_validator_config(run.schema_path),
-            include_split_pairs=[(drift.DRIFT_SPLIT, drift.DRIFT_SPLIT)],
-        ).with_id(nodes.DISTRIBUTION_VALIDATOR)
-        validation_nodes.append(distribution_validator)
-        gate_inputs["drift"] = distribution_validator.outputs["anomalies"]
+        # None on a first span (or without span folders): the validator then passes.
+        baseline_statistics = resolvers.previous_span(
+            resolvers.all_runs(nodes.STATISTICS_GEN, "statistics", tfx.types.standard_artifacts.ExampleStatistics)
+        ).as_optional()
+        readers = []
+    else:
+        accepted_dir = posixpath.join(run.pipeline_root, accepted_spans.ACCEPTED_SPANS_DIR)
+        previous_span = accepted_spans.PreviousAcceptedStatistics(
+            accepted_dir, examples=example_gen.outputs["examples"]
+        ).with_id(nodes.PREVIOUS_ACCEPTED_SPAN)
+        baseline_statistics = previous_span.outputs["statistics"]
+        readers = [previous_span]
+    distribution_validator = accepted_spans.DistributionValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        baseline_statistics=baseline_statistics,
+        # Read when the DAG is built, from this package's curated schema: the file a cluster's
+        # image holds at run.schema_path, which the compiling machine does not have.
+        config=drift.distribution_validator_config(),
+        include_split_pairs=[(drift.DRIFT_SPLIT, drift.DRIFT_SPLIT)],
+    ).with_id(nodes.DISTRIBUTION_VALIDATOR)
     anomaly_gate = AnomalyGate(
         anomalies=example_validator.outputs["anomalies"],
         statistics=statistics_gen.outputs["statistics"],
         examples=example_gen.outputs["examples"],
+        drift=distribution_validator.outputs["anomalies"],
         on_drift=run.on_drift,
-        **gate_inputs,
+        accepted_dir=accepted_dir,
     ).with_id(nodes.ANOMALY_GATE)
 
     code = {"module_digest": module_digest()}
-    if run.train_spans > 1:
+    if run.train_spans > 1 and run.target.resolves_earlier_spans:
         training_examples = resolvers.training_spans(
             resolvers.all_runs(nodes.EXAMPLE_GEN, "examples", tfx.types.standard_artifacts.Examples),
             num_spans=run.train_spans,
         )
+    elif run.train_spans > 1:
+        training_spans = accepted_spans.AcceptedTrainingSpans(
+            accepted_dir, run.train_spans, examples=example_gen.outputs["examples"]
+        ).with_id(nodes.ACCEPTED_TRAINING_SPANS)
+        training_spans.add_upstream_node(anomaly_gate)  # it reads the record the gate writes
+        readers.append(training_spans)
+        training_examples = training_spans.outputs["training_examples"]
     else:
         training_examples = example_gen.outputs["examples"]
     # Weekly runs over K spans analyse only the new span: the earlier spans' analyzer
@@ -197,8 +217,10 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
             example_gen,
             statistics_gen,
             schema_gen,
-            *validation_nodes,
+            example_validator,
+            distribution_validator,
             anomaly_gate,
+            *readers,
             transform,
             trainer,
             model_resolver,

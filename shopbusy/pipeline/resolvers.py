@@ -14,8 +14,9 @@ Transform wrote before the newest span arrived, so that only the new span is ana
 These channels read every earlier run of the pipeline (`tfx.dsl.Channel` with a producer
 id compiles to the pipeline and node contexts, without the run's own), so they are
 resolved by the local runner's ML Metadata. KubeflowV2DagRunner compiles only Resolver
-nodes with a strategy class, not resolver functions; the Kubeflow spec therefore keeps
-one span and no drift baseline (kubeflow/runner.py).
+nodes with a strategy class, not resolver functions; a cluster run reads the same two
+answers from the record of accepted spans that passing gates keep under the pipeline root
+(components/accepted_spans.py).
 """
 
 from typing import Sequence

@@ -19,8 +19,9 @@ class Target:
     what: str
     # TFX resolver functions find earlier runs' spans in ML Metadata (training on the newest K
     # accepted spans, the drift baseline). KubeflowV2DagRunner compiles only Resolver nodes
-    # with a strategy class (tfx/orchestration/kubeflow/v2/step_builder.py), so on a cluster a
-    # run sees its newest span alone: no --train-spans above 1, no drift check.
+    # with a strategy class (tfx/orchestration/kubeflow/v2/step_builder.py, TFX 1.16), so on a
+    # cluster passing AnomalyGates record the accepted spans under the pipeline root and two
+    # ordinary tasks read that record (components/accepted_spans.py).
     resolves_earlier_spans: bool
     # Where the latest blessed model comes from: TFX's LatestBlessedModelStrategy resolver
     # ("resolver"), or an ordinary task reading the serving folder ("serving": open-source KFP's
@@ -39,16 +40,6 @@ class Target:
 
     def check(self, run) -> None:
         """Refuses, in one line, an option this target cannot run (`run` is a RunConfig)."""
-        if run.train_spans > 1 and not self.resolves_earlier_spans:
-            raise TargetError(
-                f"--train-spans {run.train_spans}: {self.what} runs train on the newest span only "
-                "(KubeflowV2DagRunner compiles no TFX resolver functions, which find earlier spans)"
-            )
-        if run.on_drift != "warn" and not self.resolves_earlier_spans:
-            raise TargetError(
-                f"--on-drift {run.on_drift}: {self.what} runs have no drift check (its baseline, the previous "
-                "accepted span, is found by a TFX resolver function, which KubeflowV2DagRunner cannot compile)"
-            )
         if run.ingest_span is not None and not self.resolves_earlier_spans:
             raise TargetError(f"{self.what} runs ingest the newest span only (no backfill)")
         if self.local_metadata != bool(run.metadata_path):

@@ -89,8 +89,16 @@ class RunRecord:
         return self.output_uri(nodes.TRAINER, "model_run") if self.training else None
 
     def input_spans(self, node: str, key: str) -> List[int]:
+        """The spans a node read. On a cluster the readers of the accepted spans' record put
+        several spans in one artifact, or none (no earlier accepted span), and list them."""
+        from shopbusy.components.accepted_spans import ACCEPTED_SPANS_PROPERTY
+
         execution = self.executions.get(node)
-        return sorted({metadata.span(a) for a in execution.inputs.get(key, [])}) if execution else []
+        spans = set()
+        for artifact in execution.inputs.get(key, []) if execution else []:
+            listed = metadata.custom_property(artifact, ACCEPTED_SPANS_PROPERTY)
+            spans.update(json.loads(listed) if listed else [metadata.span(artifact)])
+        return sorted(spans)
 
     @property
     def span(self) -> Optional[int]:
