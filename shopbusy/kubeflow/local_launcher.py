@@ -17,6 +17,7 @@ import ast
 import dataclasses
 import datetime
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -70,6 +71,7 @@ NEWEST_KFP_SHAPE = "2.15"
 # launcher_v2.go LocalPathForURI: the schemes a pod mounts under a local path.
 LOCAL_PATH_PREFIXES = {config.GCS: "/gcs/", "minio://": "/minio/", "s3://": "/s3/"}
 _ERROR_LINE = re.compile(r"^(\w+\.)*\w*(Error|Exception)\b.*")
+MESSAGE_LINES, _INDENT = 20, "\n      "  # of a failed task's exception, as run-local prints it
 
 
 @dataclasses.dataclass
@@ -349,9 +351,16 @@ def _run_process(name, command, args, executor_input, pod, run, what):
     if code == 0:
         return "", log_path
     with open(log_path) as log:
-        lines = [line.strip() for line in log if line.strip()]
-    errors = [line for line in lines if _ERROR_LINE.match(line)]
-    return f"{what} exited with {code}: {(errors or lines or ['no output'])[-1]} (log: {log_path})", log_path
+        raw = [line.rstrip() for line in log if line.strip()]
+    lines = [line.strip() for line in raw]
+    errors = [i for i, line in enumerate(lines) if _ERROR_LINE.match(line)]
+    cause = (lines or ["no output"])[-1:]
+    if errors:
+        # The last exception, with the indented lines that go on its message: the AnomalyGate's
+        # one line per column, as the pod's log in the KFP UI shows them.
+        more = itertools.takewhile(lambda line: line[:1].isspace(), raw[errors[-1] + 1 : errors[-1] + MESSAGE_LINES])
+        cause = [lines[errors[-1]], *(line.strip() for line in more)]
+    return f"{what} exited with {code}: {_INDENT.join(cause)} (log: {log_path})", log_path
 
 
 def _canonical(executor_input: dict) -> dict:
