@@ -48,7 +48,8 @@ test-faults: install
 	$(BIN)/python -m pytest -n auto -m faults tests
 
 # The compiled Kubeflow spec executed by `shopbusy kubeflow run-local` under the open-source
-# KFP and the Vertex AI contracts: three weekly runs and a re-run each (about 10 minutes).
+# KFP and the Vertex AI contracts: four weekly runs (spans, drift, warm start) and a re-run
+# each (about 12 minutes).
 # The two launchers' runs are independent and each task is one process, mostly importing
 # TFX: they run side by side, one per core; the vertex half's output follows the kfp half's.
 test-kubeflow: install
