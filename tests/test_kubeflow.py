@@ -445,18 +445,14 @@ def test_the_build_context_leaves_out_the_venv_and_keeps_what_the_image_copies()
 
 
 
-@pytest.mark.parametrize("suffix", ["yaml", "json"])
-def test_span_folders_drift_and_training_spans_come_from_the_record_of_accepted_spans(tmp_path, suffix):
+SPAN_ARGS = ["--spans", "--train-spans", "3", "--on-drift", "stop"]
+
+
+def _assert_earlier_spans_come_from_the_record(spec):
     """--spans: each run ingests the newest span. The v2 runner compiles no resolver
     functions, so the drift baseline and the earlier training spans are read by ordinary
     tasks from the record passing gates keep under the pipeline root, never from the cache;
-    the training spans only once the gate has passed. Warm start: the latest blessed model."""
-    path = tmp_path / f"spans.{suffix}"
-    args = ["--spans", "--train-spans", "3", "--on-drift", "stop"]
-    result = run_cli("kubeflow", "compile", *COMPILE_ARGS, *args, "--output", path, timeout=600)
-    assert result.returncode == 0, result.stderr
-    document = yaml.safe_load(path.read_text()) if suffix == "yaml" else json.loads(path.read_text())["pipelineSpec"]
-    spec = json_format.ParseDict(document, pipeline_spec_pb2.PipelineSpec())
+    the training spans only once the gate has passed."""
     tasks, executors = spec.root.dag.tasks, _executors(spec)
     input_config = json.loads(_parameter(tasks["CsvExampleGen"], "input_config"))
     assert input_config["splits"][0]["pattern"] == "span-{SPAN}/*"
@@ -472,7 +468,16 @@ def test_span_folders_drift_and_training_spans_come_from_the_record_of_accepted_
     assert "AnomalyGate" in training.dependent_tasks
     assert tasks["Transform"].inputs.artifacts["examples"].task_output_artifact.producer_task == "AcceptedTrainingSpans"
     assert "shopbusy.components.accepted_spans.DistributionValidatorExecutor" in executors["DistributionValidator_executor"]["container"]["args"]
-    assert "base_model" in tasks["Trainer"].inputs.artifacts
+
+
+def test_a_vertex_spec_reads_earlier_spans_from_the_record_and_warm_starts_from_the_latest_blessed_model(tmp_path):
+    """(The kfp spec is checked the same way in test_run_options_reach_the_compiled_trainer.)"""
+    path = tmp_path / "spans.json"
+    result = run_cli("kubeflow", "compile", *COMPILE_ARGS, *SPAN_ARGS, "--output", path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    spec = json_format.ParseDict(json.loads(path.read_text())["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
+    _assert_earlier_spans_come_from_the_record(spec)
+    assert "base_model" in spec.root.dag.tasks["Trainer"].inputs.artifacts
 
 
 @pytest.mark.parametrize(
@@ -507,10 +512,11 @@ def test_compile_refuses_to_write_a_spec_argo_would_refuse(tmp_path, monkeypatch
 def test_run_options_reach_the_compiled_trainer(tmp_path):
     path = tmp_path / "options.yaml"
     result = run_cli(
-        "kubeflow", "compile", *COMPILE_ARGS, "--output", path, "--spans", "--epochs", "7", "--candidates",
+        "kubeflow", "compile", *COMPILE_ARGS, "--output", path, *SPAN_ARGS, "--epochs", "7", "--candidates",
         "linear,crossed", "--seed", "3", "--restarts", "2", "--no-warm-start", timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    _assert_earlier_spans_come_from_the_record(json_format.ParseDict(yaml.safe_load(path.read_text()), pipeline_spec_pb2.PipelineSpec()))
     trainer = yaml.safe_load(path.read_text())["root"]["dag"]["tasks"]["Trainer"]
     custom_config = json.loads(trainer["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constant"])
     assert custom_config["epochs"] == 7 and custom_config["seed"] == 3 and custom_config["restarts"] == 2

@@ -7,7 +7,7 @@ step_builder.py, TFX 1.16), and open-source KFP runs no resolver tasks at all. S
 cluster the AnomalyGate writes down each span it passes, and two ordinary tasks read that
 record, the way ServedModel reads the serving folder (components/served_baseline.py):
 
-- `PreviousAcceptedStatistics`, before the gate: the statistics of the newest accepted span
+- `PreviousAcceptedStatistics` (task PreviousAcceptedSpan), before the gate: the statistics of the newest accepted span
   older than the new one, the DistributionValidator's baseline (empty when there is none,
   which `DistributionValidator` below takes as no baseline, as TFX does for a missing one);
 - `AcceptedTrainingSpans`, after the gate: one Examples artifact holding the new span and the
@@ -19,9 +19,10 @@ artifacts). A span accepted again with new data (a corrected span) replaces its 
 latest version of each span counts, as `ops.LatestSpan` does locally. Only a passing gate
 writes it, so a rejected span is never trained on and never a drift baseline.
 
-On GCS each file is one object, and an object is replaced whole: a reader sees the old
-record or the new one, never part of one. Locally the file is written under a temporary
-name and renamed (atomic on POSIX). Readers ignore anything that is not `span-<N>.json`.
+Each file is written under a temporary name and renamed. Locally the rename is atomic; on
+GCS it copies one object to another, and an object is created or replaced whole: either
+way a reader sees the old record or the new one, never part of one. Readers ignore anything
+that is not `span-<N>.json`.
 """
 
 import json
