@@ -48,11 +48,11 @@ test-faults: install
 	$(BIN)/python -m pytest -n auto -m faults tests
 
 # The compiled Kubeflow spec executed by `shopbusy kubeflow run-local` under the open-source
-# KFP and the Vertex AI contracts: four weekly runs (spans, drift, warm start) and a re-run
-# each (about 10 to 12 minutes).
+# KFP and the Vertex AI contracts: four weekly runs (spans, drift, warm start, the report on
+# the run's page) and a re-run each (about 10 to 12 minutes). Chromium renders the report.
 # The two launchers' runs are independent and each task is one process, mostly importing
 # TFX: they run side by side, one per core; the vertex half's output follows the kfp half's.
-test-kubeflow: install
+test-kubeflow: install test-deps
 	@log=$$(mktemp); 	$(BIN)/python -m pytest -m kubeflow -k vertex tests > $$log 2>&1 & vertex=$$!; 	$(BIN)/python -m pytest -m kubeflow -k kfp tests; kfp=$$?; 	wait $$vertex; vertex_status=$$?; 	echo "--- the vertex launcher's half:"; cat $$log; rm -f $$log; 	test $$kfp -eq 0 -a $$vertex_status -eq 0
 
 # The benchmark: shopbusy against the article's script, over seeds, and at 10k-1M rows

@@ -1,6 +1,7 @@
 """What several test modules use: the CLI as a user runs it, generated datasets, paths."""
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,3 +56,23 @@ def write_dataset(path, rows, seed, transform=None) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     generator.write_csv(dataset, str(path))
     return str(path)
+
+
+def render_in_browser(page, name):
+    """Renders the page in headless Chromium; returns the console lines and the screenshot path."""
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is missing: `make test` installs it (scripts/install-test-deps.sh)"
+    os.makedirs(ARTIFACTS_DIR, exist_ok=True)
+    screenshot = os.path.join(ARTIFACTS_DIR, f"{name}.png")
+    with tempfile.TemporaryDirectory() as profile:
+        result = subprocess.run(
+            [
+                chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--window-size=1280,3000",
+                f"--screenshot={screenshot}", f"file://{page}",
+            ],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stderr.splitlines() if "CONSOLE" in line], screenshot

@@ -75,7 +75,7 @@ def _executors(spec):
 def test_every_component_and_the_latest_blessed_model_are_tasks(spec):
     tasks = set(spec.root.dag.tasks)
     assert set(COMPONENTS) <= tasks and runner.UP_TO_DATE_TASK in tasks
-    finders = tasks - set(COMPONENTS) - {runner.UP_TO_DATE_TASK, "PreviousAcceptedSpan"}
+    finders = tasks - set(COMPONENTS) - {runner.UP_TO_DATE_TASK, "PreviousAcceptedSpan", "SliceReport"}
     assert finders and all(t.startswith("LatestBlessedModel") for t in finders)
     assert "AcceptedTrainingSpans" not in tasks  # one training span: Transform reads ExampleGen's output
     assert spec.pipeline_info.name == config.PIPELINE_NAME
@@ -178,6 +178,34 @@ def test_pusher_runs_only_on_a_blessing_and_transform_after_the_anomaly_gate(spe
     assert (blessing.producer_task, blessing.output_artifact_key) == ("Evaluator", "blessing")
     assert "['blessed'] == 1" in condition
     assert "AnomalyGate" in tasks["Transform"].dependent_tasks
+
+
+def test_the_report_task_follows_the_evaluator_and_outputs_what_the_run_page_draws(spec):
+    """KFP's UI draws system.HTML, .Markdown, .Metrics and .ClassificationMetrics artifacts
+    (frontend/src/components/viewers/MetricsVisualizations.tsx); the task needs no Pusher, which
+    runs only for a blessed model, so a rejected model's run has its report too."""
+    tasks, components = spec.root.dag.tasks, spec.components
+    report = tasks["SliceReport"]
+    outputs = components[report.component_ref.name].output_definitions.artifacts
+    titles = {key: yaml.safe_load(output.artifact_type.instance_schema)["title"] for key, output in outputs.items()}
+    assert titles == {
+        "report": "system.HTML", "verdict": "system.Markdown", "metrics": "system.Metrics",
+        "classification": "system.ClassificationMetrics",
+    }  # fmt: skip
+    producers = {key: a.task_output_artifact.producer_task for key, a in report.inputs.artifacts.items()}
+    assert producers["evaluation"] == producers["blessing"] == "Evaluator"
+    assert producers["drift"] == "DistributionValidator" and producers["examples"] == "CsvExampleGen"
+    assert "Pusher" not in report.dependent_tasks and not report.trigger_policy.condition
+    # One training span: Transform read ExampleGen's artifact, which the report already has
+    # as `examples` (KFP's driver refuses one artifact under two keys).
+    assert "training_examples" not in producers
+    assert _parameter(report, "pipeline_root") == PIPELINE_ROOT
+    assert report.inputs.parameters["input_base"].component_input_parameter == runner.DATA_ROOT_PARAMETER
+    # A run the gate stops has no report task: the gate records it under the root itself.
+    gate = tasks["AnomalyGate"]
+    assert _parameter(gate, "pipeline_root") == PIPELINE_ROOT
+    assert gate.inputs.parameters["input_base"].component_input_parameter == runner.DATA_ROOT_PARAMETER
+    assert gate.inputs.artifacts["baseline_statistics"].task_output_artifact.producer_task == "PreviousAcceptedSpan"
 
 
 def test_the_spec_carries_its_pipeline_root(spec):
@@ -468,6 +496,9 @@ def _assert_earlier_spans_come_from_the_record(spec):
     assert "AnomalyGate" in training.dependent_tasks
     assert tasks["Transform"].inputs.artifacts["examples"].task_output_artifact.producer_task == "AcceptedTrainingSpans"
     assert "shopbusy.components.accepted_spans.DistributionValidatorExecutor" in executors["DistributionValidator_executor"]["container"]["args"]
+    report = tasks["SliceReport"].inputs.artifacts
+    assert report["training_examples"].task_output_artifact.producer_task == "AcceptedTrainingSpans"
+    assert report["baseline_statistics"].task_output_artifact.producer_task == "PreviousAcceptedSpan"
 
 
 def test_a_vertex_spec_reads_earlier_spans_from_the_record_and_warm_starts_from_the_latest_blessed_model(tmp_path):

@@ -13,6 +13,7 @@ from tfx.orchestration.kubeflow.v2 import compiler_utils
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 from tfx.types import standard_artifacts
 
+from shopbusy.components import slice_report
 from shopbusy.kubeflow import entrypoint, local_launcher
 
 
@@ -170,6 +171,39 @@ def test_what_vertex_sends_is_left_as_it_is(tmp_path):
     parsed, received = _args(tmp_path, examples)
     kubeflow_v2_run_executor.main(parsed)  # TFX reads it as shipped
     assert json.loads(received.read_text())["examples"][0]["class"] == "Examples"
+
+
+class ReportingExecutor(base_executor.BaseExecutor):
+    """Writes its HTML output as the SliceReport task does: a file at the URI, a display name."""
+
+    def Do(self, input_dict, output_dict, exec_properties):
+        [page] = output_dict["report"]
+        with open(page.uri, "w") as f:
+            f.write(f"<html>{type(page).__name__}</html>")
+        page.set_string_custom_property(slice_report.DISPLAY_NAME, "Slice report")
+        page.set_json_value_custom_property("points", [{"recall": 1.0}])
+
+
+def test_the_reports_ui_typed_outputs_reach_the_executor_as_their_classes(tmp_path, monkeypatch):
+    """Titled `system.HTML` in the spec, as the UIs need; TFX takes a title for an import path.
+    (Inputs TFX reads as shipped: only the output's type fails.)"""
+    parsed, received = _args(tmp_path, _vertex_examples())
+    executor_input = json.loads(parsed[0].json_serialized_invocation_args)
+    schema = compiler_utils.get_artifact_schema(slice_report.HTML)
+    page = tmp_path / "report"
+    executor_input["outputs"]["artifacts"] = {"report": {"artifacts": [{"uri": str(page), "type": {"instanceSchema": schema}}]}}
+    parsed[0].json_serialized_invocation_args = json.dumps(executor_input)
+    parsed[0].executor_class_path = f"{__name__}.ReportingExecutor"
+    shipped = {k: v for k, v in compiler_utils.TITLE_TO_CLASS_PATH.items() if k not in slice_report.TITLE_TO_CLASS_PATH}
+    monkeypatch.setattr(compiler_utils, "TITLE_TO_CLASS_PATH", shipped)
+    with pytest.raises(ImportError, match="Could not import system.HTML"):
+        kubeflow_v2_run_executor.main(parsed)
+    entrypoint.main(parsed)
+    assert page.read_text() == "<html>HTML</html>"
+    output = json.loads((tmp_path / "kfp_outputs" / "output_metadata.json").read_text())
+    metadata = output["artifacts"]["report"]["artifacts"][0]["metadata"]
+    # What the backend records as the artifact's custom properties (converter.go toMLMDArtifact).
+    assert metadata["display_name"] == "Slice report" and metadata["points"] == [{"recall": 1.0}]
 
 
 class _Blob:

@@ -14,7 +14,10 @@ train on the newest two accepted spans and stop on drift (--train-spans 2 --on-d
 3. span 3 has a covariate shift: the AnomalyGate stops the run, naming the drifted columns,
    nothing after it runs, serving is unchanged and the span is not recorded;
 4. span 4 is trained on with span 2 (never the rejected 3), and its drift baseline is span 2;
-and `shopbusy report` renders the slice report of a run from the ML Metadata it left.
+each run that reaches the Evaluator leaves its report as the artifacts the KFP and Vertex run
+pages draw (system.HTML, .Markdown, .Metrics, .ClassificationMetrics with a display_name);
+`shopbusy report --pipeline-root` renders each of those weeks from the root alone, and a
+browser renders the page; and `shopbusy report` renders a run from the ML Metadata it left.
 Under the kfp launcher the weeks meet three backend versions' executor inputs in turn (a
 cluster upgraded between weeks): 2.0-2.4, 2.5-2.14 (executor-logs), 2.15 and later.
 `make test-kubeflow` (about 12 minutes on 2 cores)."""
@@ -22,6 +25,7 @@ cluster upgraded between weeks): 2.0-2.4, 2.5-2.14 (executor-logs), 2.15 and lat
 import dataclasses
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -140,7 +144,7 @@ def runs(weeks):
 
 TASKS = ["UpToDate", "CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "PreviousAcceptedSpan",
          "DistributionValidator", "AnomalyGate", "AcceptedTrainingSpans", "Transform", "Trainer", "Evaluator",
-         "Pusher"]  # fmt: skip
+         "Pusher", "SliceReport"]  # fmt: skip
 
 
 def _accepted(root):
@@ -185,7 +189,7 @@ def test_a_rerun_over_the_same_data_skips_every_task_and_pushes_nothing(weeks, r
     # after them never start (argocompiler/dag.go `depends`: "X.Succeeded").
     for task in ("CsvExampleGen", "ImportSchemaGen"):
         assert again.executions[task][0] == "CANCELED", task
-    for task in ("StatisticsGen", "PreviousAcceptedSpan", "AnomalyGate", "Transform", "Trainer", "Evaluator", "Pusher"):
+    for task in ("StatisticsGen", "PreviousAcceptedSpan", "AnomalyGate", "Transform", "Trainer", "Evaluator", "Pusher", "SliceReport"):
         assert task not in again.executions, task
     assert again.served == served
     marker = served_models.read_marker(str(root / "serving" / served[0]))
@@ -263,7 +267,7 @@ def test_a_drifted_span_stops_at_the_anomaly_gate_names_the_columns_and_changes_
     assert rejected.record.drift_baseline_span == 2
     assert rejected.executions["AnomalyGate"][0] == "FAILED"
     assert rejected.executions["ImportSchemaGen"][0] == "CACHED"  # same backend as week 2: a cache hit
-    for task in ("AcceptedTrainingSpans", "Transform", "Trainer", "Evaluator", "Pusher"):
+    for task in ("AcceptedTrainingSpans", "Transform", "Trainer", "Evaluator", "Pusher", "SliceReport"):
         assert task not in rejected.executions, task
     assert rejected.served == served
     assert rejected.record.verdict == "input rejected: span 3 drifted from span 2"
@@ -297,3 +301,103 @@ def test_the_slice_report_of_a_kubeflow_run_from_its_ml_metadata(weeks, runs):
     assert result.returncode == 0, result.stderr
     with open(result.stdout.strip()) as f:
         assert "input rejected: span 3 drifted from span 2" in f.read()
+
+
+def _struct(artifact, name, launcher):
+    """A list or dict metadata field as recorded: open-source KFP wraps them, {"list": [...]}
+    and {"struct": {...}} (converter.go StructValueToMLMDValue), which is what its UI reads;
+    run-local's Vertex store keeps a list as JSON text and a dict as a struct."""
+    from google.protobuf import json_format
+
+    value = artifact.custom_properties[name]
+    if value.WhichOneof("value") == "string_value":
+        assert launcher == "vertex"
+        return json.loads(value.string_value)
+    found = json_format.MessageToDict(value.struct_value)
+    if launcher == "kfp":
+        [(wrapper, inner)] = found.items()
+        assert wrapper in ("list", "struct"), found
+        return inner
+    return found
+
+
+def test_each_evaluated_run_leaves_its_report_as_the_run_page_draws_it(weeks, runs):
+    """What KFP's UI reads of each type (frontend/src/components/viewers/MetricsVisualizations.tsx):
+    only artifacts with a display_name; the HTML and Markdown as the file at the URI; every
+    other custom property of system.Metrics as a row; confidenceMetrics' {confidenceThreshold,
+    recall, falsePositiveRate} points (ROCCurveHelper.tsx); confusionMatrix's annotationSpecs
+    and rows, as many rows as labels, each as long (validateConfusionMatrix). For a pushed and
+    for a rejected model alike; a run stopped before the Evaluator has none."""
+    launcher, _, _, _ = weeks
+    first, _, gated, rejected, _, fourth = runs
+    verdicts = {"week 1": "blessed: the Pusher pushes it next", "week 2": "not blessed: nothing pushed"}
+    for week, run in (("week 1", first), ("week 2", gated), ("week 4", fourth)):
+        state, outputs = run.executions["SliceReport"]
+        assert state == "COMPLETE", week
+        types = {key: run.store.get_artifact_types_by_id([a.type_id])[0].name for key, [a] in outputs.items()}
+        assert {types[k] for k in ("report", "verdict", "metrics", "classification")} == {
+            "system.HTML", "system.Markdown", "system.Metrics", "system.ClassificationMetrics"
+        }, week
+        artifacts = {key: artifact for key, [artifact] in outputs.items()}
+        for key in ("report", "verdict", "metrics", "classification"):
+            assert _property(artifacts[key], "display_name"), (week, key)
+        with open(artifacts["report"].uri) as f:
+            page = f.read()
+        verdict = verdicts.get(week, _property(artifacts["report"], "verdict"))
+        assert verdict in page and "shop_type = " in page and "weekday = " in page, week
+        assert "src=\"http" not in page and "href=\"http" not in page  # self-contained
+        with open(artifacts["verdict"].uri) as f:
+            markdown = f.read()
+        assert markdown.startswith(f"## {verdict}\n") and "| accuracy | " in markdown, week
+        metrics = artifacts["metrics"]
+        assert _property(metrics, "verdict") == verdict
+        accuracy = _property(metrics, "accuracy")
+        assert 0 < accuracy <= 1 and _property(metrics, "gate: accuracy").startswith(f"{accuracy:.4f} >= ")
+        matrix = _struct(artifacts["classification"], "confusionMatrix", launcher)
+        assert [spec["displayName"] for spec in matrix["annotationSpecs"]] == ["not busy", "busy"]
+        rows = [row["row"] for row in matrix["rows"]]
+        assert len(rows) == 2 and all(len(row) == 2 for row in rows)
+        assert (rows[0][0] + rows[1][1]) / sum(map(sum, rows)) == pytest.approx(accuracy, abs=1e-4)
+        points = _struct(artifacts["classification"], "confidenceMetrics", launcher)
+        assert len(points) > 10 and all(set(p) == {"confidenceThreshold", "recall", "falsePositiveRate"} for p in points)
+        assert all(0 <= p["recall"] <= 1 and 0 <= p["falsePositiveRate"] <= 1 for p in points)
+    assert _property(gated.executions["SliceReport"][1]["report"][0], "verdict") == verdicts["week 2"]
+    assert "SliceReport" not in rejected.executions
+
+
+def test_the_report_of_each_week_from_the_pipeline_root_renders_in_a_browser(weeks, runs):
+    """Without ML Metadata: what each report task, or the gate that rejected span 3, recorded
+    under the root. A blessed model is found pushed in the serving folder, which the report
+    task, running before the Pusher, could not; the re-run that did nothing records nothing."""
+    from shopbusy.results import recorded_runs
+    from tests.helpers import render_in_browser
+
+    launcher, folder, root, _ = weeks
+    first, _, gated, rejected, _, fourth = runs
+    recorded = recorded_runs.load_all(str(root))
+    assert [r.span for r in recorded] == [1, 2, 3, 4]
+    expected = {1: first.record, 2: gated.record, 3: rejected.record, 4: fourth.record}
+    for record in recorded:
+        result = run_cli("report", "--pipeline-root", root, "--run", record.run_id, "--out", folder / "root-report", timeout=600)
+        assert result.returncode == 0, result.stderr
+        with open(result.stdout.strip()) as f:
+            page = f.read()
+        from_metadata = expected[record.span]
+        assert from_metadata.verdict in page, record.span  # as the run's ML Metadata has it
+        spans = ", ".join(map(str, from_metadata.training_spans))
+        assert re.search(f'id="span">{record.span}(; trained on spans? {spans})?<', page), record.span
+        assert record.training_spans == from_metadata.training_spans
+        assert record.drift_baseline_span == from_metadata.drift_baseline_span
+        if record.span == 3:  # stopped at the gate: the drifted columns, no slices
+            assert {m.column for m in record.drift if m.exceeded} == {m.column for m in from_metadata.drift if m.exceeded}
+            assert "train splits of span 2 (the previous accepted span) and span 3" in page and "shop_type = " not in page
+            continue
+        assert "shop_type = " in page and "weekday = " in page
+        data = json.loads((folder / "root-report" / record.run_id / "report.json").read_text())
+        assert data["verdict"] == from_metadata.verdict and data["training_spans"] == from_metadata.training_spans
+    assert "History" in page  # week 4's page charts the three recorded weeks
+    console, screenshot = render_in_browser(result.stdout.strip(), f"kubeflow-{launcher}-root-report")
+    assert console == []
+    assert os.path.getsize(screenshot) > 50_000
+    result = run_cli("report", "--pipeline-root", root, "--run", "nope", "--out", folder / "root-report", timeout=600)
+    assert result.returncode == 2 and "no run 'nope'" in result.stderr

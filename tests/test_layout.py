@@ -17,6 +17,9 @@ MAY_IMPORT = {
     "kubeflow": {"components", "data", "pipeline"},  # compiles the same DAG; reads the serving layout
     "cli": {"components", "data", "pipeline", "results", "serving", "kubeflow"},
 }
+# The one module that reaches up: the cluster's report task renders, inside its executor, the
+# page the results package writes (the DAG is built from components, and results reads them).
+EXCEPTIONS = {os.path.join("components", "slice_report.py"): {"results"}}
 
 
 def _part(path: str) -> str:
@@ -51,6 +54,7 @@ def test_no_package_imports_one_above_it():
         f"{os.path.relpath(path, REPO_ROOT)} imports shopbusy.{part}"
         for path in sources
         for part in _imported_parts(path)
-        if part != _part(path) and part not in MAY_IMPORT[_part(path)]
+        if part != _part(path)
+        and part not in MAY_IMPORT[_part(path)] | EXCEPTIONS.get(os.path.relpath(path, PACKAGE), set())
     ]
     assert wrong == []

@@ -14,9 +14,7 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 from typing import Dict
 
 import numpy as np
@@ -29,7 +27,7 @@ import nbformat
 from shopbusy.components.modules.features import CSV_COLUMNS, LABEL_KEY
 from shopbusy.pipeline import config
 from shopbusy.results import evaluation, metadata, runs
-from tests.helpers import ARTIFACTS_DIR, REPO_ROOT, run_cli, write_dataset
+from tests.helpers import REPO_ROOT, render_in_browser, run_cli, write_dataset
 
 ROWS, EPOCHS = 1000, 15
 # The gates' mechanics on 600 training rows and 15 epochs: a real model clears these,
@@ -104,26 +102,6 @@ def _report(workdir, result):
     assert os.path.exists(workdir / "report" / "latest.html")
     with open(match.group(1)) as f:
         return f.read()
-
-
-def _screenshot(page, name):
-    """Renders the page in headless Chromium; returns the console lines and the screenshot path."""
-    chromium = shutil.which("chromium")
-    assert chromium, "chromium is missing: `make test` installs it (scripts/install-test-deps.sh)"
-    os.makedirs(ARTIFACTS_DIR, exist_ok=True)
-    screenshot = os.path.join(ARTIFACTS_DIR, f"{name}.png")
-    with tempfile.TemporaryDirectory() as profile:
-        result = subprocess.run(
-            [
-                chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--window-size=1280,3000",
-                f"--screenshot={screenshot}", f"file://{page}",
-            ],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return [line for line in result.stderr.splitlines() if "CONSOLE" in line], screenshot
 
 
 @pytest.fixture(scope="module")
@@ -417,7 +395,7 @@ class TestLocalPipeline:
             page = re.search(r"Slice report: (\S+)", run.result.stdout).group(1)
             html = open(page).read()
             assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing fetched
-            console, screenshot = _screenshot(page, name)
+            console, screenshot = render_in_browser(page, name)
             assert console == []
             assert os.path.getsize(screenshot) > 50_000
 

@@ -14,6 +14,11 @@ def add_commands(commands) -> None:
         "report", parents=[common.workdir_flag()], help="write a run's slice report (one self-contained HTML page)"
     )
     report.add_argument("--run", help="run id (default: the latest; see `shopbusy runs`)")
+    report.add_argument(
+        "--pipeline-root",
+        help="a Kubeflow or Vertex AI run's pipeline root (gs:// or a folder): read the runs its report task "
+        "recorded there instead of a workdir's ML Metadata; --run is then a report id (ROOT/reports/<id>)",
+    )
     report.add_argument("--out", help="folder to write into (default: WORKDIR/report)")
     report.set_defaults(handler=report_command)
 
@@ -50,6 +55,8 @@ def _no_run(run_id: str, workdir: config.Workdir) -> InputError:
 def report_command(args) -> int:
     from shopbusy.results import history, metadata, report, runs
 
+    if args.pipeline_root:
+        return _report_from_pipeline_root(args)
     workdir = _workdir_with_runs(args.workdir)
     store = metadata.open_store(workdir.metadata_path)
     run_id = args.run or metadata.latest_run_id(store)
@@ -58,6 +65,26 @@ def report_command(args) -> int:
     summaries = history.summaries(workdir.metadata_path)
     path = report.write(runs.load(store, run_id), os.path.abspath(args.out or workdir.report_dir), summaries)
     print(path)
+    return common.EXIT_OK
+
+
+def _report_from_pipeline_root(args) -> int:
+    """The page of a cluster run, from what its SliceReport task recorded under the root."""
+    from shopbusy.results import history, recorded_runs, report
+
+    records = recorded_runs.load_all(args.pipeline_root)
+    if not records:
+        raise InputError(
+            f"{args.pipeline_root} holds no recorded runs (no {recorded_runs.REPORTS_DIR}/*/{recorded_runs.RECORD_FILE}: "
+            "a run records itself once its Evaluator has run)"
+        )
+    ids = [r.run_id for r in records]
+    run_id = args.run or ids[-1]
+    if run_id not in ids:
+        raise InputError(f"no run {run_id!r} under {args.pipeline_root}; recorded: {', '.join(ids)}")
+    so_far = records[: ids.index(run_id) + 1]
+    out = os.path.abspath(args.out or config.Workdir(os.path.abspath(args.workdir)).report_dir)
+    print(report.write(so_far[-1], out, [history.summary(r) for r in so_far]))
     return common.EXIT_OK
 
 

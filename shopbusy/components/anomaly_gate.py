@@ -24,7 +24,7 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.io import fileio
 from tfx.types.standard_artifacts import ExampleAnomalies, Examples, ExampleStatistics
 
-from shopbusy.components import accepted_spans
+from shopbusy.components import accepted_spans, run_record
 
 ANOMALIES_FILE = "SchemaDiff.pb"  # what ExampleValidator and DistributionValidator write
 
@@ -78,20 +78,35 @@ def AnomalyGate(
     statistics: InputArtifact[ExampleStatistics],
     examples: InputArtifact[Examples],
     drift: InputArtifact[ExampleAnomalies] = None,
+    baseline_statistics: InputArtifact[ExampleStatistics] = None,
     on_drift: Parameter[str] = "warn",
     accepted_dir: Parameter[str] = "",
+    pipeline_root: Parameter[str] = "",
+    input_base: Parameter[str] = "",
 ):
     """Raises AnomaliesFoundError when ExampleValidator found anything in any split, and
     DriftFoundError on drift when `on_drift` is "stop"; otherwise records the span as
-    accepted under `accepted_dir`, if given."""
+    accepted under `accepted_dir`, if given. A cluster run (`pipeline_root` given) that it
+    stops is recorded under the root first, with `baseline_statistics`, the span the drift was
+    measured against: no report task runs after a failed one (components/run_record.py)."""
+
+    def reject(error: AnomaliesFoundError):
+        if pipeline_root:
+            artifacts = {
+                "examples": [examples], "statistics": [statistics], "schema_anomalies": [anomalies],
+                "drift": [drift] if drift else [], "baseline_statistics": [baseline_statistics] if baseline_statistics else [],
+            }  # fmt: skip
+            run_record.write(pipeline_root, run_record.record_data(artifacts, input_base, rejected=True))
+        raise error
+
     span = f"span {examples.span}: " if examples.span else ""
     problems = describe_anomalies(anomalies.uri, json.loads(anomalies.split_names))
     if problems:
-        raise AnomaliesFoundError(f"{span}the data does not match the schema:\n  " + "\n  ".join(problems))
+        reject(AnomaliesFoundError(f"{span}the data does not match the schema:\n  " + "\n  ".join(problems)))
     drifted = describe_drift(drift_anomalies(drift.uri, drift.split_names)) if drift else []
     if drifted and on_drift == "stop":
-        raise DriftFoundError(
-            f"{span}the data drifted from the previous span (--on-drift stop):\n  " + "\n  ".join(drifted)
+        reject(
+            DriftFoundError(f"{span}the data drifted from the previous span (--on-drift stop):\n  " + "\n  ".join(drifted))
         )
     for line in drifted:
         logging.warning("drift (--on-drift %s): %s", on_drift, line)

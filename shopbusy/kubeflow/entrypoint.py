@@ -42,6 +42,11 @@ Input types are fixed from the inputs spec every compiled TFX task also receives
 (--json_serialized_inputs_spec_args, pipeline spec 2.1): an input whose type is empty or a
 `system.*` title takes the declared one.
 
+TFX finds a custom artifact type's class by its schema title, which it takes to be the
+class's import path (kubeflow_v2_entrypoint_utils._retrieve_class_path, 1.16). The slice
+report's outputs are titled as the UIs need them, `system.HTML` and so on: their classes are
+added to TFX's table of titles first (components/slice_report.py).
+
 Last, the pipeline root. The backend ignores the spec's defaultPipelineRoot and uses the root
 the run was created with, else the cluster's default, `minio://mlpipeline/v2/artifacts` on a
 default install (driver/root_dag.go, config/env.go DefaultPipelineRoot): a run started or
@@ -128,6 +133,11 @@ def main(parsed_argv) -> None:
     """TFX's entrypoint main, on the parsed flags with the input types fixed."""
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
+    from tfx.orchestration.kubeflow.v2 import compiler_utils
+
+    from shopbusy.components import slice_report
+
+    compiler_utils.TITLE_TO_CLASS_PATH.update(slice_report.TITLE_TO_CLASS_PATH)
     args, beam_args = parsed_argv
     try:
         args.json_serialized_invocation_args = readable_by_tfx(

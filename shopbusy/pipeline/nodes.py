@@ -23,3 +23,5 @@ TRAINER = "Trainer"
 LATEST_BLESSED_MODEL = "LatestBlessedModel"
 EVALUATOR = "Evaluator"
 PUSHER = "Pusher"
+# Cluster runs only: the slice report as the run page's artifacts (components/slice_report.py).
+SLICE_REPORT = "SliceReport"

@@ -4,6 +4,7 @@ CsvExampleGen (columnar CSV reader, newest span) -> StatisticsGen -> ImportSchem
 -> ExampleValidator + DistributionValidator (drift from the previous accepted span) -> AnomalyGate
 -> Transform (newest K accepted spans) -> Trainer (warm start from the latest blessed model)
 -> Evaluator (TFMA, newest span, baseline = latest blessed model) -> Pusher (if blessed)
+                                                                    -> SliceReport (clusters)
 
 Earlier spans (the drift baseline, the K training spans) come from ML Metadata locally and,
 on a cluster, from the record of accepted spans (components/accepted_spans.py). What differs
@@ -17,10 +18,11 @@ import json
 import os
 import posixpath
 
+from google.protobuf import json_format
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
-from shopbusy.components import accepted_spans, served_baseline, served_models
+from shopbusy.components import accepted_spans, served_baseline, served_models, slice_report
 from shopbusy.components.anomaly_gate import AnomalyGate
 from shopbusy.components.atomic_pusher import AtomicPusherExecutor
 from shopbusy.components.columnar_csv_example_gen import ColumnarCsvExecutor
@@ -116,6 +118,11 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         config=drift.distribution_validator_config(),
         include_split_pairs=[(drift.DRIFT_SPLIT, drift.DRIFT_SPLIT)],
     ).with_id(nodes.DISTRIBUTION_VALIDATOR)
+    # On a cluster a rejected span's run is recorded under the root, where `shopbusy report
+    # --pipeline-root` reads it; locally ML Metadata has it.
+    rejection_record = {}
+    if not run.target.local_metadata:
+        rejection_record = dict(pipeline_root=run.pipeline_root, input_base=run.data_root, baseline_statistics=baseline_statistics)
     anomaly_gate = AnomalyGate(
         anomalies=example_validator.outputs["anomalies"],
         statistics=statistics_gen.outputs["statistics"],
@@ -123,6 +130,7 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         drift=distribution_validator.outputs["anomalies"],
         on_drift=run.on_drift,
         accepted_dir=accepted_dir,
+        **rejection_record,
     ).with_id(nodes.ANOMALY_GATE)
 
     code = {"module_digest": module_digest()}
@@ -181,13 +189,14 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         **warm_start,
     ).with_id(nodes.TRAINER)
 
+    evaluation_config = eval_config(run.gates, run.confidence_intervals)
     # TFX's Evaluator; its executor also takes ServedModel's empty output as no baseline and
     # names on the blessing the data it judged (components/served_baseline.py).
     evaluator = served_baseline.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        eval_config=eval_config(run.gates, run.confidence_intervals),
+        eval_config=evaluation_config,
         example_splits=[config.EVAL_SPLIT],
         module_path=config.EVALUATOR_EXTRACTORS,
     ).with_id(nodes.EVALUATOR)
@@ -204,6 +213,33 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
             custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor),
             custom_config={served_models.RECIPE: recipe_digest(run)},
         ).with_id(nodes.PUSHER)
+
+    # The run's report where its users look. Locally `shopbusy run` writes it from the
+    # workdir's ML Metadata; a cluster's store is not the user's to open, so there a task
+    # renders it into the artifacts the KFP and Vertex run pages show, and records under the
+    # pipeline root what `shopbusy report --pipeline-root` reads (components/slice_report.py).
+    # It follows the Evaluator, not the Pusher: a task after a conditional one would not be
+    # scheduled for a rejected model.
+    reports = []
+    if not run.target.local_metadata:
+        training = {} if training_examples is example_gen.outputs["examples"] else {"training_examples": training_examples}
+        reports.append(
+            slice_report.SliceReport(
+                run.pipeline_root,
+                json_format.MessageToJson(evaluation_config, indent=None),
+                run.data_root,
+                examples=example_gen.outputs["examples"],
+                statistics=statistics_gen.outputs["statistics"],
+                schema_anomalies=example_validator.outputs["anomalies"],
+                drift=distribution_validator.outputs["anomalies"],
+                baseline_statistics=baseline_statistics,
+                model=trainer.outputs["model"],
+                model_run=trainer.outputs["model_run"],
+                evaluation=evaluator.outputs["evaluation"],
+                blessing=evaluator.outputs["blessing"],
+                **training,
+            ).with_id(nodes.SLICE_REPORT)
+        )
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.PIPELINE_NAME,
@@ -226,6 +262,7 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
             model_resolver,
             evaluator,
             pusher,
+            *reports,
         ],
         enable_cache=True,
         beam_pipeline_args=run.beam_args,

@@ -8,6 +8,7 @@ from shopbusy.results import evaluation, metadata, runs
 
 # How a run ended, for telling runs apart in the listing and on the chart.
 PUSHED, ALREADY_SERVED, NOT_BLESSED, REJECTED, UNFINISHED = "pushed", "already served", "not blessed", "rejected", "unfinished"
+BLESSED = "blessed"  # no push recorded: a cluster run's report task runs before its Pusher
 SHOP_TYPE = "shop_type"
 
 
@@ -18,6 +19,8 @@ def outcome(record: runs.RunRecord) -> str:
         return ALREADY_SERVED
     if record.blessed is False:
         return NOT_BLESSED
+    if record.blessed:
+        return BLESSED
     if record.verdict.startswith("input rejected"):
         return REJECTED
     return UNFINISHED

@@ -253,6 +253,7 @@ _OUTCOME_STYLE = {  # how each way a run ended is drawn on the history chart
     history.ALREADY_SERVED: dict(marker="o", color="#8fd19e", label="blessed, already served"),
     history.NOT_BLESSED: dict(marker="X", color="#c62828", label="not blessed"),
     history.REJECTED: dict(marker="v", color="#ef6c00", label="input rejected"),
+    history.BLESSED: dict(marker="D", color="#66bb6a", label="blessed, push not recorded"),
     history.UNFINISHED: dict(marker="s", color="#888888", label="did not finish"),
 }
 
@@ -450,11 +451,15 @@ def render(record: runs.RunRecord, summaries: Optional[List[dict]] = None) -> st
     return _TEMPLATE.render(**context)
 
 
+def data_json(record: runs.RunRecord) -> str:
+    """The page's numbers as the report.json beside it (results/report_data.py)."""
+    return json.dumps(report_data.as_data(record), indent=1, allow_nan=False)
+
+
 def write(record: runs.RunRecord, report_root: str, summaries: Optional[List[dict]] = None) -> str:
     """Writes REPORT_ROOT/<run>/index.html with its numbers in report.json beside it, and
     REPORT_ROOT/latest.html; returns the page's path. `summaries`: see render()."""
-    page = render(record, summaries)
-    data = json.dumps(report_data.as_data(record), indent=1, allow_nan=False)
+    page, data = render(record, summaries), data_json(record)
     path = config.report_page(report_root, record.run_id)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     writes = ((config.report_data_file(report_root, record.run_id), data), (path, page), (config.latest_report_page(report_root), page))

@@ -139,11 +139,8 @@ class RunRecord:
     def training(self) -> Optional[dict]:
         """What run_fn recorded: curves, restarts or warm start, schedule (None if not trained)."""
         run_dir = self.output_uri(nodes.TRAINER, "model_run")
-        path = os.path.join(run_dir, HISTORY_FILE) if run_dir else None
-        if not path or not os.path.exists(path):
-            return None
-        with open(path) as f:
-            return json.load(f)
+        text = read_text(os.path.join(run_dir, HISTORY_FILE)) if run_dir else None
+        return json.loads(text) if text else None
 
     @property
     def warm_start(self) -> Optional[str]:
@@ -282,6 +279,22 @@ def load(store, run_id: str) -> RunRecord:
         started=datetime.datetime.fromtimestamp(context.create_time_since_epoch / 1000),
         executions={e.node: e for e in metadata.run_executions(store, run_id)},
     )
+
+
+def read_text(path: str) -> Optional[str]:
+    """A file's text, None when it is missing; gs:// through TensorFlow's filesystems (a
+    cluster run's artifacts), local files without importing TensorFlow."""
+    if "://" in path:
+        import tensorflow as tf
+
+        if not tf.io.gfile.exists(path):
+            return None
+        with tf.io.gfile.GFile(path) as f:
+            return f.read()
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.read()
 
 
 def fingerprint_size(fingerprint: str) -> Dict[str, int]:
