@@ -107,3 +107,12 @@ def test_every_recorded_run_under_a_root_oldest_first():
     tf.io.gfile.makedirs(f"{run_record.reports_dir(root)}/no-record-yet")
     assert [r.run_id for r in recorded_runs.load_all(root)] == ["20261201-101000-span-4", "20261201-102000-span-4"]
     assert [name for name in tf.io.gfile.listdir(f"{run_record.reports_dir(root)}/20261201-101000-span-4")] == ["record.json"]
+
+
+def test_report_on_a_root_without_records_is_one_line_exit_2(tmp_path, capsys):
+    from shopbusy.cli import main
+
+    assert main(["report", "--pipeline-root", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"shopbusy: {tmp_path} holds no recorded runs (no reports/*/record.json")
+    assert not (tmp_path / "out").exists()

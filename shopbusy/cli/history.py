@@ -69,14 +69,15 @@ def report_command(args) -> int:
 
 
 def _report_from_pipeline_root(args) -> int:
-    """The page of a cluster run, from what its SliceReport task recorded under the root."""
+    """The page of a cluster run, from what its tasks recorded under the root (components/run_record.py)."""
+    from shopbusy.components.run_record import RECORD_FILE, REPORTS_DIR
     from shopbusy.results import history, recorded_runs, report
 
     records = recorded_runs.load_all(args.pipeline_root)
     if not records:
         raise InputError(
-            f"{args.pipeline_root} holds no recorded runs (no {recorded_runs.REPORTS_DIR}/*/{recorded_runs.RECORD_FILE}: "
-            "a run records itself once its Evaluator has run)"
+            f"{args.pipeline_root} holds no recorded runs (no {REPORTS_DIR}/*/{RECORD_FILE}: a run records itself "
+            "once its Evaluator has run, or when its AnomalyGate rejects the span)"
         )
     ids = [r.run_id for r in records]
     run_id = args.run or ids[-1]
