@@ -49,7 +49,7 @@ test-faults: install
 
 # The compiled Kubeflow spec executed by `shopbusy kubeflow run-local` under the open-source
 # KFP and the Vertex AI contracts: four weekly runs (spans, drift, warm start, the report on
-# the run's page) and a re-run each (about 10 to 12 minutes). Chromium renders the report.
+# the run's page) and a re-run each (7 to 12 minutes, by the machine). Chromium renders the report.
 # The two launchers' runs are independent and each task is one process, mostly importing
 # TFX: they run side by side, one per core; the vertex half's output follows the kfp half's.
 test-kubeflow: install test-deps
