@@ -16,13 +16,17 @@ from shopbusy.pipeline import config, nodes
 from shopbusy.results import recorded_runs
 
 
-def _artifact(artifact_type, uri, **custom):
-    """A TFX artifact as the v2 entrypoint hands it to a task: every metadata field its type
-    does not declare as {"__value__": value} (kubeflow_v2_entrypoint_utils._parse_raw_artifact)."""
+def _artifact(artifact_type, uri, **metadata):
+    """A TFX artifact as the v2 entrypoint hands it to a task: the metadata fields its type
+    declares as typed properties, every other as {"__value__": value}
+    (kubeflow_v2_entrypoint_utils._parse_raw_artifact)."""
     artifact = artifact_type()
     artifact.uri = uri
-    for name, value in custom.items():
-        artifact.mlmd_artifact.custom_properties[name].struct_value.update({"__value__": value})
+    for name, value in metadata.items():
+        if name in (artifact_type.PROPERTIES or {}):
+            setattr(artifact, name, int(value))
+        else:
+            artifact.mlmd_artifact.custom_properties[name].struct_value.update({"__value__": value})
     return artifact
 
 
@@ -43,7 +47,7 @@ def _data(root, artifacts=None, minute=15, **kwargs):
 
 
 def test_wrapped_metadata_reads_as_ml_metadata_holds_it():
-    wrapped = _artifact(standard_artifacts.Examples, "/x", span=4.0, version=0.5, input_fingerprint="f", flag=True)
+    wrapped = _artifact(standard_artifacts.Model, "/x", span=4.0, version=0.5, input_fingerprint="f", flag=True)
     plain = run_record.plain(wrapped.mlmd_artifact)
     values = {name: getattr(v, v.WhichOneof("value")) for name, v in plain.custom_properties.items()}
     assert values == {"span": 4, "version": 0.5, "input_fingerprint": "f", "flag": 1}
@@ -79,11 +83,11 @@ def test_a_blessed_model_is_pushed_when_a_served_versions_marker_names_it(tmp_pa
     root = "ram://recorded-runs-push"
     data = _data(root)
     serving = f"{root}/{config.SERVING_DIR}"
-    assert recorded_runs.to_record(data, serving_dir=serving).verdict == "blessed, not pushed"
+    assert recorded_runs.to_record(data, served=recorded_runs.served_versions(serving)).verdict == "blessed, not pushed"
     for version, model in (("100", f"{root}/older/Trainer/model"), ("200", f"{root}/run/Trainer/model")):
         tf.io.gfile.makedirs(f"{serving}/{version}")
         served_models.write_marker(f"{serving}/{version}", version, model, "")
-    record = recorded_runs.to_record(data, serving_dir=serving)
+    record = recorded_runs.to_record(data, served=recorded_runs.served_versions(serving))
     assert record.verdict == "blessed and pushed" and record.pushed_version == "200"
     assert record.executions[nodes.PUSHER].outputs["pushed_model"]
 

@@ -61,14 +61,6 @@ def plain(artifact: metadata_store_pb2.Artifact) -> metadata_store_pb2.Artifact:
     return result
 
 
-def span_of(examples) -> int:
-    """The span of a TFX Examples artifact as a task receives it (0 without span folders)."""
-    value = plain(examples.mlmd_artifact).custom_properties.get("span")
-    if "span" in examples.mlmd_artifact.properties:
-        return examples.mlmd_artifact.properties["span"].int_value
-    return int(getattr(value, value.WhichOneof("value"))) if value is not None and value.WhichOneof("value") else 0
-
-
 def record_data(
     artifacts: Dict[str, list],
     input_base: str,
@@ -83,7 +75,8 @@ def record_data(
     started = (now or datetime.datetime.now(datetime.timezone.utc)).replace(microsecond=0, tzinfo=None)
     return {
         "format_version": FORMAT_VERSION,
-        "run_id": f"{started:%Y%m%d-%H%M%S}-span-{span_of(artifacts['examples'][0])}",
+        # Examples declares `span`: TFX's entrypoint hands it to the task as the typed property.
+        "run_id": f"{started:%Y%m%d-%H%M%S}-span-{int(artifacts['examples'][0].span or 0)}",
         "started": started.isoformat(),
         "eval_config": eval_config_json,
         "input_base": input_base,

@@ -112,7 +112,7 @@ def _write_file(uri: str, text: str) -> None:
 
 class SliceReportExecutor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties):
-        from shopbusy.results import history, recorded_runs, report, system_metrics
+        from shopbusy.results import evaluation, history, recorded_runs, report, system_metrics
 
         pipeline_root = exec_properties[PIPELINE_ROOT_KEY]
         data = run_record.record_data(
@@ -130,8 +130,9 @@ class SliceReportExecutor(base_executor.BaseExecutor):
         for key, artifact in outputs.items():
             artifact.set_string_custom_property(DISPLAY_NAME, DISPLAY_NAMES[key])
         _write_file(outputs["report"].uri, page)
-        _write_file(outputs["verdict"].uri, system_metrics.verdict_markdown(record))
-        for name, value in system_metrics.scalars(record).items():
+        gates = evaluation.gate_results(record.evaluation_uri, record.gates)
+        _write_file(outputs["verdict"].uri, system_metrics.verdict_markdown(record, gates))
+        for name, value in system_metrics.scalars(record, gates).items():
             if isinstance(value, str):
                 outputs["metrics"].set_string_custom_property(name, value)
             else:

@@ -47,9 +47,9 @@ class RecordedRun(runs.RunRecord):
         return super().verdict
 
 
-def to_record(data: dict, pusher_follows: bool = False, serving_dir: Optional[str] = None) -> RecordedRun:
-    """The run a record describes; with `serving_dir`, a blessed model that a served version's
-    marker names is recorded as pushed there."""
+def to_record(data: dict, pusher_follows: bool = False, served: Optional[Dict[str, str]] = None) -> RecordedRun:
+    """The run a record describes; with `served` (served_versions), a blessed model that a
+    served version's marker names is recorded as pushed there."""
     from google.protobuf import json_format
     from ml_metadata.proto import metadata_store_pb2
 
@@ -79,27 +79,29 @@ def to_record(data: dict, pusher_follows: bool = False, serving_dir: Optional[st
         executions=executions,
         pusher_follows=pusher_follows,
     )
-    if serving_dir and record.blessed and record.model_uri:
-        _find_push(record, serving_dir)
+    version_dir = (served or {}).get(record.model_uri) if record.blessed else None
+    if version_dir:  # what the Pusher's output says of a push (runs.RunRecord.pushed_model)
+        pushed = metadata_store_pb2.Artifact()
+        pushed.custom_properties["pushed"].int_value = 1
+        pushed.custom_properties["pushed_destination"].string_value = version_dir
+        executions[nodes.PUSHER] = metadata.ComponentExecution(
+            nodes.PUSHER, "COMPLETE", 0.0, {"pushed_model": [pushed]}, metadata_store_pb2.Execution()
+        )
     return record
 
 
-def _find_push(record: RecordedRun, serving_dir: str) -> None:
-    """Records the served version whose marker names the run's model as the Pusher's output."""
-    from ml_metadata.proto import metadata_store_pb2
-
+def served_versions(serving_dir: str) -> Dict[str, str]:
+    """Each served version's folder by the model its marker names (components/served_models.py):
+    read once for all the records under a root."""
     from shopbusy.components import served_models
 
+    served = {}
     for version in served_models.pushed_versions(serving_dir):
         version_dir = posixpath.join(serving_dir, version)
-        if served_models.read_marker(version_dir).get("model") == record.model_uri:
-            pushed = metadata_store_pb2.Artifact()
-            pushed.custom_properties["pushed"].int_value = 1
-            pushed.custom_properties["pushed_destination"].string_value = version_dir
-            record.executions[nodes.PUSHER] = metadata.ComponentExecution(
-                nodes.PUSHER, "COMPLETE", 0.0, {"pushed_model": [pushed]}, metadata_store_pb2.Execution()
-            )
-            return
+        model = served_models.read_marker(version_dir).get("model")
+        if model:
+            served[model] = version_dir
+    return served
 
 
 def load_all(pipeline_root: str) -> List[RecordedRun]:
@@ -107,9 +109,10 @@ def load_all(pipeline_root: str) -> List[RecordedRun]:
     from tfx.dsl.io import fileio
 
     folder = run_record.reports_dir(pipeline_root)
-    serving_dir = posixpath.join(pipeline_root.rstrip("/"), config.SERVING_DIR)
+    paths = fileio.glob(posixpath.join(folder, "*", run_record.RECORD_FILE))
+    served = served_versions(posixpath.join(pipeline_root.rstrip("/"), config.SERVING_DIR)) if paths else {}
     records = []
-    for path in fileio.glob(posixpath.join(folder, "*", run_record.RECORD_FILE)):
+    for path in paths:
         with fileio.open(path) as f:
-            records.append(to_record(json.loads(f.read()), serving_dir=serving_dir))
+            records.append(to_record(json.loads(f.read()), served=served))
     return sorted(records, key=lambda r: (r.started, r.run_id))

@@ -17,9 +17,12 @@ def _overall(record: runs.RunRecord):
     return values, candidate
 
 
-def _gate_line(gate: evaluation.GateResult) -> str:
-    value = "n/a" if gate.value is None else report.number(gate.value, signed=gate.is_change)
-    return f"{value} {gate.comparison} {gate.bound:g}: {'passed' if gate.passed else 'failed'}"
+def _gate_value(gate: evaluation.GateResult) -> str:
+    return "n/a" if gate.value is None else report.number(gate.value, signed=gate.is_change)
+
+
+def _gate_result(gate: evaluation.GateResult) -> str:
+    return "passed" if gate.passed else "failed"
 
 
 def _spans(record: runs.RunRecord) -> str:
@@ -30,8 +33,9 @@ def _spans(record: runs.RunRecord) -> str:
     )
 
 
-def verdict_markdown(record: runs.RunRecord) -> str:
-    """The verdict, the spans, the exported candidate and each gate with its value and bound."""
+def verdict_markdown(record: runs.RunRecord, gates: List[evaluation.GateResult]) -> str:
+    """The verdict, the spans, the exported candidate and each gate (evaluation.gate_results)
+    with its value and bound."""
     lines = [f"## {record.verdict}", "", _spans(record) + "."]
     drifted = [m.describe() for m in record.drift if m.exceeded]
     if drifted:
@@ -40,14 +44,13 @@ def verdict_markdown(record: runs.RunRecord) -> str:
     if chosen:
         lines.append(f"Exported: {chosen}.")
     lines += ["", "| gate | value | bound | result |", "|---|---|---|---|"]
-    for gate in evaluation.gate_results(record.evaluation_uri, record.gates):
-        value = "n/a" if gate.value is None else report.number(gate.value, signed=gate.is_change)
-        lines.append(f"| {gate.name} | {value} | {gate.comparison} {gate.bound:g} | {'passed' if gate.passed else 'failed'} |")
+    for gate in gates:
+        lines.append(f"| {gate.name} | {_gate_value(gate)} | {gate.comparison} {gate.bound:g} | {_gate_result(gate)} |")
     lines += ["", "The full slice report is the *Slice report* artifact of this task."]
     return "\n".join(lines) + "\n"
 
 
-def scalars(record: runs.RunRecord) -> Dict[str, Union[str, float]]:
+def scalars(record: runs.RunRecord, gates: List[evaluation.GateResult]) -> Dict[str, Union[str, float]]:
     """The metrics table: the verdict, the spans, each overall metric of the candidate (those
     defined for it) and each gate as 'value comparison bound: result'."""
     values, _ = _overall(record)
@@ -55,8 +58,8 @@ def scalars(record: runs.RunRecord) -> Dict[str, Union[str, float]]:
     for metric in config.METRICS:
         if values.get(metric.key) is not None:
             table[metric.label] = float(values[metric.key])
-    for gate in evaluation.gate_results(record.evaluation_uri, record.gates):
-        table[f"gate: {gate.name}"] = _gate_line(gate)
+    for gate in gates:
+        table[f"gate: {gate.name}"] = f"{_gate_value(gate)} {gate.comparison} {gate.bound:g}: {_gate_result(gate)}"
     return table
 
 
