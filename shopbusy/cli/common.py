@@ -148,6 +148,14 @@ def training_flags() -> argparse.ArgumentParser:
         f"(default {defaults.on_drift})",
     )
     parent.add_argument(
+        "--analyzer-cache",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.analyzer_cache,
+        help="with --train-spans K > 1: Transform reuses the analysis of the spans it analysed last week and "
+        "analyses only the new span; TensorFlow Transform re-analyses whatever the preprocessing code or schema "
+        "changed (default: on)",
+    )
+    parent.add_argument(
         "--warm-start",
         action=argparse.BooleanOptionalAction,
         help="start training from the latest blessed model's weights when its inputs match this run's "

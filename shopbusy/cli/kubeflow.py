@@ -127,6 +127,7 @@ def compile_command(args) -> int:
         spans=args.spans,
         target=target,
         train_spans=args.train_spans,
+        analyzer_cache=args.analyzer_cache,
         on_drift=args.on_drift,
     )
     path = runner.compile_pipeline(run_config, args.image, args.output)

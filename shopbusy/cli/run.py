@@ -56,6 +56,7 @@ def run_command(args) -> int:
         beam_args=config.default_beam_args(source.total_bytes, args.beam_arg),
         evaluator_beam_args=config.evaluator_beam_args(source.total_bytes, args.beam_arg),
         train_spans=args.train_spans,
+        analyzer_cache=args.analyzer_cache,
         on_drift=args.on_drift,
         confidence_intervals=args.intervals,
     )

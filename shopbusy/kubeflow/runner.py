@@ -98,6 +98,7 @@ def cluster_run_config(
     target: str = "kfp",
     train_spans: int = 1,
     on_drift: str = "warn",
+    analyzer_cache: bool = True,
 ) -> config.RunConfig:
     """The pipeline's configuration for a cluster: everything under a root the pods can read,
     the data root a runtime parameter defaulting to `data_root`. With `spans`, the data root
@@ -119,6 +120,7 @@ def cluster_run_config(
         beam_args=CLUSTER_BEAM_ARGS + list(beam_args),
         train_spans=train_spans,
         on_drift=on_drift,
+        analyzer_cache=analyzer_cache,
         target=targets.named(target),
     )
     try:  # before TensorFlow is imported: a refused option answers at once

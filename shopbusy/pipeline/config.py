@@ -254,6 +254,9 @@ class RunConfig:
     train_spans: int = 1  # the Trainer fits the newest K accepted spans
     on_drift: str = "warn"  # drift from the previous span: "warn" records it, "stop" rejects the span
     ingest_span: Optional[int] = None  # this span rather than the newest (backfilling earlier weeks)
+    # With K > 1, Transform reads the analyzer cache of the last accepted week's Transform and
+    # analyses only the new span (`--no-analyzer-cache`: every span again, as without weeks).
+    analyzer_cache: bool = True
     # TFMA's 95 % interval on every slice metric (`run --intervals`; pipeline/eval_config.py):
     # the report then flags a slice below the floor only when its whole interval is. Off by
     # default: it takes the Evaluator 4.6 times as long (bench/notes.md, "Confidence intervals").

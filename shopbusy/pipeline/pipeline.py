@@ -152,7 +152,7 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
     # accumulators come from last week's cache (TFX's Transform copies forward the entries
     # still in the training range). Resolved from ML Metadata, so local runs only.
     analyzer_cache = {}
-    if run.target.resolves_earlier_spans and run.train_spans > 1:
+    if run.target.resolves_earlier_spans and run.train_spans > 1 and run.analyzer_cache:
         caches = tfx.dsl.Channel(type=tfx.types.standard_artifacts.TransformCache)  # every run's
         analyzer_cache["analyzer_cache"] = resolvers.earlier_analyzer_cache(caches).as_optional()
     transform = tfx.components.Transform(
