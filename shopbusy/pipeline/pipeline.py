@@ -161,6 +161,7 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         # StatisticsGen has already described the raw data; Transform's own pre- and
         # post-transform statistics would be two more passes over it that nothing reads.
         disable_statistics=True,
+        disable_analyzer_cache=not run.analyzer_cache,  # --no-analyzer-cache: neither read nor written
         preprocessing_fn=config.PREPROCESSING_FN,
         custom_config=code,
         **analyzer_cache,
