@@ -9,7 +9,7 @@ import uuid
 from tfx.dsl.io import fileio
 from tfx.types import standard_artifacts
 
-from shopbusy.components import accepted_spans
+from shopbusy.components import accepted_spans, spanwise_transform
 from shopbusy.components.accepted_spans import (
     ACCEPTED_DIR_KEY,
     ACCEPTED_SPANS_PROPERTY,
@@ -126,5 +126,27 @@ def test_training_examples_hold_the_new_span_and_the_accepted_spans_before_it():
         assert files == [f"span-{span}-data_tfrecord-00000-of-00001.gz" for span in (2, 3, 5)]
         with fileio.open(f"{merged.uri}/Split-{split}/span-3-data_tfrecord-00000-of-00001.gz") as f:
             assert f.read() == f"{split} rows of span 3 version 1"
+    # Transform reads each span where it was written (spanwise_transform.py): span 3's newest version.
+    assert json.loads(merged.get_string_custom_property(accepted_spans.SPAN_EXAMPLES_PROPERTY)) == [
+        [2, f"{root}/examples/2-0"], [3, f"{root}/examples/3-1"], [5, f"{root}/examples/5-0"]
+    ]  # fmt: skip
     # The first week: the new span alone.
     assert json.loads(_training(_root(), 1, num_spans=2).get_string_custom_property(ACCEPTED_SPANS_PROPERTY)) == [1]
+
+
+def test_a_span_reads_the_analyzer_cache_the_newest_accepted_span_before_it_wrote_down():
+    root = _root()
+    accepted_dir = f"{root}/accepted"
+    assert spanwise_transform.cache_before(accepted_dir, 2) is None  # no record folder yet
+    for span in (1, 2, 4):  # span 3 was rejected: its Transform never ran
+        fileio.makedirs(f"{root}/cache/{span}")
+        spanwise_transform.record_cache(accepted_dir, span, f"{root}/cache/{span}")
+    assert spanwise_transform.cache_before(accepted_dir, 1) is None
+    assert spanwise_transform.cache_before(accepted_dir, 3) == f"{root}/cache/2"
+    assert spanwise_transform.cache_before(accepted_dir, 5) == f"{root}/cache/4"
+    spanwise_transform.record_cache(accepted_dir, 4, f"{root}/cache/gone")  # a re-run's, since deleted
+    assert spanwise_transform.cache_before(accepted_dir, 5) is None  # analysed afresh, not an error
+    # The cache records are not accepted spans, and leave no temporary file behind.
+    _accept(root, 1)
+    assert [record["span"] for record in accepted_spans.accepted(accepted_dir)] == [1]
+    assert not [name for name in fileio.listdir(accepted_dir) if name.startswith(".")]

@@ -210,6 +210,24 @@ def test_each_week_reuses_the_analysis_of_the_spans_an_earlier_week_analysed(wee
     assert _cache_read(week5) == _cache_written(week3_warned)  # span 4 was rejected before Transform
 
 
+def test_no_analyzer_cache_is_tfx_transform_without_one_and_the_flag_reaches_the_dag(tmp_path):
+    """`--no-analyzer-cache`: Transform neither reads a cache nor writes one (TFX's
+    disable_analyzer_cache); the default, with K > 1, reads the one resolved from ML Metadata."""
+    from shopbusy.pipeline import pipeline
+
+    parser = common.training_flags()
+    assert parser.parse_args([]).analyzer_cache is True and parser.parse_args(["--no-analyzer-cache"]).analyzer_cache is False
+
+    def transform(**kwargs):
+        run = config.RunConfig.local(str(tmp_path), "span-{SPAN}/*", config.Workdir(str(tmp_path / "w")), train_spans=3, **kwargs)
+        [node] = [c for c in pipeline.create_pipeline(run).components if c.id == "Transform"]
+        return node
+
+    cached, uncached = transform(), transform(analyzer_cache=False)
+    assert "analyzer_cache" in cached.inputs and "updated_analyzer_cache" in cached.outputs
+    assert "analyzer_cache" not in uncached.inputs and "updated_analyzer_cache" not in uncached.outputs
+
+
 def test_a_rerun_of_a_week_would_read_the_cache_its_first_run_read_and_so_be_a_cache_hit(week5, workdir):
     """What `run --force` of week 5 would feed its Transform, resolved by the same op over the
     same ML Metadata: the cache week 5 read, not the one it wrote, so the re-run's Transform

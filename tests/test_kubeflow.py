@@ -476,7 +476,7 @@ def test_the_build_context_leaves_out_the_venv_and_keeps_what_the_image_copies()
 SPAN_ARGS = ["--spans", "--train-spans", "3", "--on-drift", "stop"]
 
 
-def _assert_earlier_spans_come_from_the_record(spec):
+def _assert_earlier_spans_come_from_the_record(spec, analyzer_cache=True):
     """--spans: each run ingests the newest span. The v2 runner compiles no resolver
     functions, so the drift baseline and the earlier training spans are read by ordinary
     tasks from the record passing gates keep under the pipeline root, never from the cache;
@@ -496,6 +496,17 @@ def _assert_earlier_spans_come_from_the_record(spec):
     assert "AnomalyGate" in training.dependent_tasks
     assert tasks["Transform"].inputs.artifacts["examples"].task_output_artifact.producer_task == "AcceptedTrainingSpans"
     assert "shopbusy.components.accepted_spans.DistributionValidatorExecutor" in executors["DistributionValidator_executor"]["container"]["args"]
+    # Last week's analyzer cache is read from beside the same record, by Transform's executor
+    # (--no-analyzer-cache: TFX's Transform, which neither reads nor writes one).
+    transform_args = executors["Transform_executor"]["container"]["args"]
+    transform_outputs = spec.components[tasks["Transform"].component_ref.name].output_definitions.artifacts
+    transform_config = json.loads(_parameter(tasks["Transform"], "custom_config"))
+    if analyzer_cache:
+        assert "shopbusy.components.spanwise_transform.SpanwiseTransformExecutor" in transform_args
+        assert transform_config["accepted_dir"] == record and "updated_analyzer_cache" in transform_outputs
+    else:
+        assert "tfx.components.transform.executor.Executor" in transform_args
+        assert "accepted_dir" not in transform_config and "updated_analyzer_cache" not in transform_outputs
     report = tasks["SliceReport"].inputs.artifacts
     assert report["training_examples"].task_output_artifact.producer_task == "AcceptedTrainingSpans"
     assert report["baseline_statistics"].task_output_artifact.producer_task == "PreviousAcceptedSpan"
@@ -544,10 +555,11 @@ def test_run_options_reach_the_compiled_trainer(tmp_path):
     path = tmp_path / "options.yaml"
     result = run_cli(
         "kubeflow", "compile", *COMPILE_ARGS, "--output", path, *SPAN_ARGS, "--epochs", "7", "--candidates",
-        "linear,crossed", "--seed", "3", "--restarts", "2", "--no-warm-start", timeout=600,
+        "linear,crossed", "--seed", "3", "--restarts", "2", "--no-warm-start", "--no-analyzer-cache", timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    _assert_earlier_spans_come_from_the_record(json_format.ParseDict(yaml.safe_load(path.read_text()), pipeline_spec_pb2.PipelineSpec()))
+    spec = json_format.ParseDict(yaml.safe_load(path.read_text()), pipeline_spec_pb2.PipelineSpec())
+    _assert_earlier_spans_come_from_the_record(spec, analyzer_cache=False)
     trainer = yaml.safe_load(path.read_text())["root"]["dag"]["tasks"]["Trainer"]
     custom_config = json.loads(trainer["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constant"])
     assert custom_config["epochs"] == 7 and custom_config["seed"] == 3 and custom_config["restarts"] == 2

@@ -30,7 +30,7 @@ import shutil
 
 import pytest
 
-from shopbusy.components import accepted_spans, served_models
+from shopbusy.components import accepted_spans, served_models, spanwise_transform
 from shopbusy.data import generator
 from shopbusy.results import runs as run_records
 from tests.helpers import run_cli
@@ -284,6 +284,32 @@ def test_the_week_after_a_rejected_span_trains_and_compares_on_accepted_spans_on
     [baseline] = fourth.executions["PreviousAcceptedSpan"][1]["statistics"]
     assert _property(baseline, "span") == 2
     assert fourth.executions["Evaluator"][0] == "COMPLETE"
+
+
+def test_each_weeks_transform_reuses_the_analysis_of_the_accepted_spans_the_week_before_wrote(weeks, runs):
+    """No resolver finds last week's analyzer cache on a cluster: Transform's executor reads the
+    one the newest earlier accepted span's run wrote down, and analyses its spans where they
+    were written, so that TensorFlow Transform's keys match (spanwise_transform.py). Week 3 was
+    rejected and left no cache, so week 4 reads week 2's."""
+    _, _, root, _ = weeks
+    first, _, gated, _, _, fourth = runs
+
+    def cache(run):
+        [updated] = run.executions["Transform"][1]["updated_analyzer_cache"]
+        return updated, _property(updated, spanwise_transform.CACHE_READ_PROPERTY), json.loads(
+            _property(updated, spanwise_transform.CACHED_SPANS_PROPERTY)
+        )
+
+    (first_cache, first_read, first_cached), (gated_cache, gated_read, gated_cached) = cache(first), cache(gated)
+    fourth_cache, fourth_read, fourth_cached = cache(fourth)
+    assert (first_read, first_cached) == ("", [])
+    assert (gated_read, gated_cached) == (first_cache.uri, [1])  # span 2 analysed, span 1 from the cache
+    assert (fourth_read, fourth_cached) == (gated_cache.uri, [2])
+    recorded = sorted(n for n in os.listdir(root / accepted_spans.ACCEPTED_SPANS_DIR) if n.startswith("analyzer-cache"))
+    assert recorded == [f"analyzer-cache-span-{span}.json" for span in (1, 2, 4)]
+    # Each cache holds an entry per span trained on, under TFX's key for the span's own folder.
+    for updated, spans in ((gated_cache, gated.record.training_spans), (fourth_cache, fourth.record.training_spans)):
+        assert len([n for n in os.listdir(updated.uri) if not n.startswith(".")]) == len(spans) == 2
 
 
 def test_the_slice_report_of_a_kubeflow_run_from_its_ml_metadata(weeks, runs):

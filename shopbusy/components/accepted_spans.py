@@ -47,6 +47,7 @@ ACCEPTED_DIR_KEY = "accepted_dir"
 NUM_SPANS_KEY = "num_spans"
 # On both readers' outputs: the spans it holds, a JSON list ("[]": no earlier accepted span).
 ACCEPTED_SPANS_PROPERTY = "accepted_spans"
+SPAN_EXAMPLES_PROPERTY = "span_examples"  # on AcceptedTrainingSpans' output: [[span, Examples URI], ...]
 _RECORD = re.compile(r"^span-(\d+)\.json$")
 
 
@@ -64,11 +65,17 @@ def record_accepted(accepted_dir: str, examples, statistics) -> str:
         "statistics_split_names": json.loads(statistics.split_names),
         "accepted_at": time.time(),
     }
-    fileio.makedirs(accepted_dir)
-    path = os.path.join(accepted_dir, f"span-{span}.json")
-    temporary = os.path.join(accepted_dir, f".span-{span}.json.{uuid.uuid4().hex}")
+    return write_whole(os.path.join(accepted_dir, f"span-{span}.json"), json.dumps(record, indent=1))
+
+
+def write_whole(path: str, text: str) -> str:
+    """Writes `path` under a temporary name in its folder and renames it into place, so that
+    a reader sees the old file or the new one, never part of one (see above)."""
+    folder, name = os.path.split(path)
+    fileio.makedirs(folder)
+    temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}")
     with fileio.open(temporary, "w") as f:
-        f.write(json.dumps(record, indent=1))
+        f.write(text)
     fileio.rename(temporary, path, overwrite=True)
     return path
 
@@ -151,6 +158,9 @@ class AcceptedTrainingSpansExecutor(base_executor.BaseExecutor):
         for name in ("payload_format", "input_fingerprint"):
             merged.set_string_custom_property(name, new.get_string_custom_property(name))
         merged.set_string_custom_property(ACCEPTED_SPANS_PROPERTY, json.dumps([s for s, _ in sources]))
+        # Where each span's files came from: Transform reads them there, so that its analyzer
+        # cache is keyed the same every week (components/spanwise_transform.py).
+        merged.set_string_custom_property(SPAN_EXAMPLES_PROPERTY, json.dumps([[s, uri] for s, uri in sources]))
 
 
 class AcceptedTrainingSpans(base_component.BaseComponent):

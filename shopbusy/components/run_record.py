@@ -14,12 +14,12 @@ behaves on GCS).
 import datetime
 import json
 import posixpath
-import uuid
 from typing import Dict, Optional
 
 from google.protobuf import json_format
 from ml_metadata.proto import metadata_store_pb2
-from tfx.dsl.io import fileio
+
+from shopbusy.components import accepted_spans
 
 REPORTS_DIR = "reports"  # under the pipeline root
 RECORD_FILE = "record.json"
@@ -91,11 +91,5 @@ def record_data(
 
 def write(pipeline_root: str, data: dict) -> str:
     """Writes <root>/reports/<id>/record.json; returns its path."""
-    folder = posixpath.join(reports_dir(pipeline_root), data["run_id"])
-    fileio.makedirs(folder)
-    path = posixpath.join(folder, RECORD_FILE)
-    temporary = posixpath.join(folder, f".{RECORD_FILE}.{uuid.uuid4().hex}")
-    with fileio.open(temporary, "w") as f:
-        f.write(json.dumps(data, indent=1))
-    fileio.rename(temporary, path, overwrite=True)
-    return path
+    path = posixpath.join(reports_dir(pipeline_root), data["run_id"], RECORD_FILE)
+    return accepted_spans.write_whole(path, json.dumps(data, indent=1))

@@ -22,7 +22,7 @@ from google.protobuf import json_format
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
-from shopbusy.components import accepted_spans, served_baseline, served_models, slice_report
+from shopbusy.components import accepted_spans, served_baseline, served_models, slice_report, spanwise_transform
 from shopbusy.components.anomaly_gate import AnomalyGate
 from shopbusy.components.atomic_pusher import AtomicPusherExecutor
 from shopbusy.components.columnar_csv_example_gen import ColumnarCsvExecutor
@@ -150,20 +150,31 @@ def create_pipeline(run: config.RunConfig) -> tfx.dsl.Pipeline:
         training_examples = example_gen.outputs["examples"]
     # Weekly runs over K spans analyse only the new span: the earlier spans' analyzer
     # accumulators come from last week's cache (TFX's Transform copies forward the entries
-    # still in the training range). Resolved from ML Metadata, so local runs only.
-    analyzer_cache = {}
-    if run.target.resolves_earlier_spans and run.train_spans > 1 and run.analyzer_cache:
-        caches = tfx.dsl.Channel(type=tfx.types.standard_artifacts.TransformCache)  # every run's
-        analyzer_cache["analyzer_cache"] = resolvers.earlier_analyzer_cache(caches).as_optional()
-    transform = tfx.components.Transform(
+    # still in the training range). Locally ML Metadata resolves it; on a cluster the
+    # Transform executor reads it from the record of accepted spans.
+    analyzer_cache, transform_component, transform_config = {}, tfx.components.Transform, code
+    if run.train_spans > 1 and run.analyzer_cache:
+        if run.target.resolves_earlier_spans:
+            caches = tfx.dsl.Channel(type=tfx.types.standard_artifacts.TransformCache)  # every run's
+            analyzer_cache["analyzer_cache"] = resolvers.earlier_analyzer_cache(caches).as_optional()
+        else:
+            transform_component = spanwise_transform.SpanwiseTransform
+            transform_config = {**code, spanwise_transform.ACCEPTED_DIR_CONFIG: accepted_dir}
+    transform = transform_component(
         examples=training_examples,
         schema=schema_gen.outputs["schema"],
         # StatisticsGen has already described the raw data; Transform's own pre- and
         # post-transform statistics would be two more passes over it that nothing reads.
         disable_statistics=True,
         disable_analyzer_cache=not run.analyzer_cache,  # --no-analyzer-cache: neither read nor written
+        # The Trainer reads the transformed train and valid splits; the Evaluator scores the raw
+        # eval split through the model's own Transform layer. Materializing eval (40 % of the
+        # rows, and every earlier span's again each week) would be written for no reader.
+        splits_config=tfx.proto.SplitsConfig(
+            analyze=[config.TRAIN_SPLIT], transform=[config.TRAIN_SPLIT, config.VALID_SPLIT]
+        ),
         preprocessing_fn=config.PREPROCESSING_FN,
-        custom_config=code,
+        custom_config=transform_config,
         **analyzer_cache,
     ).with_id(nodes.TRANSFORM)
     transform.add_upstream_node(anomaly_gate)  # the newest span is accepted before it is used

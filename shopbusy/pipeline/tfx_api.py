@@ -26,6 +26,7 @@ from tfx.proto.example_gen_pb2 import Input, Output, SplitConfig
 from tfx.proto.pusher_pb2 import PushDestination
 from tfx.proto.range_config_pb2 import RangeConfig, StaticRange
 from tfx.proto.trainer_pb2 import EvalArgs, TrainArgs
+from tfx.proto.transform_pb2 import SplitsConfig
 from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 
@@ -49,6 +50,7 @@ tfx = SimpleNamespace(
         Input=Input,
         Output=Output,
         SplitConfig=SplitConfig,
+        SplitsConfig=SplitsConfig,
         TrainArgs=TrainArgs,
         EvalArgs=EvalArgs,
         PushDestination=PushDestination,
