@@ -25,7 +25,7 @@ ARGS = ["--epochs", "5", "--min-accuracy", "0", "--max-fpr", "1", "--max-fnr", "
 # inside the component whatever the machine's speed.
 KILL_POINTS = [
     ("CsvExampleGen", r"^Generating examples\.$"),
-    ("Transform", r"^Analyze the 'train' split"),
+    ("Transform", r"^udf_utils\.get_fn .*'preprocessing_fn'$"),  # loading the user code
     ("Trainer", r"^Training model\.$"),
     ("Evaluator", r"^Evaluating model\.$"),
     ("Pusher", r"^Model written to serving path .*\.staging"),
