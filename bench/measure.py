@@ -138,6 +138,15 @@ def machine_load(sample_seconds: float = 2.0) -> dict:
     return {"loadavg": [round(x, 2) for x in load], "heavy_processes": heavy, "busy": busy}
 
 
+def load_or_exit(load_per_core: float = 0.5) -> float:
+    """The 1-minute load average, after refusing to go on above `load_per_core` per core: the
+    quiet-machine check of the standalone benchmarks (bench.warm_start, bench.weekly_transform)."""
+    load = os.getloadavg()[0]
+    if load > load_per_core * (os.cpu_count() or 1):
+        sys.exit(f"the machine is busy (load average {load:.2f}); run the benchmark on a quiet machine")
+    return load
+
+
 def machine() -> dict:
     """What the numbers were measured on."""
     model = next(

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 
+from bench import measure
 from shopbusy.pipeline import config, nodes
 from shopbusy.results import evaluation, runs
 
@@ -95,9 +96,7 @@ def main() -> None:
             document = json.load(f)
         print(table(document["rows"], max(r["week"] for r in document["rows"])))
         return
-    load = os.getloadavg()[0]
-    if load > 0.5 * (os.cpu_count() or 1):
-        sys.exit(f"the machine is busy (load average {load:.2f}); run the benchmark on a quiet machine")
+    load = measure.load_or_exit()
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for seed in args.seeds:

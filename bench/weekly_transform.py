@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 
+from bench import measure
 from shopbusy.pipeline import config, nodes
 from shopbusy.results import metadata, runs
 
@@ -186,9 +187,7 @@ def main() -> None:
         with open(args.table) as f:
             print(tables(json.load(f)))
         return
-    load = os.getloadavg()[0]
-    if load > 0.5 * (os.cpu_count() or 1):
-        sys.exit(f"the machine is busy (load average {load:.2f}); run the benchmark on a quiet machine")
+    load = measure.load_or_exit()
     document = {
         "date": datetime.date.today().isoformat(),
         "machine": {"host": platform.node(), "cpus": os.cpu_count(), "load_average_at_start": load},

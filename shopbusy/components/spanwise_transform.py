@@ -121,10 +121,8 @@ class SpanwiseTransformExecutor(transform_executor.Executor):
             cache = standard_artifacts.TransformCache()
             cache.uri = cache_uri
             input_dict = dict(input_dict, **{standard_component_specs.ANALYZER_CACHE_KEY: [cache]})
-        if patterns:
-            with _processing_with(_processor_analysing([p for span_patterns in patterns.values() for p in span_patterns])):
-                super().Do(input_dict, output_dict, exec_properties)
-        else:
+        analysed = [pattern for span_patterns in patterns.values() for pattern in span_patterns]
+        with _processing_with(_processor_analysing(analysed)) if analysed else contextlib.nullcontext():
             super().Do(input_dict, output_dict, exec_properties)
         if accepted_dir and updated:
             [updated_cache] = updated
