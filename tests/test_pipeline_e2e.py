@@ -95,13 +95,24 @@ def _examples(csv_path, with_label):
     return data[:, CSV_COLUMNS.index(LABEL_KEY)], tf.constant(examples)
 
 
-def _report(workdir, result):
-    """The run's own report page, as `shopbusy run` announced it."""
+def _report_path(result):
+    """Where `shopbusy run` said the run's own report page is."""
     match = re.search(r"Slice report: (\S+)", result.stdout)
     assert match, result.stdout
+    return match.group(1)
+
+
+def _report(workdir, result):
+    """The run's own report page."""
     assert os.path.exists(workdir / "report" / "latest.html")
-    with open(match.group(1)) as f:
+    with open(_report_path(result)) as f:
         return f.read()
+
+
+def _report_data(result):
+    """The numbers beside the run's report page (report.json)."""
+    with open(os.path.join(os.path.dirname(_report_path(result)), "report.json")) as f:
+        return json.load(f)
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +155,14 @@ def shuffled_labels_run(workdir, data_dir, bad_data_run) -> Run:
 
     data = write_dataset(data_dir / "shuffled" / "shops.csv", rows=ROWS, seed=23, transform=shuffle_labels)
     return _run_and_record(data, workdir)
+
+
+@pytest.fixture(scope="module")
+def undertrained_run(workdir, good_data, shuffled_labels_run) -> Run:
+    """The good data again (every upstream component cached), with one network trained for a
+    single epoch and TFMA's intervals: against the served model it is significantly worse
+    overall, the page the report must make plain (issue 27)."""
+    return _run_and_record(good_data, workdir, "--force", "--intervals", "--candidates", "dense", "--epochs", "1")
 
 
 class TestLocalPipeline:
@@ -296,9 +315,7 @@ class TestLocalPipeline:
             assert f"{', '.join(undefined)}" in row and f"undefined: {reason}" in row, row
         assert "undefined" not in re.search(r"<td>Overall</td>(.*?)</tr>", page[page.index('id="slices"') :], re.S).group(1)
 
-        path = os.path.join(os.path.dirname(re.search(r"Slice report: (\S+)", forced_run.result.stdout).group(1)), "report.json")
-        with open(path) as f:
-            data = json.load(f)
+        data = _report_data(forced_run.result)
         uri = forced_run.executions["Evaluator"].outputs["evaluation"][0].uri
         slices, intervals = evaluation.slice_metrics(uri), evaluation.slice_intervals(uri)
         assert len(data["slices"]) == len(slices) and data["slices"][0]["slice"] == {}
@@ -336,7 +353,10 @@ class TestLocalPipeline:
         changes = changes[: changes.index("</table>")]
         assert changes.count("<tr") - 1 == sum(1 for m in slices.values() if (evaluation.ACCURACY, candidate, True) in m)
         worse = [
-            key for key, bounds in intervals.items() if bounds.get((evaluation.ACCURACY, candidate, True), (0, 0))[1] < 0
+            key
+            for key, bounds in intervals.items()
+            if bounds.get((evaluation.ACCURACY, candidate, True), (0, 0))[1] < 0
+            and slices[key][("example_count", candidate, False)] >= config.REPORT_MIN_SLICE_EXAMPLES
         ]
         summary = re.search(r'<p id="worse-slices">(.*?)</p>', page, re.S).group(1)
         if worse:
@@ -357,9 +377,7 @@ class TestLocalPipeline:
         """TFMA's plots of the overall slice: at the threshold in use they hold the counts
         the Evaluator's metrics hold, and the gates judged there are the gates the run had."""
         page = _report(workdir, first_run.result)
-        path = os.path.join(os.path.dirname(re.search(r"Slice report: (\S+)", first_run.result.stdout).group(1)), "report.json")
-        with open(path) as f:
-            plots = json.load(f)["plots"]
+        plots = _report_data(first_run.result)["plots"]
         uri = first_run.executions["Evaluator"].outputs["evaluation"][0].uri
         overall = evaluation.slice_metrics(uri)[()]
         assert plots["decision_threshold"] == config.DECISION_THRESHOLD
@@ -390,24 +408,45 @@ class TestLocalPipeline:
         else:
             assert sentence.startswith("At none of the 101 thresholds")
 
-    def test_reports_render_in_a_browser_without_console_messages(self, workdir, first_run, shuffled_labels_run):
-        for name, run in (("report-blessed", first_run), ("report-not-blessed", shuffled_labels_run)):
-            page = re.search(r"Slice report: (\S+)", run.result.stdout).group(1)
-            html = open(page).read()
+    def test_reports_render_in_a_browser_without_console_messages(self, workdir, first_run, shuffled_labels_run, undertrained_run):
+        """A first run (no baseline), a not-blessed one, and one whose candidate is significantly
+        worse than the served model: those slices are named under the verdict and lead the table."""
+        pages = (("report-first-run", first_run), ("report-not-blessed", shuffled_labels_run), ("report-worse-slices", undertrained_run))
+        for name, run in pages:
+            html = _report(workdir, run.result)
             assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing fetched
-            console, screenshot = render_in_browser(page, name)
+            console, screenshot = render_in_browser(_report_path(run.result), name)
             assert console == []
             assert os.path.getsize(screenshot) > 50_000
+        first = _report(workdir, first_run.result)
+        assert 'id="worse-slices"' not in first and 'id="slice-changes"' not in first  # nothing to compare with
+        assert undertrained_run.result.returncode == 3 and undertrained_run.served == undertrained_run.served_before
+        data = _report_data(undertrained_run.result)
+        upper = [(entry["difference"].get(evaluation.ACCURACY) or {}).get("upper") for entry in data["slices"]]
+        worse = [
+            entry
+            for entry, bound in zip(data["slices"], upper)
+            if bound is not None and bound < 0 and entry["example_count"] >= config.REPORT_MIN_SLICE_EXAMPLES
+        ]
+        assert worse and worse[0]["slice"] == {}  # the overall accuracy fell, its whole interval below 0
+        html = _report(workdir, undertrained_run.result)
+        summary = re.search(r'<p id="worse-slices">(.*?)</p>', html, re.S).group(1)
+        assert f"on {len(worse)} slice" in summary and "Overall (" in summary, summary
+        table = html[html.index('id="slice-changes"') :]
+        table = table[: table.index("</table>")]
+        changes = re.findall(r"<td>([^<]*)</td></tr>", table)  # each row's last cell
+        assert changes[: len(worse)] == ["worse"] * len(worse) and "worse" not in changes[len(worse) :]
 
-    def test_runs_lists_the_history_and_one_runs_lineage(self, workdir, first_run, shuffled_labels_run):
+    def test_runs_lists_the_history_and_one_runs_lineage(self, workdir, first_run, undertrained_run):
         result = run_cli("runs", "--workdir", workdir, timeout=300)
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()[1:]
-        run_ids = shuffled_labels_run.run_ids
-        assert len(lines) == len(run_ids) == 4  # the unchanged re-run made no run
+        run_ids = undertrained_run.run_ids
+        assert len(lines) == len(run_ids) == 5  # the unchanged re-run made no run
         assert [line.split()[0] for line in lines] == run_ids  # newest first
         assert lines[-1].split()[-2:] == ["yes", sorted(os.listdir(workdir / "serving"))[0]]
-        assert lines[0].split()[-2:] == ["no", "-"]  # shuffled labels: not blessed, not pushed
+        # Undertrained, then shuffled labels: not blessed, not pushed.
+        assert lines[0].split()[-2:] == lines[1].split()[-2:] == ["no", "-"]
 
         result = run_cli("runs", "show", first_run.run_ids[0], "--workdir", workdir, timeout=300)
         assert result.returncode == 0, result.stderr
@@ -494,7 +533,7 @@ class TestLocalPipeline:
         assert result.returncode == 2
         assert "column 'avgRating'" in result.stderr and "Traceback" not in result.stderr
 
-    def test_notebook_runs_headless_on_the_latest_run(self, workdir, shuffled_labels_run, monkeypatch):
+    def test_notebook_runs_headless_on_the_latest_run(self, workdir, undertrained_run, monkeypatch):
         monkeypatch.setenv("SHOPBUSY_WORKDIR", str(workdir))
         notebooks = os.path.join(REPO_ROOT, "notebooks")
         notebook = nbformat.read(os.path.join(notebooks, "latest_run.ipynb"), as_version=4)

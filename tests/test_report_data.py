@@ -55,6 +55,50 @@ def test_a_slice_is_below_the_floor_only_when_its_whole_interval_is():
     assert report.floor_flag(None, None, 0.85) is None
 
 
+def test_a_slice_is_significantly_worse_only_with_its_whole_interval_below_zero_and_enough_examples():
+    from shopbusy.results import report
+
+    def metrics(examples, difference):
+        return {("example_count", "c", False): examples, (evaluation.ACCURACY, "c", True): difference}
+
+    enough = config.REPORT_MIN_SLICE_EXAMPLES
+    slices = {
+        (): metrics(400, -0.16),
+        (("shop_type", 3),): metrics(enough, -0.05),
+        (("shop_type", 4),): metrics(enough, -0.30),
+        (("shop_type", 5),): metrics(enough, 0.20),
+        (("shop_type", 2), ("weekday", 1)): metrics(2, -1.0),  # TFMA's jackknife on 2 examples: [-1, -1]
+        (("shop_type", 6),): metrics(enough, -0.10),  # no interval computed
+        (("shop_type", 7),): metrics(enough, math.nan),
+    }
+    intervals = {
+        (): {(evaluation.ACCURACY, "c", True): (-0.21, -0.12)},
+        (("shop_type", 3),): {(evaluation.ACCURACY, "c", True): (-0.15, 0.05)},
+        (("shop_type", 4),): {(evaluation.ACCURACY, "c", True): (-0.50, -0.10)},
+        (("shop_type", 5),): {(evaluation.ACCURACY, "c", True): (0.05, 0.35)},
+        (("shop_type", 2), ("weekday", 1)): {(evaluation.ACCURACY, "c", True): (-1.0, -1.0)},
+    }
+    changes = report.slice_changes(slices, intervals, "c")
+    assert [(c["label"], c["significance"]) for c in changes] == [
+        ("shop_type = 4", "worse"),  # the worse first, the largest fall first
+        ("Overall", "worse"),
+        ("shop_type = 2 × weekday = 1", "too few examples"),
+        ("shop_type = 6", None),
+        ("shop_type = 3", "within noise"),
+        ("shop_type = 5", "better"),
+    ]
+
+
+def test_the_slice_tables_clip_an_interval_to_its_metrics_range():
+    from shopbusy.results import report
+
+    # TFMA's jackknife bounds on slices of about 20 examples, from a run of the e2e test.
+    assert report.interval_cell((0.5108, 1.0551), "binary_accuracy") == "0.5108 to 1.0000"
+    assert report.interval_cell((-0.0866, 0.4506), "fall_out") == "0.0000 to 0.4506"
+    assert report.interval_cell((-2.2, 7.4), "false_negatives") == "0 to 7"
+    assert report.interval_cell((150.2, 208.4), "true_positives") == "150 to 208"
+
+
 def test_a_gate_says_whether_its_whole_interval_clears_the_bound():
     def gate(comparison, bound, interval):
         return evaluation.GateResult("g", 0.5, comparison, bound, None, True, interval=interval)

@@ -67,7 +67,8 @@ def _metric_id(kv) -> MetricId:
 def slice_metrics(evaluation_uri: str) -> Dict[SliceKey, MetricValues]:
     """Every slice's metrics (TFMA's point estimates), for the candidate, the baseline and
     their difference. Numbers only: TFMA also stores a message under `__ERROR__` in a slice
-    too small for its interval (fewer non-empty jackknife buckets than 20)."""
+    without an interval (all its examples in one of the 20 jackknife buckets, so one of the
+    20 delete-a-bucket samples is empty)."""
     return {
         _slice_key(metrics): {
             _metric_id(kv): kv.value.double_value.value

@@ -43,7 +43,17 @@ _ENVIRONMENT = jinja2.Environment(
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
+def interval_cell(interval, key: str) -> str:
+    """A slice metric's 95 % interval as the slice tables show it, clipped to the metric's
+    range: TFMA's jackknife interval is the estimate plus or minus t times its standard error,
+    which passes 0 or 1 on a small slice (an accuracy "up to 1.0551"). report.json keeps
+    TFMA's own bounds."""
+    lower, upper = max(interval[0], 0.0), interval[1] if key in _COUNTS else min(interval[1], 1.0)
+    return f"{number(lower, key)} to {number(upper, key)}"
+
+
 _ENVIRONMENT.filters["number"] = number
+_ENVIRONMENT.filters["interval_cell"] = interval_cell
 _TEMPLATE = _ENVIRONMENT.get_template("report.html.j2")
 
 
@@ -213,7 +223,7 @@ def _slice_tables(slices, intervals, candidate: str, gates: config.Gates) -> Lis
                 for reason in dict.fromkeys(undefined.values())
             ]
             if computed and not any(bounds.values()):
-                notes.append("no interval: too few examples for TFMA's 20 jackknife buckets")
+                notes.append("no interval: all its examples fell in one of TFMA's 20 jackknife buckets")
             rows.append(
                 {"label": slice_label(key), "values": values, "intervals": bounds, "undefined": undefined, "flags": flags, "notes": notes}
             )
@@ -224,7 +234,9 @@ def _slice_tables(slices, intervals, candidate: str, gates: config.Gates) -> Lis
 def slice_changes(slices, intervals, candidate: str) -> List[dict]:
     """Per slice, the candidate's accuracy minus the baseline's with TFMA's 95 % interval of
     that difference; the slices significantly worse (whole interval below 0) first, then by
-    difference."""
+    difference. A slice with too few examples to trust is never called worse or better: TFMA's
+    jackknife gives a slice of a few examples an interval anyway, as soon as they fall in two
+    of its 20 buckets, and it means nothing ([-1, -1] on 2 examples)."""
     name = evaluation.ACCURACY
     changes = []
     for key, metrics in slices.items():
@@ -232,12 +244,18 @@ def slice_changes(slices, intervals, candidate: str) -> List[dict]:
         if difference is None or math.isnan(difference):
             continue
         interval = intervals.get(key, {}).get((name, candidate, True))
-        significance = None if interval is None else ("worse" if interval[1] < 0 else "better" if interval[0] > 0 else "within noise")
+        examples = metrics.get(("example_count", candidate, False))
+        if interval is None:
+            significance = None
+        elif (examples or 0) < config.REPORT_MIN_SLICE_EXAMPLES:
+            significance = "too few examples"
+        else:
+            significance = "worse" if interval[1] < 0 else "better" if interval[0] > 0 else "within noise"
         changes.append(
             {
                 "key": key,
                 "label": slice_label(key),
-                "examples": metrics.get(("example_count", candidate, False)),
+                "examples": examples,
                 "candidate": metrics.get((name, candidate, False)),
                 "baseline": metrics.get((name, evaluation.BASELINE_MODEL, False)),
                 "difference": difference,
@@ -416,7 +434,7 @@ def render(record: runs.RunRecord, summaries: Optional[List[dict]] = None) -> st
     context = {
         "record": record, "gates": [], "tables": [], "heatmaps": [], "baseline": None, "changes": [], "intervals": False,
         "thresholds": None,
-        "columns": COLUMNS,
+        "columns": COLUMNS, "min_examples": config.REPORT_MIN_SLICE_EXAMPLES,
     }  # fmt: skip
     if record.evaluation_uri:
         gates = record.gates
