@@ -55,8 +55,8 @@ test-faults: install
 test-kubeflow: install test-deps
 	@log=$$(mktemp); 	$(BIN)/python -m pytest -m kubeflow -k vertex tests > $$log 2>&1 & vertex=$$!; 	$(BIN)/python -m pytest -m kubeflow -k kfp tests; kfp=$$?; 	wait $$vertex; vertex_status=$$?; 	echo "--- the vertex launcher's half:"; cat $$log; rm -f $$log; 	test $$kfp -eq 0 -a $$vertex_status -eq 0
 
-# The benchmark: shopbusy against the article's script, over seeds, and at 10k-1M rows
-# (about half an hour on 2 cores). Writes bench/results/<date>-<host>.json and
+# The benchmark: shopbusy against the article's script, over seeds, at 10k-1M rows, and over
+# weeks with and without Transform's analyzer cache (about two and a half hours on 2 cores). Writes bench/results/<date>-<host>.json and
 # docs/benchmarks.md. It refuses a busy machine; BENCH_ARGS=--allow-busy runs anyway and
 # marks the figures taken beside other work.
 BENCH_ARGS ?=

@@ -20,6 +20,7 @@ BUSY_FOREIGN_SHARE = 0.10
 # above FOREIGN_PROCESS_PERCENT of a core, means the machine is busy.
 BUSY_LOAD_PER_CORE = 0.25
 FOREIGN_PROCESS_PERCENT = 10.0
+COMMAND_CHARS = 160  # of each process's command line recorded at the memory peak
 
 
 @dataclasses.dataclass
@@ -31,6 +32,9 @@ class Measurement:
     stdout: str
     load_before: float  # the 1-minute load average when the command started
     foreign_cpu_share: float  # CPU time of other processes / (wall time x cores) while it ran
+    # At the peak: each process of the tree, largest first, as (RSS bytes, its command line):
+    # where the memory went, e.g. the Evaluator's worker processes (issue 28).
+    peak_processes: List[tuple] = dataclasses.field(default_factory=list)
 
     @property
     def busy(self) -> bool:
@@ -43,17 +47,19 @@ class Measurement:
             "load_before": round(self.load_before, 2),
             "foreign_cpu_share": round(self.foreign_cpu_share, 3),
             "busy": self.busy,
+            "peak_processes": [{"rss_mb": round(rss / 2**20), "command": command} for rss, command in self.peak_processes],
         }
 
 
-def _tree_rss(process: psutil.Process) -> int:
-    total = 0
+def _tree_rss(process: psutil.Process) -> List[tuple]:
+    """(RSS bytes, command line) of the process and every descendant, largest first."""
+    members = []
     for member in [process, *process.children(recursive=True)]:
         try:
-            total += member.memory_info().rss
+            members.append((member.memory_info().rss, " ".join(member.cmdline())[:COMMAND_CHARS]))
         except psutil.Error:  # exited between listing and reading
             pass
-    return total
+    return sorted(members, reverse=True)
 
 
 def _busy_cpu_seconds() -> float:
@@ -77,7 +83,7 @@ def measure(command: List[str], cwd: Optional[str] = None) -> Measurement:
     with open(os.devnull, "rb") as stdin:
         child = subprocess.Popen(command, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     process = psutil.Process(child.pid)
-    peak = 0
+    peak, peak_processes = 0, []
     chunks = []
     os.set_blocking(child.stdout.fileno(), False)
     while True:
@@ -85,9 +91,11 @@ def measure(command: List[str], cwd: Optional[str] = None) -> Measurement:
         if pid:
             break
         try:
-            peak = max(peak, _tree_rss(process))
+            members = _tree_rss(process)
         except psutil.Error:
-            pass
+            members = []
+        if sum(rss for rss, _ in members) > peak:
+            peak, peak_processes = sum(rss for rss, _ in members), members
         chunks.append(child.stdout.read() or b"")
         time.sleep(SAMPLE_SECONDS)
     wall = time.monotonic() - started
@@ -103,6 +111,7 @@ def measure(command: List[str], cwd: Optional[str] = None) -> Measurement:
         b"".join(chunks).decode(errors="replace"),
         load_before,
         foreign_cpu_share(machine_seconds, usage.ru_utime + usage.ru_stime, own_seconds, wall, os.cpu_count() or 1),
+        peak_processes,
     )
 
 

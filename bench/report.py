@@ -16,6 +16,8 @@ MAX_1M_OVER_100K = 10.0
 MAX_1M_OVER_FRESH = 3.0
 MAX_EVALUATOR_OVER_TRANSFORM_1M = 1.0  # issue 28
 MAX_EVALUATOR_PER_ROW_OVER_REFERENCE = 10.0  # issue 28: bench/evaluator_reference.py
+MAX_INTERVALS_OVER_WITHOUT = 1.25  # issue 27: the Evaluator with TFMA's intervals against without
+MAX_CACHED_ANALYSIS_OVER_ONE_SPAN = 1.0  # issue 28: from week K on, Transform's analysis with the cache
 MAX_BAYES_GAP = 0.01  # on the bundled data, to the Bayes accuracy of the same eval rows
 MAX_FRESH_OVER_TODAY = 1.3  # the Trainer's candidates against the article's network alone
 PIPELINE_NODES = [
@@ -117,6 +119,29 @@ def targets(results: dict) -> List[dict]:
             f"{evaluator_fit[1] * 1e6:.1f} µs / {reference_fit[1] * 1e6:.2f} µs = {ratio:.0f} x",
             *[run for run in scale.values() if "evaluator_reference" in run],
         )
+    paired = interval_runs(results)
+    if paired:
+        label, without, with_intervals = paired[-1]  # the largest data measured
+        seconds = [run["components"][nodes.EVALUATOR]["seconds"] for run in (without, with_intervals)]
+        judge(
+            f"Evaluator with TFMA's confidence intervals <= {MAX_INTERVALS_OVER_WITHOUT:g} x without ({label})",
+            seconds[1] / seconds[0],
+            MAX_INTERVALS_OVER_WITHOUT,
+            f"{seconds[1]:.0f} s / {seconds[0]:.0f} s = {seconds[1] / seconds[0]:.2f} x",
+            without,
+            with_intervals,
+        )
+    for rows_text, size in results.get("weekly", {}).items():
+        if size["analysis"]:
+            cached, one = _median([r["cached_k_spans"] for r in size["analysis"]]), _median([r["cold_new_span"] for r in size["analysis"]])
+            judge(
+                f"from week {size['analysis'][0]['week']} on, Transform's analysis with the cache <= "
+                f"{MAX_CACHED_ANALYSIS_OVER_ONE_SPAN:g} x one span's ({int(rows_text):,} rows a week)",
+                cached / one,
+                MAX_CACHED_ANALYSIS_OVER_ONE_SPAN,
+                f"{cached:.1f} s / {one:.1f} s = {cached / one:.2f} x (medians over the weeks)",
+                size["with_cache"],
+            )
     if first and first.get("today"):
         today = _median(_walls(first["today"]))
         judge(
@@ -194,6 +219,8 @@ def markdown(results: dict, results_path: str, notes: str = "") -> str:
     if results["scale"]:
         sections += _scale_sections(results)
     sections += _evaluator_sections(results)  # the first dataset's fresh run and each scale run
+    sections += _interval_sections(results)
+    sections += _weekly_sections(results)
     return "\n\n".join(sections + ([notes.strip()] if notes else [])) + "\n"
 
 
@@ -210,11 +237,19 @@ def _scale_sections(results: dict) -> List[str]:
                 for n in timed
             ]
         )
-    return [
+    sections = [
         "## Scale (one run per size, generated data, seed 1)",
         "Rows per second: the input's rows over the component's seconds.",
         _table(["rows", "wall seconds", "peak MB", "test accuracy", *timed], scale_rows),
     ]
+    rows_text, largest = list(results["scale"].items())[-1]
+    if largest.get("peak_processes"):
+        sections.append(
+            f"Where the {int(rows_text):,}-row run's memory was at its peak ({largest['peak_rss_mb']} MB summed), "
+            "process by process:"
+        )
+        sections.append(_table(["RSS MB", "command line (cut)"], [[p["rss_mb"], f"`{p['command']}`"] for p in largest["peak_processes"]]))
+    return sections
 
 
 def evaluator_runs(results: dict) -> List[tuple]:
@@ -279,6 +314,83 @@ def _evaluator_sections(results: dict) -> List[str]:
             f"costs {evaluator_fit[1] / reference_fit[1]:.0f} x the reference."
         )
     return sections
+
+
+def interval_runs(results: dict) -> List[tuple]:
+    """(label, the run whose Evaluator had no intervals, the forced re-run with --intervals)
+    for the first dataset's first fresh run and each scale size, smallest first. Without
+    intervals is the forced re-run's Evaluator; when the fresh run pushed nothing, that was a
+    cache hit (the same inputs, no baseline), and the fresh run's own Evaluator is the one
+    that ran with the same inputs."""
+
+    def pair(label: str, fresh: dict) -> tuple:
+        forced = fresh["rerun_forced"]
+        ran = forced if forced["components"][nodes.EVALUATOR]["state"] != "CACHED" else fresh
+        return label, ran, fresh["rerun_forced_intervals"]
+
+    found = []
+    if results["datasets"]:
+        name, first = next(iter(results["datasets"].items()))
+        if first["shopbusy"] and "rerun_forced_intervals" in first["shopbusy"][0]:
+            found.append(pair(f"{name} data", first["shopbusy"][0]))
+    found += [pair(f"{int(rows):,} rows", run) for rows, run in results["scale"].items() if "rerun_forced_intervals" in run]
+    return found
+
+
+def _interval_sections(results: dict) -> List[str]:
+    paired = interval_runs(results)
+    if not paired:
+        return []
+    rows = []
+    for label, without, with_intervals in paired:
+        seconds = [run["components"][nodes.EVALUATOR]["seconds"] for run in (without, with_intervals)]
+        rows.append(
+            [label, f"{seconds[0]:.1f}", f"{seconds[1]:.1f}", f"{seconds[1] / seconds[0]:.2f} x",
+             f"{without['wall_seconds']:.0f}", f"{with_intervals['wall_seconds']:.0f}", with_intervals["peak_rss_mb"]]
+        )  # fmt: skip
+    return [
+        "## The Evaluator with confidence intervals",
+        "`shopbusy run --force` and then `shopbusy run --force --intervals` after each fresh run: every "
+        "upstream component is a cache hit, and both Evaluators score the same candidate against the same "
+        "served model (or none, when the fresh run pushed nothing; its forced re-run's Evaluator is then a "
+        "cache hit, and the fresh run's own is the one without intervals), so they differ only in TFMA's "
+        "jackknife intervals (20 buckets). The threshold and calibration plots are computed in both (every "
+        "run has them).",
+        _table(["data", "Evaluator s, no intervals", "with intervals", "ratio", "run s, no intervals", "with intervals", "peak MB with intervals"], rows),
+    ]
+
+
+def _weekly_sections(results: dict) -> List[str]:
+    """Transform per week with and without the analyzer cache, and the analysis alone."""
+    weekly = results.get("weekly") or {}
+    if not weekly:
+        return []
+    plan = results["plan"]
+    rows = []
+    for rows_text, size in weekly.items():
+        first = plan["weekly_train_spans"]  # from the week the chains train on K spans
+        steady = [(c, n) for c, n in zip(size["with_cache"], size["without_cache"]) if c["week"] >= first]
+        analysis = size["analysis"]
+        rows.append(
+            [f"{int(rows_text):,}", f"{first}-{plan['weekly_weeks']}",
+             f"{_median([c['transform_seconds'] for c, _ in steady]):.1f}", f"{_median([n['transform_seconds'] for _, n in steady]):.1f}",
+             f"{_median([c['run_seconds'] for c, _ in steady]):.0f}", f"{_median([n['run_seconds'] for _, n in steady]):.0f}",
+             f"{sum(c['cache_read'] for c, _ in steady)} of {len(steady)}"]
+            + ([f"{_median([r[k] for r in analysis]):.1f}" for k in ("cold_k_spans", "cached_k_spans", "cold_new_span")] if analysis else ["-"] * 3)
+        )  # fmt: skip
+    return [
+        "## Weekly runs: Transform with and without its analyzer cache",
+        f"Generated weeks (seed 1) arrive one by one in two fresh workdirs; `shopbusy run --train-spans "
+        f"{plan['weekly_train_spans']} --candidates linear` after each, as shipped (Transform reads the last accepted "
+        "week's analyzer cache) and with `--no-analyzer-cache`. Transform's seconds are ML Metadata's; the analysis "
+        "alone is TFX's Transform executor on the cached chain's inputs of each week, with no materialization and "
+        "no statistics (`bench/weekly_transform.py`). Medians over the weeks shown.",
+        _table(
+            ["rows a week", "weeks", "Transform, with cache", "without", "run, with cache", "without", "cache read",
+             "analysis of K spans, cold", "with last week's cache", "the new span alone"],
+            rows,
+        ),  # fmt: skip
+    ]
 
 
 def _load_line(results: dict) -> str:

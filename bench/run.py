@@ -1,10 +1,12 @@
 """`make bench`: shopbusy against the article's script, its cached path, its quality over
-seeds, and its scale; results to bench/results/<date>-<host>.json and docs/benchmarks.md.
+seeds, its scale, and its weekly runs; results to bench/results/<date>-<host>.json and
+docs/benchmarks.md.
 
-    python -m bench.run            # the full benchmark (about an hour and a half on 2 cores)
+    python -m bench.run            # the full benchmark (about two and a half hours on 2 cores)
     python -m bench.run --smoke    # every scenario on small data, a few minutes (make test)
-    python -m bench.run --scenarios scale   # only the runs per size (about 15 minutes)
+    python -m bench.run --scenarios scale   # only the runs per size (about 25 minutes)
     python -m bench.run --scenarios quality --seeds 1   # every rule once (about 15 minutes)
+    python -m bench.run --scenarios weekly  # 8 weeks with and without the analyzer cache (about 45 minutes)
 
 Every scenario runs the real commands (`shopbusy run`, `python -m bench.baseline`) as
 child processes, one at a time, and measures wall time and the peak memory of the whole
@@ -53,6 +55,11 @@ class Plan:
     dataset_rows: int = generator.DEFAULT_ROWS
     scale_rows: List[int] = dataclasses.field(default_factory=lambda: [10_000, 100_000, 1_000_000])
     run_args: List[str] = dataclasses.field(default_factory=list)  # extra `shopbusy run` flags
+    # Weekly runs with and without Transform's analyzer cache (issue 28): rows a week, weeks,
+    # and the spans each week trains on (bench.weekly_transform).
+    weekly_rows: List[int] = dataclasses.field(default_factory=lambda: [5_600, 100_000])
+    weekly_weeks: int = 8
+    weekly_train_spans: int = 4
 
 
 FULL = Plan()
@@ -70,7 +77,11 @@ SMOKE = Plan(
     dataset_rows=1_000,
     scale_rows=[],
     run_args=["--epochs", "3", "--restarts", "2", "--candidates", ",".join(SMOKE_CANDIDATES)],
+    weekly_rows=[3_000],  # as tests/test_continuous_training.py: weeks this size stay under the drift thresholds
+    weekly_weeks=2,
+    weekly_train_spans=2,
 )
+SCENARIOS = ("quality", "scale", "weekly")
 
 
 def _python(*args) -> List[str]:
@@ -136,6 +147,18 @@ def evaluator_reference(workdir: str) -> dict:
     from bench import evaluator_reference as reference
 
     return reference.reference(*reference.newest_evaluated(workdir))
+
+
+def forced_reruns(data: str, workdir: str, rows: int, *args: str) -> dict:
+    """The fresh run again with --force, then with --force --intervals: TFX's all-cached path,
+    and the Evaluator's cost with TFMA's confidence intervals (issue 27). Every upstream
+    component is a cache hit in both, and both evaluate the same candidate against the same
+    served model, so their Evaluators differ only in the intervals (report.interval_runs:
+    which Evaluator ran without them when the fresh run pushed nothing)."""
+    return {
+        "rerun_forced": shopbusy_run(data, workdir, rows, *args, "--force"),
+        "rerun_forced_intervals": shopbusy_run(data, workdir, rows, *args, "--force", "--intervals"),
+    }
 
 
 def baseline_run(data: str, seed: int) -> dict:
@@ -213,7 +236,8 @@ def runs_and_quality(plan: Plan, scratch: str, datasets: dict, save: Callable[[]
     gradient-boosted trees and the Bayes accuracy of its eval rows. On the first dataset
     also the article's script and today's single network (TODAY_ARGS) with the same seeds,
     the re-run with nothing changed (the up-to-date check) and the same re-run with --force
-    (TFX's all-cached path). Adds each finished dataset to `datasets` and saves."""
+    (TFX's all-cached path) and with --intervals. Adds each finished dataset to `datasets`
+    and saves."""
     for index, (name, data_seed) in enumerate(plan.datasets.items()):
         data, dataset = _dataset(name, data_seed, plan.dataset_rows, scratch)
         entry = {
@@ -234,7 +258,7 @@ def runs_and_quality(plan: Plan, scratch: str, datasets: dict, save: Callable[[]
                 fresh["rerun_unchanged"] = {**rerun.summary(), "exit_code": rerun.returncode}
                 if seed == 0:
                     fresh["evaluator_reference"] = evaluator_reference(workdir)
-                    fresh["rerun_forced"] = shopbusy_run(data, workdir, plan.dataset_rows, *args, "--force")
+                    fresh.update(forced_reruns(data, workdir, plan.dataset_rows, *args))
                 today = os.path.join(scratch, f"{name}-seed{seed}-today")
                 entry["today"].append(shopbusy_run(data, today, plan.dataset_rows, *args, *TODAY_ARGS))
                 entry["baseline"].append(baseline_run(data, seed))
@@ -244,7 +268,8 @@ def runs_and_quality(plan: Plan, scratch: str, datasets: dict, save: Callable[[]
 
 
 def scale(plan: Plan, scratch: str, sizes: dict, save: Callable[[], None]) -> None:
-    """One end-to-end run on each generated size, added to `sizes` and saved as it ends."""
+    """One end-to-end run on each generated size, its Evaluator's reference, and the forced
+    re-runs without and with intervals; added to `sizes` and saved as each size ends."""
     for rows in plan.scale_rows:
         data = os.path.join(scratch, f"scale-{rows}", "shops.csv")
         os.makedirs(os.path.dirname(data))
@@ -252,6 +277,20 @@ def scale(plan: Plan, scratch: str, sizes: dict, save: Callable[[], None]) -> No
         workdir = os.path.join(scratch, f"scale-{rows}-workdir")
         sizes[str(rows)] = shopbusy_run(data, workdir, rows, *plan.run_args)
         sizes[str(rows)]["evaluator_reference"] = evaluator_reference(workdir)
+        sizes[str(rows)].update(forced_reruns(data, workdir, rows, *plan.run_args))
+        save()
+
+
+def weekly(plan: Plan, scratch: str, sizes: dict, save: Callable[[], None]) -> None:
+    """Generated weeks arriving one by one, `shopbusy run --train-spans K` after each, with and
+    without Transform's analyzer cache, then the analysis alone (bench.weekly_transform); each
+    size added to `sizes` and saved as it ends."""
+    from bench import weekly_transform
+
+    for rows in plan.weekly_rows:
+        folder = os.path.join(scratch, f"weekly-{rows}")
+        os.makedirs(folder)
+        sizes[str(rows)] = weekly_transform.size(rows, plan.weekly_weeks, plan.weekly_train_spans, seed=1, scratch=folder)
         save()
 
 
@@ -283,8 +322,9 @@ def main(argv=None) -> int:
     parser.add_argument("--scratch", help="folder for datasets and workdirs (default: a temporary one)")
     parser.add_argument(
         "--scenarios",
-        default="quality,scale",
-        help="which to run, comma-separated: quality (the datasets, their seeds and re-runs), scale (one run per size)",
+        default=",".join(SCENARIOS),
+        help="which to run, comma-separated: quality (the datasets, their seeds and re-runs), scale (one run per "
+        "size), weekly (weeks with and without Transform's analyzer cache)",
     )
     parser.add_argument(
         "--seeds",
@@ -319,10 +359,14 @@ def main(argv=None) -> int:
         "scenarios": args.scenarios.split(","),
         "datasets": {},
         "scale": {},
+        "weekly": {},
     }
     scenarios = args.scenarios.split(",")
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios {', '.join(sorted(unknown))}: choose from {', '.join(SCENARIOS)}")
     # A partial benchmark writes beside the full one's results and page, never over them.
-    suffix = "" if set(scenarios) == {"quality", "scale"} else "-" + "-".join(scenarios)
+    suffix = "" if set(scenarios) == set(SCENARIOS) else "-" + "-".join(scenarios)
     if plan.seeds != FULL.seeds and not args.smoke:
         suffix += f"-seeds{plan.seeds}"
     doc = args.doc if args.doc != DOC or not suffix else DOC.replace(".md", f"{suffix}.md")
@@ -335,6 +379,8 @@ def main(argv=None) -> int:
             runs_and_quality(plan, scratch, results["datasets"], save)
         if "scale" in scenarios:
             scale(plan, scratch, results["scale"], save)
+        if "weekly" in scenarios:
+            weekly(plan, scratch, results["weekly"], save)
     results["complete"] = True
     save()
     print(f"results: {save.path}\ntables: {doc}")

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import List
 
 from bench import measure
 from shopbusy.pipeline import config, nodes
@@ -39,33 +40,35 @@ from shopbusy.results import metadata, runs
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _shopbusy(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shopbusy.cli", *map(str, args)], capture_output=True, text=True)
+def _shopbusy(*args) -> List[str]:
+    return [sys.executable, "-m", "shopbusy.cli", *map(str, args)]
 
 
 def chain(data: str, workdir: str, weeks: int, train_spans: int, cache: bool) -> list:
-    """The weeks arriving one by one; one row per week."""
+    """The weeks arriving one by one; one row per week, each run measured (wall time, memory,
+    how busy the rest of the machine was)."""
     arriving = os.path.join(workdir, "data")
     os.makedirs(arriving)
     rows = []
     for week in range(1, weeks + 1):
         shutil.copytree(os.path.join(data, f"span-{week}"), os.path.join(arriving, f"span-{week}"))
         flag = "--analyzer-cache" if cache else "--no-analyzer-cache"
-        started = time.monotonic()
-        done = _shopbusy(
-            "run", "--data", arriving, "--workdir", os.path.join(workdir, "w"), "--train-spans", train_spans,
-            "--candidates", "linear", flag,
+        done = measure.measure(
+            _shopbusy(
+                "run", "--data", arriving, "--workdir", os.path.join(workdir, "w"), "--train-spans", train_spans,
+                "--candidates", "linear", flag,
+            )
         )  # fmt: skip
-        seconds = time.monotonic() - started
         if done.returncode not in (0, 3):  # 3: trained but not blessed, still a full week
-            raise SystemExit(f"week {week} exited {done.returncode}:\n{done.stderr[-3000:]}")
+            raise RuntimeError(f"week {week} exited {done.returncode}:\n{done.stdout[-3000:]}")
         record = runs.latest(config.Workdir(os.path.join(workdir, "w")).metadata_path)
         transform = record.executions[nodes.TRANSFORM]
         rows.append(
             {
                 "week": week,
                 "exit": done.returncode,
-                "run_seconds": round(seconds, 1),
+                "run_seconds": round(done.wall_seconds, 1),
+                **{key: value for key, value in done.summary().items() if key != "peak_processes"},
                 "transform_seconds": transform.seconds,
                 "training_spans": record.training_spans,
                 "cache_read": bool(transform.inputs.get("analyzer_cache")),
@@ -144,6 +147,22 @@ def analyses(workdir: str, train_spans: int, scratch: str) -> list:
     return rows
 
 
+def size(rows: int, weeks: int, train_spans: int, seed: int, scratch: str) -> dict:
+    """One size: generated weeks through both chains, then the analysis alone."""
+    data = os.path.join(scratch, f"data-{rows}")
+    generate = subprocess.run(
+        _shopbusy("generate", "--weeks", weeks, "--rows", rows, "--seed", seed, "--out", data), capture_output=True, text=True
+    )
+    if generate.returncode:
+        raise RuntimeError(generate.stderr)
+    measured = {"rows": rows}
+    for cache in (True, False):
+        workdir = os.path.join(scratch, f"{rows}-{'cache' if cache else 'none'}")
+        measured["with_cache" if cache else "without_cache"] = chain(data, workdir, weeks, train_spans, cache)
+    measured["analysis"] = analyses(os.path.join(scratch, f"{rows}-cache"), train_spans, os.path.join(scratch, f"analysis-{rows}"))
+    return measured
+
+
 def tables(document: dict) -> str:
     lines = []
     for size in document["sizes"]:
@@ -198,14 +217,7 @@ def main() -> None:
     out = os.path.join(REPO_ROOT, "bench", "results", f"weekly-transform-{document['date']}.json")
     with tempfile.TemporaryDirectory() as scratch:
         for rows in args.rows:
-            data = os.path.join(scratch, f"data-{rows}")
-            _shopbusy("generate", "--weeks", args.weeks, "--rows", rows, "--seed", args.seed, "--out", data)
-            size = {"rows": rows}
-            for cache in (True, False):
-                workdir = os.path.join(scratch, f"{rows}-{'cache' if cache else 'none'}")
-                size["with_cache" if cache else "without_cache"] = chain(data, workdir, args.weeks, args.train_spans, cache)
-            size["analysis"] = analyses(os.path.join(scratch, f"{rows}-cache"), args.train_spans, os.path.join(scratch, f"analysis-{rows}"))
-            document["sizes"].append(size)
+            document["sizes"].append(size(rows, args.weeks, args.train_spans, args.seed, scratch))
             document["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
             with open(out, "w") as f:
                 json.dump(document, f, indent=1)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from bench import report
 from bench.run import SMOKE_CANDIDATES
 from shopbusy.pipeline import config
 from shopbusy.results import metadata
@@ -46,9 +47,17 @@ def test_bench_smoke_measures_every_scenario_and_writes_the_tables(tmp_path):
     assert 0 < fresh["rerun_unchanged"]["wall_seconds"] < fresh["wall_seconds"]
     assert fresh["rerun_unchanged"]["exit_code"] == fresh["exit_code"]
     workdir = config.Workdir(str(scratch / f"{name}-seed0"))
-    assert len(metadata.run_ids(metadata.open_store(workdir.metadata_path))) == 2
-    forced = fresh["rerun_forced"]["components"]
-    assert forced["Transform"]["state"] == "CACHED" and forced["Trainer"]["state"] == "CACHED"
+    assert len(metadata.run_ids(metadata.open_store(workdir.metadata_path))) == 3  # fresh, forced, forced with intervals
+    for rerun in ("rerun_forced", "rerun_forced_intervals"):
+        forced = fresh[rerun]["components"]
+        assert forced["Transform"]["state"] == "CACHED" and forced["Trainer"]["state"] == "CACHED", rerun
+    assert fresh["rerun_forced_intervals"]["components"]["Evaluator"]["state"] == "COMPLETE"
+    # The forced re-run evaluates again against the model the fresh run pushed; with nothing
+    # pushed its inputs are the fresh run's, and the Evaluator is a cache hit.
+    pushed = fresh["exit_code"] == 0
+    assert fresh["rerun_forced"]["components"]["Evaluator"]["state"] == ("COMPLETE" if pushed else "CACHED")
+    [(_, without, _)] = report.interval_runs(results)
+    assert without["components"]["Evaluator"]["state"] == "COMPLETE" and without is (fresh["rerun_forced"] if pushed else fresh)
     assert 0 <= baseline["test_accuracy"] <= 1 and baseline["epochs"] >= 1
     # Judged on its own eval rows against gradient-boosted trees and the Bayes accuracy.
     assert 0.5 < fresh["gbdt_accuracy"] <= 1 and 0.5 < fresh["bayes_accuracy_eval"] < 1
@@ -59,7 +68,11 @@ def test_bench_smoke_measures_every_scenario_and_writes_the_tables(tmp_path):
     assert reference["rows"] == fresh["eval_rows"] and reference["seconds"] > 0
     from shopbusy.results import evaluation, runs
 
-    record = runs.history(workdir.metadata_path)[-1]  # the fresh run, not the re-runs after it
+    history = runs.history(workdir.metadata_path)
+    # Only the last re-run computed TFMA's intervals: the pair the Evaluator's cost is judged on.
+    assert any(evaluation.slice_intervals(history[0].evaluation_uri).values())
+    assert not any(evaluation.slice_intervals(history[1].evaluation_uri).values())
+    record = history[-1]  # the fresh run, not the re-runs after it
     slices = evaluation.slice_metrics(record.evaluation_uri)
     assert reference["slices"] == len(slices)
     for name, value in reference["overall"].items():
@@ -69,14 +82,29 @@ def test_bench_smoke_measures_every_scenario_and_writes_the_tables(tmp_path):
     [today] = dataset["today"]
     assert today["components"]["Trainer"]["state"] == "COMPLETE" and today["exit_code"] in (0, 3)
 
+    # The weekly scenario: both chains week by week, the second week reading the first's cache.
+    [weekly] = results["weekly"].values()
+    assert [w["week"] for w in weekly["with_cache"]] == [w["week"] for w in weekly["without_cache"]] == [1, 2]
+    assert [w["cache_read"] for w in weekly["with_cache"]] == [False, True]
+    assert not any(w["cache_read"] for w in weekly["without_cache"])
+    assert weekly["with_cache"][1]["training_spans"] == [1, 2] and weekly["with_cache"][1]["transform_seconds"] > 0
+    [analysis] = weekly["analysis"]
+    assert analysis["week"] == 2 and analysis["cache_from"] and min(analysis["cold_k_spans"], analysis["cached_k_spans"], analysis["cold_new_span"]) > 0
+
     targets = {target["target"]: target for target in results["targets"]}
     assert any(t.startswith("fresh run <=") for t in targets) and any(t.startswith("cached re-run") for t in targets)
     assert any(t.startswith("shopbusy >= gradient-boosted trees") for t in targets)
     assert any("the article's network alone" in t for t in targets)
+    assert any(t.startswith("Evaluator with TFMA's confidence intervals") for t in targets)
+    assert any(t.startswith("from week 2 on, Transform's analysis with the cache") for t in targets)
     assert all(isinstance(t["met"], bool) for t in targets.values())
 
     page = doc.read_text()
-    for section in ("## Targets", "## Imports and the CLI", "## Fresh run", "## Model quality by rule", "## The Evaluator against its real work", "## How to read"):
+    sections = (
+        "## Targets", "## Imports and the CLI", "## Fresh run", "## Model quality by rule", "## The Evaluator against its real work",
+        "## The Evaluator with confidence intervals", "## Weekly runs: Transform with and without its analyzer cache", "## How to read",
+    )  # fmt: skip
+    for section in sections:
         assert section in page
     for target in targets:
         assert target in page

@@ -29,6 +29,19 @@ def test_a_measurement_beside_another_busy_process_is_marked_busy(burner):
     assert measured.summary()["busy"] is True
 
 
+def test_the_memory_peak_names_each_process_of_the_tree():
+    """A parent holding little and a child holding 200 MB: the peak is their sum, the child first."""
+    child = "import time; x = bytearray(200 * 2**20); x[::4096] = b'1' * len(x[::4096]); time.sleep(1.5)"
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}])"
+    measured = measure.measure([sys.executable, "-c", parent])
+    assert measured.returncode == 0
+    (largest, largest_command), *rest = measured.peak_processes
+    assert largest_command.startswith(sys.executable) and "bytearray" in largest_command
+    assert largest > 200 * 2**20 and [command for _, command in rest] == [f"{sys.executable} -c {parent}"[: measure.COMMAND_CHARS]]
+    assert measured.peak_rss_bytes == sum(rss for rss, _ in measured.peak_processes)
+    assert measured.summary()["peak_processes"][0]["rss_mb"] >= 200
+
+
 def test_the_commands_own_cpu_time_is_not_counted_as_foreign():
     """The accounting on recorded samples (no assertion on how busy this machine is): a
     command that kept one of 2 cores busy for 10 s, its sampler 0.2 s, nothing else."""

@@ -34,6 +34,12 @@ def test_a_scale_only_benchmark_judges_the_evaluator_per_row_against_its_referen
     assert target["value"] == pytest.approx(10.0) and target["met"]
     sections = "\n".join(report._scale_sections(results) + report._evaluator_sections(results))
     assert "## The Evaluator against its real work" in sections
+    assert "Where the 100,000-row run's memory" not in sections  # no processes were recorded
+    results["scale"]["100000"]["peak_processes"] = [{"rss_mb": 700, "command": "python -m worker"}, {"rss_mb": 300, "command": "shopbusy run"}]
+    sections = "\n".join(report._scale_sections(results))
+    assert "Where the 100,000-row run's memory was at its peak (1000 MB summed)" in sections
+    assert "| 700 | `python -m worker` |" in sections and "| 300 | `shopbusy run` |" in sections
+    sections = "\n".join(report._scale_sections(results) + report._evaluator_sections(results))
     assert "| 4,000 rows |" not in sections and "| 10,000 rows | 4,000 | 170 | 24.0 |" in sections
     assert "the Evaluator 20.0 s + 1000.0 µs per eval row" in sections and "costs 10 x the reference" in sections
 
@@ -51,3 +57,56 @@ def test_a_quality_only_benchmark_does_not_count_the_million_rows_as_missed():
     # A full benchmark stopped before its million-row run says so, as before.
     [stopped] = report.targets(dict(planned, scenarios=["quality", "scale"]))
     assert not stopped["met"] and stopped["measured"].startswith("not measured")
+
+
+def test_the_intervals_cost_is_judged_on_the_largest_data_measured():
+    def forced(evaluator: float, state: str = "COMPLETE") -> dict:
+        return {"wall_seconds": evaluator + 20, "peak_rss_mb": 1000, "busy": False, "foreign_cpu_share": 0.0,
+                "components": {nodes.EVALUATOR: {"state": state, "seconds": evaluator, "rows_per_second": 1}}}  # fmt: skip
+
+    fresh = dict(
+        _scale_run(400, evaluator=20.0, transform=10.0, reference=0.5), rerun_unchanged=forced(0.0), rerun_forced=forced(6.0),
+        rerun_forced_intervals=forced(30.0),
+    )  # fmt: skip
+    million = dict(_scale_run(400_000, evaluator=150.0, transform=50.0, reference=2.0), rerun_forced=forced(200.0), rerun_forced_intervals=forced(240.0))
+    results = {"datasets": {"bundled": {"shopbusy": [fresh], "baseline": [forced(0.0)]}}, "plan": {"scale_rows": [1_000_000]}, "scale": {"1000000": million}}
+    assert [label for label, _, _ in report.interval_runs(results)] == ["bundled data", "1,000,000 rows"]
+    [target] = [t for t in report.targets(results) if "confidence intervals" in t["target"]]
+    assert "1,000,000 rows" in target["target"] and target["value"] == pytest.approx(1.2) and target["met"]
+    assert target["measured"] == "240 s / 200 s = 1.20 x"
+    page = "\n".join(report._interval_sections(results))
+    assert "| bundled data | 6.0 | 30.0 | 5.00 x |" in page and "| 1,000,000 rows | 200.0 | 240.0 | 1.20 x |" in page
+    # Without the million rows, the bundled pair is what is judged.
+    del results["scale"]["1000000"]
+    [target] = [t for t in report.targets(results) if "confidence intervals" in t["target"]]
+    assert "bundled data" in target["target"] and not target["met"]
+    # A fresh run that pushed nothing: its forced re-run's Evaluator was a cache hit, and the
+    # fresh run's own Evaluator (20 s here) is the one that ran without intervals.
+    fresh["rerun_forced"] = forced(0.01, state="CACHED")
+    [(_, without, _)] = report.interval_runs(results)
+    assert without is fresh
+    [target] = [t for t in report.targets(results) if "confidence intervals" in t["target"]]
+    assert target["measured"] == "30 s / 20 s = 1.50 x"
+
+
+def test_the_weekly_cache_is_judged_on_the_median_analysis_against_one_spans():
+    def week(number: int, transform: float, cache_read: bool) -> dict:
+        return {"week": number, "run_seconds": 40.0 + number, "transform_seconds": transform, "cache_read": cache_read,
+                "training_spans": list(range(max(1, number - 1), number + 1)), "busy": False, "foreign_cpu_share": 0.0}  # fmt: skip
+
+    size = {
+        "rows": 600,
+        "with_cache": [week(1, 9.0, False), week(2, 11.0, True), week(3, 13.0, True)],
+        "without_cache": [week(1, 8.0, False), week(2, 10.0, False), week(3, 12.0, False)],
+        "analysis": [
+            {"week": 2, "cold_k_spans": 6.0, "cached_k_spans": 4.0, "cold_new_span": 5.0},
+            {"week": 3, "cold_k_spans": 8.0, "cached_k_spans": 6.0, "cold_new_span": 5.0},
+        ],
+    }
+    results = {"datasets": {}, "scale": {}, "plan": {"scale_rows": [], "weekly_weeks": 3, "weekly_train_spans": 2}, "weekly": {"600": size}}
+    [target] = report.targets(results)
+    assert target["target"] == "from week 2 on, Transform's analysis with the cache <= 1 x one span's (600 rows a week)"
+    assert target["value"] == pytest.approx(1.0) and target["met"] and target["measured"].startswith("5.0 s / 5.0 s = 1.00 x")
+    page = "\n".join(report._weekly_sections(results))
+    # Weeks 2-3 only: Transform 12.0 with the cache against 11.0, the cache read both weeks.
+    assert "| 600 | 2-3 | 12.0 | 11.0 | 42 | 42 | 2 of 2 | 7.0 | 5.0 | 5.0 |" in page
