@@ -1,11 +1,13 @@
 """Where the Evaluator spends its time: TFMA on a finished run's eval split, under cProfile.
 
-    python -m bench.profile_evaluator --workdir WORKDIR [--top 40] [--no-profile]
+    python -m bench.profile_evaluator --workdir WORKDIR [--top 40] [--no-profile] [--intervals] [--no-plots]
 
 Runs what TFX's Evaluator executor runs (tfxio over the eval split, tfma.ExtractEvaluateAndWriteResults
 with the pipeline's EvalConfig and extractors) on what WORKDIR's newest run evaluated, in one
 process on Beam's in-memory DirectRunner so that cProfile sees every call, and prints the wall time and the
 functions with the most cumulative time. The numbers in bench/notes.md come from it.
+--intervals and --no-plots change the pipeline's EvalConfig as `shopbusy run --intervals`
+would and as a config without the threshold and calibration plots would: what each costs.
 """
 
 import argparse
@@ -52,13 +54,20 @@ def evaluate(
     output: str,
     beam_args=(config.IN_MEMORY,),
     extractors=evaluator_extractors.custom_extractors,
+    intervals: bool = False,
+    plots: bool = True,
 ) -> None:
     """One TFMA evaluation of a model on an eval split, as the executor runs it with the
     pipeline's extractors (None: TFMA's defaults)."""
+    proto = eval_config.eval_config(config.Gates(), confidence_intervals=intervals)
+    if not plots:
+        plot_classes = {plot.class_name for plot in config.PLOTS}
+        for spec in proto.metrics_specs:
+            kept = [metric for metric in spec.metrics if metric.class_name not in plot_classes]
+            del spec.metrics[:]
+            spec.metrics.extend(kept)
     # No baseline here: the change gates are skipped, as the executor does on a first run.
-    config_proto = tfma.utils.update_eval_config_with_defaults(
-        eval_config.eval_config(config.Gates()), has_baseline=False, rubber_stamp=True
-    )
+    config_proto = tfma.utils.update_eval_config_with_defaults(proto, has_baseline=False, rubber_stamp=True)
     eval_shared_model = tfma.default_eval_shared_model(
         eval_saved_model_path=os.path.join(model_uri, "Format-Serving"), eval_config=config_proto
     )
@@ -98,10 +107,12 @@ def main(argv=None) -> int:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--no-profile", action="store_true", help="wall time only")
     parser.add_argument("--save", help="also write the raw profile here (for pstats or snakeviz)")
+    parser.add_argument("--intervals", action="store_true", help="with TFMA's confidence intervals (shopbusy run --intervals)")
+    parser.add_argument("--no-plots", action="store_true", help="without the threshold and calibration plots")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as output:
         start = time.monotonic()
-        artifacts = newest_artifacts(args.workdir)
+        artifacts = dict(newest_artifacts(args.workdir), intervals=args.intervals, plots=not args.no_plots)
         if args.no_profile:
             evaluate(output=output, **artifacts)
         else:

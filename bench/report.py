@@ -120,7 +120,16 @@ def targets(results: dict) -> List[dict]:
             *[run for run in scale.values() if "evaluator_reference" in run],
         )
     paired = interval_runs(results)
-    if paired:
+    failed = [(label, run) for label, *runs in paired for run in runs if run.get("failed")]
+    if failed:
+        label, run = failed[-1]
+        verdicts.append(
+            {"target": f"Evaluator with TFMA's confidence intervals <= {MAX_INTERVALS_OVER_WITHOUT:g} x without ({label})",
+             "value": None, "bound": MAX_INTERVALS_OVER_WITHOUT, "met": False,
+             "measured": f"not measured: a forced re-run failed (exit {run['exit_code']}, peak {run['peak_rss_mb']} MB)"}
+        )  # fmt: skip
+    paired = [(label, *runs) for label, *runs in paired if not any(run.get("failed") for run in runs)]
+    if paired and not failed:
         label, without, with_intervals = paired[-1]  # the largest data measured
         seconds = [run["components"][nodes.EVALUATOR]["seconds"] for run in (without, with_intervals)]
         judge(
@@ -325,7 +334,7 @@ def interval_runs(results: dict) -> List[tuple]:
 
     def pair(label: str, fresh: dict) -> tuple:
         forced = fresh["rerun_forced"]
-        ran = forced if forced["components"][nodes.EVALUATOR]["state"] != "CACHED" else fresh
+        ran = forced if forced.get("failed") or forced["components"][nodes.EVALUATOR]["state"] != "CACHED" else fresh
         return label, ran, fresh["rerun_forced_intervals"]
 
     found = []
@@ -343,6 +352,13 @@ def _interval_sections(results: dict) -> List[str]:
         return []
     rows = []
     for label, without, with_intervals in paired:
+        if without.get("failed") or with_intervals.get("failed"):
+            rows.append(
+                [label] + [f"failed (exit {run['exit_code']}, peak {run['peak_rss_mb']} MB)" if run.get("failed") else
+                           f"{run['components'][nodes.EVALUATOR]['seconds']:.1f}" for run in (without, with_intervals)]
+                + ["-", f"{without['wall_seconds']:.0f}", f"{with_intervals['wall_seconds']:.0f}", with_intervals["peak_rss_mb"]]
+            )  # fmt: skip
+            continue
         seconds = [run["components"][nodes.EVALUATOR]["seconds"] for run in (without, with_intervals)]
         rows.append(
             [label, f"{seconds[0]:.1f}", f"{seconds[1]:.1f}", f"{seconds[1] / seconds[0]:.2f} x",

@@ -132,11 +132,20 @@ def _read_run(workdir: str, rows: int) -> dict:
     }
 
 
+class RunFailed(RuntimeError):
+    """A `shopbusy run` that neither pushed nor stopped at a gate; `failure` is what was
+    measured of it, for the results."""
+
+    def __init__(self, measured):
+        super().__init__(f"shopbusy run failed ({measured.returncode}):\n{measured.stdout[-3000:]}")
+        self.failure = {**measured.summary(), "exit_code": measured.returncode, "failed": True, "output_tail": measured.stdout[-1500:]}
+
+
 def shopbusy_run(data: str, workdir: str, rows: int, *args: str) -> dict:
     """One `shopbusy run`, measured, with what it recorded."""
     measured = measure([SHOPBUSY, "run", "--data", data, "--workdir", workdir, *args])
     if measured.returncode not in (common.EXIT_PUSHED, common.EXIT_NOT_BLESSED):
-        raise RuntimeError(f"shopbusy run failed ({measured.returncode}):\n{measured.stdout[-3000:]}")
+        raise RunFailed(measured)
     return {**measured.summary(), "exit_code": measured.returncode, **_read_run(workdir, rows)}
 
 
@@ -154,11 +163,16 @@ def forced_reruns(data: str, workdir: str, rows: int, *args: str) -> dict:
     and the Evaluator's cost with TFMA's confidence intervals (issue 27). Every upstream
     component is a cache hit in both, and both evaluate the same candidate against the same
     served model, so their Evaluators differ only in the intervals (report.interval_runs:
-    which Evaluator ran without them when the fresh run pushed nothing)."""
-    return {
-        "rerun_forced": shopbusy_run(data, workdir, rows, *args, "--force"),
-        "rerun_forced_intervals": shopbusy_run(data, workdir, rows, *args, "--force", "--intervals"),
-    }
+    which Evaluator ran without them when the fresh run pushed nothing). A re-run that fails
+    is recorded as failed (-9: killed, at 1M rows by the kernel's OOM killer on 2026-12-01),
+    and the benchmark goes on."""
+    reruns = {}
+    for key, flags in (("rerun_forced", ["--force"]), ("rerun_forced_intervals", ["--force", "--intervals"])):
+        try:
+            reruns[key] = shopbusy_run(data, workdir, rows, *args, *flags)
+        except RunFailed as failed:
+            reruns[key] = failed.failure
+    return reruns
 
 
 def baseline_run(data: str, seed: int) -> dict:
@@ -277,6 +291,7 @@ def scale(plan: Plan, scratch: str, sizes: dict, save: Callable[[], None]) -> No
         workdir = os.path.join(scratch, f"scale-{rows}-workdir")
         sizes[str(rows)] = shopbusy_run(data, workdir, rows, *plan.run_args)
         sizes[str(rows)]["evaluator_reference"] = evaluator_reference(workdir)
+        save()  # before the re-runs: a re-run that takes the machine down leaves these
         sizes[str(rows)].update(forced_reruns(data, workdir, rows, *plan.run_args))
         save()
 

@@ -76,6 +76,12 @@ def test_the_intervals_cost_is_judged_on_the_largest_data_measured():
     assert target["measured"] == "240 s / 200 s = 1.20 x"
     page = "\n".join(report._interval_sections(results))
     assert "| bundled data | 6.0 | 30.0 | 5.00 x |" in page and "| 1,000,000 rows | 200.0 | 240.0 | 1.20 x |" in page
+    # A re-run killed at 1M rows (the OOM killer of 2026-12-01): not measured there, and said so.
+    million["rerun_forced"] = {"wall_seconds": 480.0, "peak_rss_mb": 22000, "busy": False, "foreign_cpu_share": 0.0, "exit_code": -9, "failed": True}
+    [target] = [t for t in report.targets(results) if "confidence intervals" in t["target"]]
+    assert "1,000,000 rows" in target["target"] and not target["met"] and target["value"] is None
+    assert target["measured"] == "not measured: a forced re-run failed (exit -9, peak 22000 MB)"
+    assert "| 1,000,000 rows | failed (exit -9, peak 22000 MB) | 240.0 | - |" in "\n".join(report._interval_sections(results))
     # Without the million rows, the bundled pair is what is judged.
     del results["scale"]["1000000"]
     [target] = [t for t in report.targets(results) if "confidence intervals" in t["target"]]
