@@ -43,6 +43,8 @@ _ENVIRONMENT = jinja2.Environment(
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
+
+
 def interval_cell(interval, key: str) -> str:
     """A slice metric's 95 % interval as the slice tables show it, clipped to the metric's
     range: TFMA's jackknife interval is the estimate plus or minus t times its standard error,
