@@ -94,8 +94,9 @@ def measure(command: List[str], cwd: Optional[str] = None) -> Measurement:
             members = _tree_rss(process)
         except psutil.Error:
             members = []
-        if sum(rss for rss, _ in members) > peak:
-            peak, peak_processes = sum(rss for rss, _ in members), members
+        total = sum(rss for rss, _ in members)
+        if total > peak:
+            peak, peak_processes = total, members
         chunks.append(child.stdout.read() or b"")
         time.sleep(SAMPLE_SECONDS)
     wall = time.monotonic() - started

@@ -128,8 +128,7 @@ def targets(results: dict) -> List[dict]:
              "value": None, "bound": MAX_INTERVALS_OVER_WITHOUT, "met": False,
              "measured": f"not measured: a forced re-run failed (exit {run['exit_code']}, peak {run['peak_rss_mb']} MB)"}
         )  # fmt: skip
-    paired = [(label, *runs) for label, *runs in paired if not any(run.get("failed") for run in runs)]
-    if paired and not failed:
+    elif paired:
         label, without, with_intervals = paired[-1]  # the largest data measured
         seconds = [run["components"][nodes.EVALUATOR]["seconds"] for run in (without, with_intervals)]
         judge(
@@ -350,18 +349,19 @@ def _interval_sections(results: dict) -> List[str]:
     paired = interval_runs(results)
     if not paired:
         return []
+    def evaluator(run: dict) -> str:
+        if run.get("failed"):
+            return f"failed (exit {run['exit_code']}, peak {run['peak_rss_mb']} MB)"
+        return f"{run['components'][nodes.EVALUATOR]['seconds']:.1f}"
+
     rows = []
     for label, without, with_intervals in paired:
-        if without.get("failed") or with_intervals.get("failed"):
-            rows.append(
-                [label] + [f"failed (exit {run['exit_code']}, peak {run['peak_rss_mb']} MB)" if run.get("failed") else
-                           f"{run['components'][nodes.EVALUATOR]['seconds']:.1f}" for run in (without, with_intervals)]
-                + ["-", f"{without['wall_seconds']:.0f}", f"{with_intervals['wall_seconds']:.0f}", with_intervals["peak_rss_mb"]]
-            )  # fmt: skip
-            continue
-        seconds = [run["components"][nodes.EVALUATOR]["seconds"] for run in (without, with_intervals)]
+        ratio = "-"
+        if not (without.get("failed") or with_intervals.get("failed")):
+            seconds = [run["components"][nodes.EVALUATOR]["seconds"] for run in (without, with_intervals)]
+            ratio = f"{seconds[1] / seconds[0]:.2f} x"
         rows.append(
-            [label, f"{seconds[0]:.1f}", f"{seconds[1]:.1f}", f"{seconds[1] / seconds[0]:.2f} x",
+            [label, evaluator(without), evaluator(with_intervals), ratio,
              f"{without['wall_seconds']:.0f}", f"{with_intervals['wall_seconds']:.0f}", with_intervals["peak_rss_mb"]]
         )  # fmt: skip
     return [

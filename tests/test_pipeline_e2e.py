@@ -411,14 +411,14 @@ class TestLocalPipeline:
     def test_reports_render_in_a_browser_without_console_messages(self, workdir, first_run, shuffled_labels_run, undertrained_run):
         """A first run (no baseline), a not-blessed one, and one whose candidate is significantly
         worse than the served model: those slices are named under the verdict and lead the table."""
-        pages = (("report-first-run", first_run), ("report-not-blessed", shuffled_labels_run), ("report-worse-slices", undertrained_run))
-        for name, run in pages:
-            html = _report(workdir, run.result)
-            assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing fetched
+        runs = {"report-first-run": first_run, "report-not-blessed": shuffled_labels_run, "report-worse-slices": undertrained_run}
+        pages = {name: _report(workdir, run.result) for name, run in runs.items()}
+        for name, run in runs.items():
+            assert not re.search(r"""(src|href)=["']?(https?:)?//""", pages[name])  # nothing fetched
             console, screenshot = render_in_browser(_report_path(run.result), name)
             assert console == []
             assert os.path.getsize(screenshot) > 50_000
-        first = _report(workdir, first_run.result)
+        first = pages["report-first-run"]
         assert 'id="worse-slices"' not in first and 'id="slice-changes"' not in first  # nothing to compare with
         assert undertrained_run.result.returncode == 3 and undertrained_run.served == undertrained_run.served_before
         data = _report_data(undertrained_run.result)
@@ -429,7 +429,7 @@ class TestLocalPipeline:
             if bound is not None and bound < 0 and entry["example_count"] >= config.REPORT_MIN_SLICE_EXAMPLES
         ]
         assert worse and worse[0]["slice"] == {}  # the overall accuracy fell, its whole interval below 0
-        html = _report(workdir, undertrained_run.result)
+        html = pages["report-worse-slices"]
         summary = re.search(r'<p id="worse-slices">(.*?)</p>', html, re.S).group(1)
         assert f"on {len(worse)} slice" in summary and "Overall (" in summary, summary
         table = html[html.index('id="slice-changes"') :]
