@@ -1,6 +1,9 @@
 """Runs the pipeline on this machine (LocalDagRunner, Beam DirectRunner, SQLite MLMD)
 and tells what happened: component progress while it runs, the gates and the push after."""
 
+import ctypes
+import ctypes.util
+import gc
 import logging
 import os
 import re
@@ -15,10 +18,14 @@ from shopbusy.pipeline.pipeline import create_pipeline
 from shopbusy.pipeline.tfx_api import tfx
 
 
+# LocalDagRunner's log line before and after each component (tfx/orchestration/local/local_dag_runner.py at 1.16.0).
+COMPONENT_EVENT = re.compile(r"Component (\S+) is (running|finished)\.")
+
+
 class _ProgressHandler(logging.Handler):
     """Turns LocalDagRunner's 'Component X is running/finished.' log lines into progress lines."""
 
-    PATTERN = re.compile(r"Component (\S+) is (running|finished)\.")
+    PATTERN = COMPONENT_EVENT
 
     def __init__(self, out: Callable[[str], None]):
         super().__init__(level=logging.INFO)
@@ -38,6 +45,34 @@ class _ProgressHandler(logging.Handler):
             self._out(f"{clock} {node} started")
         else:
             self._out(f"{clock} {node} finished in {now - self._started.get(node, now):.1f}s")
+
+
+def _malloc_trim() -> Callable[[int], int]:
+    """glibc's malloc_trim, or a stand-in that does nothing where the C library has none."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+    return getattr(libc, "malloc_trim", lambda pad: 0)
+
+
+class _ReturnFreedMemory(logging.Handler):
+    """After each component, hands the memory it freed back to the operating system.
+
+    LocalDagRunner runs every component in this one process, one after the other. What a
+    component frees stays in the C heap, where glibc keeps it for reuse: after the Trainer at
+    a million rows this process held 3.2 GB of which 1.9 GB was free heap, and held it on
+    through the Evaluator, beside the Evaluator's two Beam workers (bench/notes.md, "Memory
+    at a million rows"). `malloc_trim(0)` returns those pages; the run's peak fell from 6.0
+    to 4.3 GB, in the same time. Python has no call for it; on KFP each component is its own
+    process, so only this runner needs it."""
+
+    def __init__(self):
+        super().__init__(level=logging.INFO)
+        self._trim = _malloc_trim()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = COMPONENT_EVENT.match(record.getMessage())
+        if match and match.group(2) == "finished":
+            gc.collect()
+            self._trim(0)
 
 
 # Fault injection for tests (tests/test_faults.py): a regular expression. The first TFX log
@@ -66,7 +101,7 @@ class _PauseHandler(logging.Handler):
 def run(run_config: config.RunConfig, out: Callable[[str], None] = print) -> None:
     """Runs the whole pipeline (ML Metadata records what happened: results.runs reads it);
     raises what the failing component raised."""
-    handlers = [_ProgressHandler(out)]
+    handlers = [_ProgressHandler(out), _ReturnFreedMemory()]
     if os.environ.get(PAUSE_ENV):
         handlers.append(_PauseHandler(os.environ[PAUSE_ENV], out))
     absl_logger = logging.getLogger("absl")
