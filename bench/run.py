@@ -164,8 +164,8 @@ def forced_reruns(data: str, workdir: str, rows: int, *args: str) -> dict:
     component is a cache hit in both, and both evaluate the same candidate against the same
     served model, so their Evaluators differ only in the intervals (report.interval_runs:
     which Evaluator ran without them when the fresh run pushed nothing). A re-run that fails
-    is recorded as failed (-9: killed, at 1M rows by the kernel's OOM killer on 2026-12-01),
-    and the benchmark goes on."""
+    is recorded as failed (-9: killed; the 1M `--force --intervals` one, by the kernel's OOM
+    killer, on 2026-12-01), and the benchmark goes on."""
     reruns = {}
     for key, flags in (("rerun_forced", ["--force"]), ("rerun_forced_intervals", ["--force", "--intervals"])):
         try:
