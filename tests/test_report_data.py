@@ -47,12 +47,18 @@ def test_the_json_never_holds_nan():
 def test_a_slice_is_below_the_floor_only_when_its_whole_interval_is():
     from shopbusy.results import report
 
-    assert report.floor_flag(0.80, (0.74, 0.84), 0.85).startswith("accuracy below the 0.85 floor (95 % interval 0.7400 to 0.8400)")
-    assert report.floor_flag(0.80, (0.73, 0.87), 0.85).startswith("accuracy may be below the 0.85 floor")
-    assert report.floor_flag(0.88, (0.82, 0.94), 0.85).startswith("accuracy may be below")  # straddles, whatever the estimate
-    assert report.floor_flag(0.90, (0.86, 0.94), 0.85) is None
-    assert report.floor_flag(0.80, None, 0.85) == "accuracy below the 0.85 floor"  # a run without intervals
-    assert report.floor_flag(None, None, 0.85) is None
+    assert report.floor_flag(0.80, (0.74, 0.84), 0.85, 100).startswith("accuracy below the 0.85 floor (95 % interval 0.7400 to 0.8400)")
+    assert report.floor_flag(0.80, (0.73, 0.87), 0.85, 100).startswith("accuracy may be below the 0.85 floor")
+    assert report.floor_flag(0.88, (0.82, 0.94), 0.85, 100).startswith("accuracy may be below")  # straddles, whatever the estimate
+    assert report.floor_flag(0.90, (0.86, 0.94), 0.85, 100) is None
+    assert report.floor_flag(0.80, None, 0.85, 100) == "accuracy below the 0.85 floor"  # a run without intervals
+    assert report.floor_flag(None, None, 0.85, 100) is None
+    # Under REPORT_MIN_SLICE_EXAMPLES the interval is ignored (TFMA gave a 2-example slice
+    # [-1, -1]): the point estimate decides, beside the slice's "too few examples" flag.
+    few = config.REPORT_MIN_SLICE_EXAMPLES - 1
+    assert report.floor_flag(0.5, (-1.0, -1.0), 0.85, 2) == "accuracy below the 0.85 floor"
+    assert report.floor_flag(0.9, (0.2, 0.95), 0.85, few) is None
+    assert report.floor_flag(0.9, (0.2, 0.95), 0.85, few + 1).startswith("accuracy may be below")
 
 
 def test_a_slice_is_significantly_worse_only_with_its_whole_interval_below_zero_and_enough_examples():

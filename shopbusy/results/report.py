@@ -190,12 +190,13 @@ def _interval_text(interval) -> str:
     return f"{interval[0]:.4f} to {interval[1]:.4f}"
 
 
-def floor_flag(accuracy: Optional[float], interval, floor: float) -> Optional[str]:
+def floor_flag(accuracy: Optional[float], interval, floor: float, examples: int) -> Optional[str]:
     """Below the accuracy floor only when the whole 95 % interval is; 'may be below' when
-    the interval straddles it. Without an interval, the point estimate decides."""
+    the interval straddles it. Without an interval, the point estimate decides, as it does
+    for a slice too small to trust, whose jackknife interval means nothing (slice_changes)."""
     if accuracy is None:
         return None
-    if interval is None:
+    if interval is None or examples < config.REPORT_MIN_SLICE_EXAMPLES:
         return f"accuracy below the {floor:g} floor" if accuracy < floor else None
     if interval[1] < floor:
         return f"accuracy below the {floor:g} floor (95 % interval {_interval_text(interval)})"
@@ -217,7 +218,7 @@ def _slice_tables(slices, intervals, candidate: str, gates: config.Gates) -> Lis
             flags = []
             if count < config.REPORT_MIN_SLICE_EXAMPLES:
                 flags.append(f"too few examples to trust (< {config.REPORT_MIN_SLICE_EXAMPLES})")
-            below = floor_flag(accuracy, bounds["binary_accuracy"], gates.min_accuracy)
+            below = floor_flag(accuracy, bounds["binary_accuracy"], gates.min_accuracy, count)
             if below:
                 flags.append(below)
             notes = [  # one per reason, in metric order; not a flag: nothing is wrong with the slice
