@@ -62,10 +62,10 @@ class _ReturnFreedMemory(logging.Handler):
     through the Evaluator, beside the Evaluator's two Beam workers. A full `gc.collect()`
     first frees what the component left in reference cycles, then `malloc_trim(0)` returns the
     free pages: the run's peak fell from 6,056 to 4,168 MB, no slower; the trim alone, without
-    the collection, left it at 4,762 MB (bench/notes.md, "A million rows again"). Python has no call for the trim; on KFP each component is its own
-    process, so only this runner needs it. run() freezes what existed before the pipeline
-    (`gc.freeze`: TensorFlow's and TFX's 600,000 objects), which takes each collection from
-    0.3 s to milliseconds."""
+    the collection, left it at 4,762 MB (bench/notes.md, "A million rows again"). Python has
+    no call for the trim; on KFP each component is its own process, so only this runner
+    needs it. run() freezes what existed before the pipeline (`gc.freeze`: TensorFlow's and
+    TFX's 600,000 objects), which takes each collection from 0.3 s to milliseconds."""
 
     def __init__(self):
         super().__init__(level=logging.INFO)
