@@ -61,8 +61,8 @@ class _ReturnFreedMemory(logging.Handler):
     a million rows this process held 3.2 GB of which 1.9 GB was free heap, and held it on
     through the Evaluator, beside the Evaluator's two Beam workers. A full `gc.collect()`
     first frees what the component left in reference cycles, then `malloc_trim(0)` returns the
-    free pages: the run's peak fell from 6,056 to 4,168 MB, no slower; the trim alone, without
-    the collection, left it at 4,762 MB (bench/notes.md, "A million rows again"). Python has
+    free pages: the run's peak fell from 6,056 to 4,168-4,268 MB, no slower; the trim alone,
+    without the collection, left it at 4,762 MB (bench/notes.md, "A million rows again"). Python has
     no call for the trim; on KFP each component is its own process, so only this runner
     needs it. run() freezes what existed before the pipeline (`gc.freeze`: TensorFlow's and
     TFX's 600,000 objects), which takes each collection from 0.3 s to milliseconds."""
