@@ -18,14 +18,13 @@ from shopbusy.pipeline.pipeline import create_pipeline
 from shopbusy.pipeline.tfx_api import tfx
 
 
-# LocalDagRunner's log line before and after each component (tfx/orchestration/local/local_dag_runner.py at 1.16.0).
+# LocalDagRunner's log line before and after each component
+# (tfx/orchestration/local/local_dag_runner.py at 1.16.0).
 COMPONENT_EVENT = re.compile(r"Component (\S+) is (running|finished)\.")
 
 
 class _ProgressHandler(logging.Handler):
     """Turns LocalDagRunner's 'Component X is running/finished.' log lines into progress lines."""
-
-    PATTERN = COMPONENT_EVENT
 
     def __init__(self, out: Callable[[str], None]):
         super().__init__(level=logging.INFO)
@@ -34,7 +33,7 @@ class _ProgressHandler(logging.Handler):
         self._started = {}
 
     def emit(self, record: logging.LogRecord) -> None:
-        match = self.PATTERN.match(record.getMessage())
+        match = COMPONENT_EVENT.match(record.getMessage())
         if not match:
             return
         node, event = match.groups()
@@ -62,8 +61,8 @@ class _ReturnFreedMemory(logging.Handler):
     through the Evaluator, beside the Evaluator's two Beam workers. A full `gc.collect()`
     first frees what the component left in reference cycles, then `malloc_trim(0)` returns the
     free pages: the run's peak fell from 6,056 to 4,168-4,268 MB, no slower; the trim alone,
-    without the collection, left it at 4,762 MB (bench/notes.md, "A million rows again"). Python has
-    no call for the trim; on KFP each component is its own process, so only this runner
+    without the collection, left it at 4,762 MB (bench/notes.md, "A million rows again").
+    Python has no call for the trim; on KFP each component is its own process, so only this runner
     needs it. run() freezes what existed before the pipeline (`gc.freeze`: TensorFlow's and
     TFX's 600,000 objects), which takes each collection from 0.3 s to milliseconds."""
 
