@@ -251,3 +251,40 @@ def test_gcs_directory_markers_under_an_output_are_deleted_and_nothing_else():
         "root/Trainer/model/Format-Serving/variables/variables.index",
         "root/Trainer/model_run/",
     ]
+
+
+# A process whose interpreter teardown aborts, as one with TensorFlow, TFX, Beam and pyarrow
+# loaded now and then does after its work is done (SIGABRT, "terminate called without an
+# active exception"), with an exit handler that records that it ran.
+ABORTS_AT_TEARDOWN = """
+import atexit, os, sys
+from shopbusy.kubeflow import entrypoint
+
+class AbortsAtTeardown:
+    def __del__(self):
+        os.abort()
+
+held = AbortsAtTeardown()
+atexit.register(lambda: open(sys.argv[1], "w").write("ran"))
+print("outputs written", flush=True)
+{ending}
+"""
+
+
+@pytest.mark.parametrize(
+    "ending, code, stderr",
+    [("sys.exit(0)", -6, ""), ("entrypoint.leave(None)", 0, ""), ("entrypoint.leave(3)", 3, ""), ("entrypoint.leave('bad flag')", 1, "bad flag")],
+)
+def test_a_finished_task_leaves_with_its_code_even_if_the_interpreter_would_abort_at_exit(tmp_path, ending, code, stderr):
+    """The container's exit code is what the KFP launcher judges the task by: the task's own,
+    after Python's exit handlers, never an abort in the C library's exit."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "atexit-ran"
+    script = ABORTS_AT_TEARDOWN.format(ending=ending)
+    done = subprocess.run([sys.executable, "-c", script, str(marker)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == code, done.stderr
+    assert done.stdout == "outputs written\n"
+    assert marker.read_text() == "ran"
+    assert stderr in done.stderr

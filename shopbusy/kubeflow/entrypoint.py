@@ -55,8 +55,11 @@ a task would fail deep inside TensorFlow; it stops here first, saying how to sta
 On Vertex AI (and in local runs, which never use this module) TFX behaves as shipped.
 """
 
+import atexit
 import json
+import os
 import sys
+from typing import NoReturn
 
 from shopbusy.pipeline.config import GCS
 
@@ -169,9 +172,33 @@ def delete_directory_markers(uri: str, client=None) -> int:
     return len(markers)
 
 
+def leave(code) -> NoReturn:
+    """Ends the task with `code` (a SystemExit's: None is 0, text is printed and is 1) after
+    Python's exit handlers, skipping the C library's exit.
+
+    An interpreter that has loaded TensorFlow, TFX, Beam and pyarrow now and then aborts in
+    that exit, after the task's outputs are written ("terminate called without an active
+    exception", SIGABRT: seen in this project's tests on a busy machine). The KFP launcher
+    would fail the task on exit code 134. run-local never met it: its pods leave with
+    os._exit already (pods.py). The CLI leaves the same way (cli/__init__.py entry_point)."""
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()  # noqa: SLF001  logging's flush among them
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
     from absl import app
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
-    # As TFX's own `__main__`: absl runs main on the flags TFX's parser reads.
-    app.run(main, flags_parser=kubeflow_v2_run_executor._parse_flags)  # noqa: SLF001
+    # As TFX's own `__main__`: absl runs main on the flags TFX's parser reads, and ends
+    # with SystemExit; the task then leaves as leave() says.
+    try:
+        app.run(main, flags_parser=kubeflow_v2_run_executor._parse_flags)  # noqa: SLF001
+    except SystemExit as ending:
+        leave(ending.code)
