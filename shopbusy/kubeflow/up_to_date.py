@@ -60,4 +60,10 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from shopbusy.kubeflow import entrypoint
+
+    try:
+        main()
+    except SystemExit as ending:  # argparse's refusal
+        entrypoint.leave(ending.code)
+    entrypoint.leave(0)  # TFX is loaded: past the C library's exit, as every task (entrypoint.leave)
