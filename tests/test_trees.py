@@ -92,7 +92,7 @@ def test_a_categorical_column_with_too_many_values_is_split_as_a_number():
     assert order[:3] == sorted(set(SIZES) - {xf("shop_type")}) and order[3] == xf("shop_type")
 
 
-def test_the_chosen_model_is_refitted_on_train_and_valid_with_the_iterations_and_epochs_valid_chose(tmp_path):
+def test_the_chosen_trees_are_refitted_on_train_and_valid_with_the_iterations_valid_chose(tmp_path):
     import dataclasses
     import types
 
@@ -103,13 +103,13 @@ def test_the_chosen_model_is_refitted_on_train_and_valid_with_the_iterations_and
     (train, y_train), (valid, y_valid) = _sample(3000, rng), _sample(600, rng)
     as_examples = lambda data, y: tf.data.Dataset.from_tensor_slices((_keras_inputs(data), y.reshape(-1, 1)))  # noqa: E731
     train_examples, valid_batches = as_examples(train, y_train), as_examples(valid, y_valid).batch(256)
-    training = config.Training(seed=3, candidates=("linear", "trees")).as_custom_config()
-    fn_args = types.SimpleNamespace(model_run_dir=str(tmp_path))
-    fitted = trainer._fit_trees(trainer.Start("trees", 1, None, "cold start: test"), fn_args, SIZES, training, train_examples, 3000, valid_batches)
+    training = config.Training(seed=3).as_custom_config()
+    start = trainer.Start("trees", 0, None, "cold start: test")
+    fitted = trainer._fit_trees(start, types.SimpleNamespace(model_run_dir=str(tmp_path)), SIZES, training, train_examples, 3000, valid_batches)
     iterations = int(np.argmin(fitted.history["val_loss"])) + 1
 
     refitted = trainer.refit(fitted, SIZES, training, train_examples, 3000, valid_batches)
-    assert refitted.refit["rows"] == 3600 and refitted.refit["refitted"] == {"trees": {"iterations": iterations}}
+    assert refitted.refit["rows"] == 3600 and refitted.refit["iterations"] == iterations
     expected = trees.refit(np.vstack([_x(train), _x(valid)]), np.concatenate([y_train, y_valid]), SIZES, 3, iterations)
     test, _ = _sample(1000, np.random.default_rng(1))
     served = refitted.model.predict(_keras_inputs(test), verbose=0)[:, 0]
@@ -119,29 +119,15 @@ def test_the_chosen_model_is_refitted_on_train_and_valid_with_the_iterations_and
     seen = refitted.model.evaluate(valid_batches, verbose=0, return_dict=True)
     assert abs(refitted.refit["val_loss_seen"] - seen["loss"]) < 1e-6 and refitted.refit["val_loss_seen"] < fitted.val_loss
 
-    # In an ensemble every member is refitted: a network started cold from its chosen seeded
-    # start, for the epochs (restarts' included) that scored best on the validation rows.
-    network = trainer._fit_candidate(trainer.Start("linear", 0, None, "cold start: test"), fn_args, SIZES, training, train_examples, 3000, valid_batches)
-    epochs = network.first_epoch + int(np.argmin(network.history["val_loss"])) + 1
+    # In an ensemble the trees member is refitted and the others kept as they are.
+    network = dataclasses.replace(fitted, name="linear", model=trainer.build_model(SIZES, training, "linear"))
     averaged = dataclasses.replace(fitted, name="ensemble", model=None, members=(network, fitted))
     refitted_ensemble = trainer.refit(averaged, SIZES, training, train_examples, 3000, valid_batches)
-    assert refitted_ensemble.refit["refitted"] == {"trees": {"iterations": iterations}, "linear": {"epochs": epochs}}
-    linear, refitted_trees = refitted_ensemble.members
-    assert linear.name == "linear" and linear.model is not network.model
-    assert not all(np.array_equal(a, b) for a, b in zip(linear.model.get_weights(), network.model.get_weights()))
-    np.testing.assert_allclose(refitted_trees.model.predict(_keras_inputs(test), verbose=0)[:, 0], served, rtol=1e-5, atol=1e-6)
-    expected_average = (linear.model.predict(_keras_inputs(test), verbose=0)[:, 0] + served) / 2
+    assert [m.name for m in refitted_ensemble.members] == ["linear", "trees"]
+    assert refitted_ensemble.members[0] is network
+    expected_average = (network.model.predict(_keras_inputs(test), verbose=0)[:, 0] + served) / 2
     np.testing.assert_allclose(refitted_ensemble.model.predict(_keras_inputs(test), verbose=0)[:, 0], expected_average, rtol=1e-5, atol=1e-6)
-    # Fitted again the same way, the network is the same: the seeded start and the epochs say it all.
-    again = trainer.refit(averaged, SIZES, training, train_examples, 3000, valid_batches).members[0]
-    for a, b in zip(again.model.get_weights(), linear.model.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
-    # A network continued from the blessed model keeps its fit, and so does one whose epochs
-    # were not whole passes over the rows (large data: the validation rows add little).
-    warm = dataclasses.replace(network, start=f"{trainer.WARM_START_PREFIX} from the blessed model /m")
-    kept = trainer.refit(dataclasses.replace(averaged, members=(warm, fitted)), SIZES, training, train_examples, 3000, valid_batches)
-    assert kept.members[0] is warm and kept.refit["refitted"] == {"trees": {"iterations": iterations}}
-    capped = dict(training, max_steps_per_epoch=5)
-    kept = trainer.refit(averaged, SIZES, capped, train_examples, 3000, valid_batches)
-    assert kept.members[0] is network and list(kept.refit["refitted"]) == ["trees"]
+    # Nothing to refit: a model without trees, or training rows that fill the budget alone.
+    assert trainer.refit(network, SIZES, training, train_examples, 3000, valid_batches) is network
+    assert trainer.refit(fitted, SIZES, dict(training, max_train_examples=3000), train_examples, 3000, valid_batches) is fitted

@@ -462,7 +462,6 @@ def render(record: runs.RunRecord, summaries: Optional[List[dict]] = None) -> st
             context["changes"] = slice_changes(slices, intervals, candidate)
     training = record.training
     context["training"] = training
-    context["refit"] = record.refit
     context["drift"] = _drift_section(record)
     context["curves"] = curves_svg(training) if training else None
     context["data"] = _data_section(record)

@@ -183,27 +183,15 @@ class RunRecord:
         line = f"{chosen['name']} (validation loss {chosen['val_loss']:.4f}{average}" + (f"; {others})" if others else ")")
         refit = self.refit
         if refit:
-            line += f"; {refit['what']} refitted on {refit['rows']:,} training and validation rows"
+            line += f"; its {refit['candidate']} refitted on {refit['rows']:,} training and validation rows"
         return line
 
     @property
     def refit(self) -> Optional[dict]:
-        """What of the exported model was refitted on train + valid after the choice: each
-        candidate's iterations or epochs (`refitted`), `what` in words ("its trees (57
-        iterations) and dense (23 epochs)"), the rows, its figures on the validation rows it
-        has now seen; None when nothing was. Runs from before the networks' refit recorded
-        the trees alone ("candidate", "iterations")."""
+        """The exported model's trees refitted on train + valid after the choice (rows,
+        iterations, its figures on the validation rows it has now seen); None when not."""
         training = self.training
-        refit = dict(training.get("refit") or {}) if training else {}
-        if not refit:
-            return None
-        if "refitted" not in refit:
-            refit["refitted"] = {refit.pop("candidate"): {"iterations": refit.pop("iterations")}}
-        parts = [
-            f"{name} ({', '.join(f'{n} {unit}' for unit, n in numbers.items())})" for name, numbers in refit["refitted"].items()
-        ]
-        refit["what"] = "its " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
-        return refit
+        return training.get("refit") if training else None
 
     @property
     def model_uri(self) -> Optional[str]:

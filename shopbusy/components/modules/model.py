@@ -459,7 +459,7 @@ class FittedCandidate:
     seconds: float  # spent on this candidate, restarts included
     members: tuple = ()  # an ensemble's candidates
     unit: str = "epoch"  # of the curves: a network's epoch, a boosting iteration
-    refit: Optional[dict] = None  # what was refitted on train and valid after the choice (`refit`)
+    refit: Optional[dict] = None  # the trees refitted on train and valid after the choice (`refit`)
 
     def summary(self) -> dict:
         summary = {
@@ -574,83 +574,41 @@ def _fit_trees(start: Start, fn_args, category_sizes, training, train_examples, 
     )
 
 
-def _whole_passes(num_train: int, settings: dict) -> bool:
-    """Whether a network's epochs were whole passes over the training rows (small data);
-    on large data an epoch is `max_steps_per_epoch` steps, whatever the rows."""
-    return math.ceil(num_train / settings["batch_size"]) <= settings["max_steps_per_epoch"]
-
-
-def _refit_network(member: FittedCandidate, category_sizes: dict, training, rows, num_rows: int):
-    """The network fitted again from the same seeded start (its chosen restart's), on
-    `rows`, for the epochs that scored best on the validation split (its restarts'
-    included); returns the model and that number."""
-    settings = CANDIDATES[member.name].settings(training)
-    index = list(training["candidates"]).index(member.name)
-    keras.utils.set_random_seed(training["seed"] * 1000 + index * 100 + (member.restarts.get("chosen") or 0))
-    model = build_model(category_sizes, settings, member.name)
-    epochs = member.first_epoch + int(np.argmin(member.history["val_loss"])) + 1
-    batches = (
-        rows.shuffle(min(num_rows, SHUFFLE_BUFFER), seed=settings["seed"], reshuffle_each_iteration=True)
-        .batch(settings["batch_size"])
-        .repeat()
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    model.fit(batches, steps_per_epoch=_schedule(num_rows, settings)[0], epochs=epochs, verbose=0)
-    return model, epochs
-
-
 def refit(chosen: FittedCandidate, category_sizes: dict, training, train_examples, num_train, valid) -> FittedCandidate:
-    """The chosen model (a candidate, or each member of an ensemble) refitted on the
-    training and validation rows together, with the number of boosting iterations or epochs
-    the validation rows chose; unchanged when the training rows alone fill the example
-    budget.
+    """The chosen model with its trees (alone or as an ensemble's member) refitted on the
+    training and validation rows together, with the number of iterations the validation
+    rows chose; unchanged when it has no trees, or when the training rows alone fill the
+    example budget.
 
-    Once that number is chosen, the validation rows have nothing left to decide and are a
-    fifth more rows to learn from (2,800 + 560 on the bundled sample). Measured outside TFX
-    for the trees, five draws of each generator rule (bench/trees_refit.py): eval accuracy
-    -0.001 (distance-cutoff) to +0.010 (type-hour), +0.004 on average; for the networks, in
-    `make bench` (bench/notes.md, "The networks refitted"). A network is refitted from its
-    chosen seeded start when its epochs were whole passes over the rows (small data, where
-    a fifth more rows matter and a fit takes seconds) and it started cold: one continued
-    from the blessed model keeps its fit (its refit would repeat the whole continuation).
-    The choice's validation figures stay the candidates' record; the refitted model's
-    figures on those rows, which it has now seen, are kept beside them."""
-    if num_train >= training["max_train_examples"]:
-        return chosen
+    Once the number of iterations is chosen, the validation rows have nothing left to
+    decide and are a fifth more rows to learn from (2,800 + 560 on the bundled sample).
+    Measured outside TFX, five draws of each generator rule (bench/trees_refit.py): the
+    trees' eval accuracy changed by -0.001 (distance-cutoff) to +0.010 (type-hour), +0.004
+    on average. The networks are not refitted: a network's refit repeats its whole fit
+    (their seconds are most of the Trainer's), the trees' takes seconds. The choice's
+    validation figures stay the candidates' record; the refitted model's figures on those
+    rows, which it has now seen, are kept beside them."""
     members = chosen.members or (chosen,)
-    networks = [
-        m
-        for m in members
-        if m.name != candidates.TREES
-        and not m.start.startswith(WARM_START_PREFIX)
-        and _whole_passes(num_train, CANDIDATES[m.name].settings(training))
-    ]
     fitted_trees = next((m for m in members if m.name == candidates.TREES), None)
-    if fitted_trees is None and not networks:
+    if fitted_trees is None or num_train >= training["max_train_examples"]:
         return chosen
     started = time.monotonic()
-    rows = train_examples.concatenate(valid.unbatch())
-    refitted, numbers, num_rows = {}, {}, None
-    if fitted_trees is not None:
-        x, y = _tree_rows(rows, category_sizes, training)
-        iterations = int(np.argmin(fitted_trees.history["val_loss"])) + 1
-        classifier = trees.refit(x, y, category_sizes, training["seed"], iterations)
-        refitted[candidates.TREES] = trees.build(_inputs(category_sizes), category_sizes, classifier, iterations)
-        numbers[candidates.TREES], num_rows = {"iterations": iterations}, int(len(y))
-    if networks:
-        num_rows = _count(rows)
-    for network in networks:
-        refitted[network.name], epochs = _refit_network(network, category_sizes, training, rows, num_rows)
-        numbers[network.name] = {"epochs": epochs}
-    members = tuple(dataclasses.replace(m, model=refitted[m.name]) if m.name in refitted else m for m in members)
+    x, y = _tree_rows(train_examples.concatenate(valid.unbatch()), category_sizes, training)
+    iterations = int(np.argmin(fitted_trees.history["val_loss"])) + 1
+    classifier = trees.refit(x, y, category_sizes, training["seed"], iterations)
+    refitted = dataclasses.replace(
+        fitted_trees, model=trees.build(_inputs(category_sizes), category_sizes, classifier, iterations)
+    )
     if chosen.members:
+        members = tuple(refitted if m is fitted_trees else m for m in chosen.members)
         model = _average(members, category_sizes, training)
     else:
-        members, model = (), _compiled(refitted[chosen.name], training["learning_rate"])
+        members, model = (), _compiled(refitted.model, training["learning_rate"])
     scores = model.evaluate(valid, verbose=0, return_dict=True)
     record = {
-        "refitted": numbers,
-        "rows": num_rows,
+        "candidate": candidates.TREES,
+        "rows": int(len(y)),
+        "iterations": iterations,
         "seconds": round(time.monotonic() - started, 1),
         "val_loss_seen": float(scores["loss"]),
         "val_accuracy_seen": float(scores["accuracy"]),
