@@ -179,8 +179,11 @@ def leave(code) -> NoReturn:
     An interpreter that has loaded TensorFlow, TFX, Beam and pyarrow now and then aborts in
     that exit, after the task's outputs are written ("terminate called without an active
     exception", SIGABRT: seen in this project's tests on a busy machine). The KFP launcher
-    would fail the task on exit code 134. run-local never met it: its pods leave with
-    os._exit already (pods.py). The CLI leaves the same way (cli/__init__.py entry_point)."""
+    would fail the task on exit code 134: it runs the container command and, on any error
+    of `command.Run()`, returns before the outputs are collected and publishes the execution
+    FAILED (kubeflow/pipelines backend/src/v2/component/launcher_v2.go, `execute` and
+    `Execute`, 2.0.5 to 2.15.0). run-local never met it: its pods leave with os._exit
+    already (pods.py). The CLI leaves the same way (cli/__init__.py entry_point)."""
     if code is None:
         code = 0
     elif not isinstance(code, int):
