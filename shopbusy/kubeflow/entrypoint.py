@@ -182,8 +182,9 @@ def leave(code) -> NoReturn:
     would fail the task on exit code 134: it runs the container command and, on any error
     of `command.Run()`, returns before the outputs are collected and publishes the execution
     FAILED (kubeflow/pipelines backend/src/v2/component/launcher_v2.go, `execute` and
-    `Execute`, 2.0.5 to 2.15.0). run-local never met it: its pods leave with os._exit
-    already (pods.py). The CLI leaves the same way (cli/__init__.py entry_point)."""
+    `Execute`, read at commit 0045064; not checked at older tags). run-local never met it:
+    its pods leave with os._exit already (pods.py). The CLI leaves the same way
+    (cli/__init__.py entry_point)."""
     if code is None:
         code = 0
     elif not isinstance(code, int):
