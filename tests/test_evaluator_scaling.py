@@ -63,5 +63,79 @@ def test_the_extractors_are_tfmas_defaults_behind_a_reshuffle():
         eval_shared_model=None, eval_config=eval_config, tensor_adapter_config=None
     )
     defaults = tfma.default_extractors(eval_config=eval_config)
-    assert isinstance(extractors[0].ptransform, beam.Reshuffle)
+    assert extractors[0].stage_name == "ReshuffleRecordBatches"
+    with beam.Pipeline() as pipeline:
+        _ = pipeline | beam.Create([]) | extractors[0].ptransform
+    assert any(isinstance(t.transform, beam.Reshuffle) for t in _applied(pipeline))
     assert [e.stage_name for e in extractors[1:]] == [e.stage_name for e in defaults]
+
+
+def _applied(pipeline):
+    """Every transform applied in the pipeline, composites' parts included."""
+    found = []
+
+    class Visitor(beam.pipeline.PipelineVisitor):
+        def enter_composite_transform(self, node):
+            found.append(node)
+
+        def visit_transform(self, node):
+            found.append(node)
+
+    pipeline.visit(Visitor())
+    return found
+
+
+def _eval_batches(rows: int, batches: int):
+    """Record batches as TFX's Evaluator reads the eval split: decoded columns (some rows
+    missing a value) beside each row's serialized tf.Example."""
+    import pyarrow as pa
+    import tensorflow as tf
+    import tensorflow_model_analysis as tfma
+    from tfx_bsl.coders import example_coder
+
+    from shopbusy.data import generator
+
+    columns = generator.generate(rows * batches, seed=3).columns
+    out = []
+    for b in range(batches):
+        examples = []
+        for i in range(b * rows, (b + 1) * rows):
+            feature = {
+                name: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(values[i])]))
+                for name, values in columns.items()
+                if not (name == "avgRating" and i % 7 == 0)  # an empty cell
+            }
+            feature["avgTime"] = tf.train.Feature(float_list=tf.train.FloatList(value=[columns["avgTime"][i] / 3]))
+            examples.append(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+        decoded = example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(examples)
+        raw = pa.array(examples, type=pa.large_binary())
+        out.append(pa.RecordBatch.from_arrays(decoded.columns + [raw], decoded.schema.names + [tfma.ARROW_INPUT_COLUMN]))
+    return out
+
+
+def test_record_batches_cross_the_reshuffle_unchanged_and_compressed():
+    """What the workers get is what was read, while the runner holds far fewer bytes than
+    the pickled batches it held before (bench/notes.md, "The reshuffle's payload")."""
+    import pickle
+
+    import tensorflow_model_analysis as tfma
+    from apache_beam.testing.util import assert_that, equal_to
+
+    batches = _eval_batches(rows=500, batches=4)
+    for batch in batches:
+        packed = evaluator_extractors.pack(batch)
+        assert evaluator_extractors.unpack(packed).equals(batch, check_metadata=True)
+        assert len(packed) * 4 < len(pickle.dumps(batch))
+    with beam.Pipeline() as pipeline:
+        crossed = (
+            pipeline
+            | beam.Create(batches)
+            | tfma.BatchedInputsToExtracts()  # what TFMA hands the first extractor
+            | evaluator_extractors.CompressedReshuffle()
+            | beam.Map(lambda extracts: _as_rows(extracts[tfma.constants.ARROW_RECORD_BATCH_KEY]))
+        )
+        assert_that(crossed, equal_to([_as_rows(batch) for batch in batches]))
+
+
+def _as_rows(batch):
+    return batch.schema, batch.to_pydict()
