@@ -183,16 +183,13 @@ class RunRecord:
         line = f"{chosen['name']} (validation loss {chosen['val_loss']:.4f}{average}" + (f"; {others})" if others else ")")
         refit = self.refit
         if refit:
-            line += f"; its {refit['candidate']} refitted on {refit['rows']:,} training and validation rows" + (
-                f", a bag of {refit['folds']}" if refit.get("folds") else ""
-            )
+            line += f"; its {refit['candidate']} refitted on {refit['rows']:,} training and validation rows"
         return line
 
     @property
     def refit(self) -> Optional[dict]:
-        """The exported model's trees refitted on train + valid after the choice (rows, folds
-        of the bag and each one's iterations, its figures on the validation rows it has now
-        seen); None when not. Runs before the bag have one refit and one number of iterations."""
+        """The exported model's trees refitted on train + valid after the choice (rows,
+        iterations, its figures on the validation rows it has now seen); None when not."""
         training = self.training
         return training.get("refit") if training else None
 

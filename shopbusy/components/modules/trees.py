@@ -37,9 +37,6 @@ from shopbusy.components.modules import features  # noqa: E402
 # scikit-learn's defaults (a learning rate of 0.1, 31 leaves, 20 rows a leaf) but up to
 # MAX_ITER iterations, of which the number with the lowest validation loss is kept.
 MAX_ITER = 500
-# The exported trees, once chosen, are a bag of FOLDS models over the training and validation
-# rows together (model.refit, `fit_bag`).
-FOLDS = 5
 # scikit-learn bins every column into at most 255 values; a categorical column with more
 # (a user's thousand shop types) is split on its index as a number instead.
 MAX_CATEGORIES = 255
@@ -104,27 +101,6 @@ def fit(x_train, y_train, x_valid, y_valid, category_sizes: dict, seed: int):
             history[key + "accuracy"].append(float(np.mean((p[:, 1] > 0.5) == y)))
     iterations = int(np.argmin(history["val_loss"])) + 1
     return classifier, iterations, history
-
-
-def fit_bag(x, y, category_sizes: dict, seed: int) -> list:
-    """FOLDS classifiers of `fit`'s settings, each fitted on the rows outside one fold (a
-    seeded partition) with the number of iterations that scored best on that fold, as
-    (classifier, iterations) pairs; served as the average of their probabilities (`build_bag`).
-
-    k-fold cross-validation bagging: every row trains four of the five and chooses the
-    iterations of the fifth, so the export learns from all of train + valid, as a refit
-    does, and its iterations are chosen on every row rather than on the validation split's
-    560. Measured outside TFX on every generator rule (bench/results/trees-refit.txt): a
-    higher mean eval accuracy than one refit model on every rule; in the pipeline, on every
-    rule and seed (bench/notes.md, "The trees as a bag of five")."""
-    folds = np.random.default_rng(seed).permutation(len(y)) % FOLDS
-    bag = []
-    for fold in range(FOLDS):
-        held = folds == fold
-        classifier = _classifier(category_sizes, seed, MAX_ITER).fit(x[~held], y[~held])
-        losses = [float(np.mean(log_losses(y[held], p[:, 1]))) for p in classifier.staged_predict_proba(x[held])]
-        bag.append((classifier, int(np.argmin(losses)) + 1))
-    return bag
 
 
 def tables(classifier, iterations: int, category_sizes: dict) -> dict:
@@ -222,20 +198,9 @@ class TreeEnsemble(keras.layers.Layer):
         return {**super().get_config(), "depth": self.depth, "baseline": self.baseline}
 
 
-def _layer(classifier, iterations: int, category_sizes: dict, name: str) -> TreeEnsemble:
-    trees = tables(classifier, iterations, category_sizes)
-    depth, baseline = trees.pop("depth"), float(trees.pop("baseline"))
-    return TreeEnsemble(trees, depth=depth, baseline=baseline, name=name)
-
-
 def build(inputs: dict, category_sizes: dict, classifier, iterations: int) -> keras.Model:
     """The Keras model (Transform's outputs in, busy probability out) serving the trees."""
-    layer = _layer(classifier, iterations, category_sizes, "trees")
+    trees = tables(classifier, iterations, category_sizes)
+    depth, baseline = trees.pop("depth"), float(trees.pop("baseline"))
+    layer = TreeEnsemble(trees, depth=depth, baseline=baseline, name="trees")
     return keras.Model(inputs=inputs, outputs=layer([inputs[name] for name in columns(category_sizes)]))
-
-
-def build_bag(inputs: dict, category_sizes: dict, bag: list) -> keras.Model:
-    """The Keras model serving `fit_bag`'s classifiers: the mean of their probabilities."""
-    ordered = [inputs[name] for name in columns(category_sizes)]
-    outputs = [_layer(classifier, iterations, category_sizes, f"trees_{k}")(ordered) for k, (classifier, iterations) in enumerate(bag)]
-    return keras.Model(inputs=inputs, outputs=keras.layers.Average(name="trees")(outputs))
