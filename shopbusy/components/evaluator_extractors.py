@@ -11,13 +11,13 @@ Evaluator takes the extractors from this module (`module_path`), the way its
 `custom_extractors` hook is meant.
 
 The reshuffle moves each extract's record batch as zstd-compressed Arrow IPC bytes, not as
-the batch.
-Beam's DirectRunner holds a reshuffle's whole input in the runner process (the `shopbusy run`
-process, beside its two workers) until the next stage reads it; pickled record batches,
-which carry the decoded columns and every serialized example, grew that process by 420 MB
-at a million rows (400,178 eval examples), enough to put the run over its 4 GiB. Compressed,
-the same batches are about a tenth of that size and come back identical (bench/notes.md,
-"The reshuffle's payload").
+the batch. Beam's DirectRunner holds a reshuffle's whole input in the runner process (the
+`shopbusy run` process, beside its two workers) until the next stage reads it; pickled
+record batches, which carry the decoded columns and every serialized example, grew that
+process by 420 MB at a million rows (400,178 eval examples) for most of the Evaluator.
+Compressed, the same batches are about a tenth of that size and come back identical
+(bench/notes.md, "The reshuffle's payload"; the run's peak, at the Evaluator's end, is
+TFMA's accumulators).
 """
 
 from typing import List, Optional
@@ -47,7 +47,8 @@ def unpack(packed: bytes) -> pa.RecordBatch:
 
 
 def _packed(extracts: dict) -> dict:
-    return {key: pack(value) if isinstance(value, pa.RecordBatch) else value for key, value in extracts.items()}
+    batch = tfma.constants.ARROW_RECORD_BATCH_KEY
+    return {key: pack(value) if key == batch else value for key, value in extracts.items()}
 
 
 def _unpacked(extracts: dict) -> dict:
