@@ -46,14 +46,10 @@ def unpack(packed: bytes) -> pa.RecordBatch:
     return pa.ipc.open_stream(packed).read_next_batch()
 
 
-def _packed(extracts: dict) -> dict:
+def _with_batch(extracts: dict, convert) -> dict:
+    """The extracts with their record batch (TFMA's ARROW_RECORD_BATCH_KEY) converted."""
     batch = tfma.constants.ARROW_RECORD_BATCH_KEY
-    return {key: pack(value) if key == batch else value for key, value in extracts.items()}
-
-
-def _unpacked(extracts: dict) -> dict:
-    batch = tfma.constants.ARROW_RECORD_BATCH_KEY
-    return {key: unpack(value) if key == batch else value for key, value in extracts.items()}
+    return {key: convert(value) if key == batch else value for key, value in extracts.items()}
 
 
 @beam.ptransform_fn
@@ -62,9 +58,9 @@ def CompressedReshuffle(extracts: beam.PCollection) -> beam.PCollection:
     split, tfma.BatchedInputsToExtracts), whose batches cross the runner compressed."""
     return (
         extracts
-        | "Pack" >> beam.Map(_packed)
+        | "Pack" >> beam.Map(_with_batch, pack)
         | "Reshuffle" >> beam.Reshuffle()
-        | "Unpack" >> beam.Map(_unpacked)
+        | "Unpack" >> beam.Map(_with_batch, unpack)
     )
 
 
