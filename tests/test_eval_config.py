@@ -3,6 +3,7 @@ config.GATES): the slices, real TFMA metrics under the keys we read them by, and
 overall slice only, read back exactly from a stored config."""
 
 import dataclasses
+import importlib
 
 import pytest
 import tensorflow_model_analysis as tfma
@@ -33,7 +34,8 @@ def test_every_metric_and_plot_is_a_tfma_metric_stored_under_the_key_the_readers
     proto = eval_config(GATES)
     assert [m.class_name for m in proto.metrics_specs[0].metrics] == [m.class_name for m in (*config.METRICS, *config.PLOTS)]
     for metric in (*config.METRICS, *config.PLOTS):
-        assert getattr(tfma.metrics, metric.class_name)().name == metric.key, metric
+        module = importlib.import_module(metric.module) if metric.module else tfma.metrics
+        assert getattr(module, metric.class_name)().name == metric.key, metric
     (model_spec,) = proto.model_specs
     assert model_spec.label_key == LABEL_KEY
     assert model_spec.signature_name == "serving_default"
@@ -90,6 +92,9 @@ def test_the_plots_share_the_aucs_calibration_histogram_and_mark_the_decision_th
     )
     histograms = {key.name for c in computations for key in c.keys if key.name.startswith("_calibration_histogram")}
     assert len(histograms) == 1, histograms
-    options = {plot.class_name: dict(plot.options) for plot in config.PLOTS}
-    steps = options["ConfusionMatrixPlot"]["num_thresholds"]
+    # ... kept in numpy arrays, not in TFMA's dict of Bucket objects (components/evaluator_metrics.py).
+    combiners = {type(c.combiner).__name__ for c in computations for key in c.keys if key.name in histograms}
+    assert combiners == {"ArrayHistogramCombiner"}, combiners
+    options = {plot.key: dict(plot.options) for plot in config.PLOTS}
+    steps = options["confusion_matrix_plot"]["num_thresholds"]
     assert config.DECISION_THRESHOLD in [i / steps for i in range(steps + 1)]

@@ -22,6 +22,9 @@ PREPROCESSING_FN = "shopbusy.components.modules.preprocessing.preprocessing_fn"
 RUN_FN = "shopbusy.components.modules.model.run_fn"
 # The Evaluator's custom_extractors (installed with shopbusy, so no wheel is built for it).
 EVALUATOR_EXTRACTORS = "shopbusy.components.evaluator_extractors"
+# TFMA's histogram metrics with their shared calibration histogram in numpy arrays (the
+# Evaluator's memory peak at a million rows); installed with shopbusy like the extractors.
+EVALUATOR_METRICS = "shopbusy.components.evaluator_metrics"
 
 # ExampleGen's hash split, in buckets: 60 % to fit the model (50 % train, 10 % for early
 # stopping) and 40 % held out for the Evaluator, as the article's 60/40 split.
@@ -51,7 +54,7 @@ REPORT_DRIFT_PLOTS = 3
 class Metric:
     """A TFMA metric the Evaluator computes for every slice."""
 
-    class_name: str  # the tfma.metrics class
+    class_name: str  # the tfma.metrics class, or one in `module`
     key: str  # the name TFMA stores its value under
     label: str  # how the console and the report name it
     options: Tuple[Tuple[str, object], ...] = ()  # the metric's TFMA config (keyword arguments)
@@ -60,6 +63,7 @@ class Metric:
     # precision 0 or nan), which the report and its JSON show as undefined, with the reason.
     needs: Tuple[Tuple[Tuple[str, ...], str], ...] = ()
     count: bool = False  # a number of examples (shown whole), not a rate (shown to 4 decimals)
+    module: str = ""  # where class_name is defined, when it is not one of tfma.metrics
 
 
 POSITIVES = (("true_positives", "false_negatives"), "no busy example in the slice")
@@ -73,7 +77,10 @@ METRICS = (
     # 1,000 thresholds, not TFMA's 10,000: the AUC moves in the fifth decimal, while turning
     # each slice's 10,000-bucket calibration histogram into matrices is a fixed cost per model
     # and run (figures: bench/notes.md, "The Evaluator at a million rows").
-    Metric("AUC", "auc", "AUC", options=(("num_thresholds", 1000),), needs=(POSITIVES, NEGATIVES)),
+    Metric(
+        "ArrayHistogramAUC", "auc", "AUC", options=(("num_thresholds", 1000),), needs=(POSITIVES, NEGATIVES),
+        module=EVALUATOR_METRICS,
+    ),
     Metric("Precision", "precision", "precision", needs=(PREDICTED_POSITIVES,)),
     Metric("Recall", "recall", "recall", needs=(POSITIVES,)),
     Metric("FallOut", "fall_out", "FPR", needs=(NEGATIVES,)),
@@ -94,19 +101,24 @@ DECISION_THRESHOLD = 0.5
 class Plot:
     """A TFMA plot the Evaluator computes for every slice (the report draws the overall one)."""
 
-    class_name: str  # the tfma.metrics class
+    class_name: str  # the tfma.metrics class, or one in `module`
     key: str  # the name TFMA stores it under
     options: Tuple[Tuple[str, object], ...] = ()
+    module: str = ""  # where class_name is defined, when it is not one of tfma.metrics
 
 
 # Both are derived from the same 10,000-bucket calibration histogram TFMA already keeps for
 # the AUC, so they add rebinning and output per slice, not another pass over the examples
-# (figures: bench/notes.md, "Threshold and calibration plots").
+# (figures: bench/notes.md, "Threshold and calibration plots"). The three are TFMA's classes
+# with that histogram's accumulator in numpy arrays (components/evaluator_metrics.py).
 PLOTS = (
     # Confusion counts at thresholds 0, 0.01, ..., 1 (DECISION_THRESHOLD among them).
-    Plot("ConfusionMatrixPlot", "confusion_matrix_plot", options=(("num_thresholds", 100),)),
+    Plot(
+        "ArrayHistogramConfusionMatrixPlot", "confusion_matrix_plot", options=(("num_thresholds", 100),),
+        module=EVALUATOR_METRICS,
+    ),
     # The reliability diagram's ten equal-width buckets of the predicted score.
-    Plot("CalibrationPlot", "calibration_plot", options=(("num_buckets", 10),)),
+    Plot("ArrayHistogramCalibrationPlot", "calibration_plot", options=(("num_buckets", 10),), module=EVALUATOR_METRICS),
 )
 
 

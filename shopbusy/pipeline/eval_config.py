@@ -45,12 +45,15 @@ def eval_config(gates: config.Gates, confidence_intervals: bool = False) -> tfma
         metrics.append(
             tfma.MetricConfig(
                 class_name=metric.class_name,
+                module=metric.module,
                 config=json.dumps(dict(metric.options)) if metric.options else "",
                 per_slice_thresholds=_overall(threshold) if gated else [],
             )
         )
     for plot in config.PLOTS:
-        metrics.append(tfma.MetricConfig(class_name=plot.class_name, config=json.dumps(dict(plot.options))))
+        metrics.append(
+            tfma.MetricConfig(class_name=plot.class_name, module=plot.module, config=json.dumps(dict(plot.options)))
+        )
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(

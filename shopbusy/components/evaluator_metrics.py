@@ -1,0 +1,171 @@
+"""TFMA's AUC and its two histogram plots, with the calibration histogram they share held in
+numpy arrays instead of TFMA's dict of `Bucket` objects.
+
+TFMA 0.47 derives the AUC, the confusion-matrix plot and the calibration plot of every slice
+and model from one 10,000-bucket calibration histogram (metrics/calibration_histogram.py at
+v0.47.0, `_CalibrationHistogramCombiner`). Its accumulator is a dict of `Bucket` dataclass
+objects, about 400 bytes a filled bucket in memory. At a million rows the Evaluator's peak is
+those accumulators: 170 slices, two models, merged in the runner and the workers at the end
+(bench/notes.md, "The Evaluator's peak is the histograms"). TFMA takes no other accumulator
+through its EvalConfig, and its bucket count is a module constant that the derived metrics
+also read as a default argument, so it cannot be lowered from outside.
+
+The classes here are TFMA's own metrics with one computation swapped: TFMA's histogram
+combiner for `ArrayHistogramCombiner`, which takes the same inputs the same way (TFMA's
+`metric_util.to_label_prediction_example_weight`, the same buckets) and hands TFMA's derived
+computations the same list of `Bucket`s under the same key. Everything after that (rebinning,
+the AUC, both plots, their protos, the jackknife intervals) is TFMA's code, unchanged.
+"""
+
+from typing import Dict, Iterable, List
+
+import apache_beam as beam
+import numpy as np
+import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.metrics import calibration_histogram, metric_types, metric_util
+
+# What one tuple adds to its bucket, in the accumulator's rows.
+_COUNT, _LABELS, _PREDICTIONS, _EXAMPLES = range(4)
+# Inputs wait in lists until this many, then go into the arrays in one bincount.
+_PENDING = 4096
+
+
+class _Histogram:
+    """The accumulator: the filled buckets' ids (sorted) and, per bucket, the tuple count and
+    the weighted labels, predictions and examples; plus inputs not yet added. Sparse, like
+    TFMA's dict, so that a small slice's partial accumulator stays small."""
+
+    __slots__ = ("ids", "sums", "pending")
+
+    def __init__(self):
+        self.ids = np.zeros(0, np.int64)
+        self.sums = np.zeros((4, 0))
+        self.pending: List[tuple] = []  # (bucket id, weighted label, weighted prediction, weight)
+
+    def __getstate__(self):
+        return self.ids, self.sums, self.pending
+
+    def __setstate__(self, state):
+        self.ids, self.sums, self.pending = state
+
+
+def _added(ids: np.ndarray, rows: np.ndarray, num_ids: int):
+    """The ids that occur and the rows summed per id, given each row's id."""
+    dense = np.stack([np.bincount(ids, weights=row, minlength=num_ids) for row in rows])
+    filled = np.flatnonzero(dense[_COUNT])
+    return filled, dense[:, filled]
+
+
+class ArrayHistogramCombiner(beam.CombineFn):
+    """TFMA's `_CalibrationHistogramCombiner` (v0.47.0) with a numpy accumulator: same
+    parameters, same buckets, the same output."""
+
+    def __init__(self, tfma_combiner: calibration_histogram._CalibrationHistogramCombiner):
+        # The parameters TFMA's calibration_histogram() gave its own combiner.
+        self._key = tfma_combiner._key
+        self._eval_config = tfma_combiner._eval_config
+        self._aggregation_type = tfma_combiner._aggregation_type
+        self._class_weights = tfma_combiner._class_weights
+        self._example_weighted = tfma_combiner._example_weighted
+        self._num_buckets = tfma_combiner._num_buckets
+        self._left = tfma_combiner._left
+        self._range = tfma_combiner._range
+        self._fractional_labels = tfma_combiner._fractional_labels
+        self._prediction_based_bucketing = tfma_combiner._prediction_based_bucketing
+
+    def _bucket_ids(self, values: np.ndarray) -> np.ndarray:
+        """TFMA's `_bucket_index`, for an array: 0 below `left`, num_buckets + 1 from `right` on."""
+        index = (values - self._left) / self._range * self._num_buckets + 1
+        return np.where(index < 0, 0, np.where(index >= self._num_buckets + 1, self._num_buckets + 1, index)).astype(
+            np.int64
+        )
+
+    def _flush(self, histogram: _Histogram) -> _Histogram:
+        """Adds the pending inputs to the arrays."""
+        if not histogram.pending:
+            return histogram
+        bucketed, labels, predictions, weights = np.array(histogram.pending, dtype=np.float64).T
+        ids = np.concatenate([histogram.ids, self._bucket_ids(bucketed)])
+        new_rows = np.stack([np.ones_like(weights), labels * weights, predictions * weights, weights])
+        rows = np.concatenate([histogram.sums, new_rows], axis=1)
+        histogram.ids, histogram.sums = _added(ids, rows, self._num_buckets + 2)
+        histogram.pending = []
+        return histogram
+
+    def create_accumulator(self) -> _Histogram:
+        return _Histogram()
+
+    def add_input(self, histogram: _Histogram, element: metric_types.StandardMetricInputs) -> _Histogram:
+        for label, prediction, example_weight in metric_util.to_label_prediction_example_weight(
+            element,
+            eval_config=self._eval_config,
+            model_name=self._key.model_name,
+            output_name=self._key.output_name,
+            sub_key=self._key.sub_key,
+            fractional_labels=self._fractional_labels,
+            flatten=True,
+            aggregation_type=self._aggregation_type,
+            class_weights=self._class_weights,
+            example_weighted=self._example_weighted,
+        ):
+            label, prediction = float(label), float(prediction)
+            bucketed = prediction if self._prediction_based_bucketing else label
+            histogram.pending.append((bucketed, label, prediction, float(example_weight)))
+        if len(histogram.pending) >= _PENDING:
+            self._flush(histogram)
+        return histogram
+
+    def compact(self, histogram: _Histogram) -> _Histogram:
+        return self._flush(histogram)
+
+    def merge_accumulators(self, histograms: Iterable[_Histogram]) -> _Histogram:
+        merged = _Histogram()
+        histograms = [self._flush(h) for h in histograms]
+        ids = np.concatenate([h.ids for h in histograms])
+        rows = np.concatenate([h.sums for h in histograms], axis=1)
+        merged.ids, merged.sums = _added(ids, rows, self._num_buckets + 2)
+        return merged
+
+    def extract_output(self, histogram: _Histogram) -> Dict[metric_types.PlotKey, calibration_histogram.Histogram]:
+        histogram = self._flush(histogram)
+        buckets = [
+            calibration_histogram.Bucket(int(bucket_id), float(labels), float(predictions), float(examples))
+            for bucket_id, labels, predictions, examples in zip(
+                histogram.ids, histogram.sums[_LABELS], histogram.sums[_PREDICTIONS], histogram.sums[_EXAMPLES]
+            )
+        ]
+        return {self._key: buckets}
+
+
+def with_array_histogram(computations: metric_types.MetricComputations) -> metric_types.MetricComputations:
+    """The computations with TFMA's histogram combiner swapped for ArrayHistogramCombiner: the
+    same keys and preprocessors, so TFMA still computes the shared histogram once (it dedups
+    computations by combiner class, keys and preprocessors) and its derived metrics read it."""
+    return [
+        metric_types.MetricComputation(c.keys, c.preprocessors, ArrayHistogramCombiner(c.combiner))
+        if isinstance(c, metric_types.MetricComputation)
+        and isinstance(c.combiner, calibration_histogram._CalibrationHistogramCombiner)
+        else c
+        for c in computations
+    ]
+
+
+class ArrayHistogramAUC(tfma.metrics.AUC):
+    """tfma.metrics.AUC, its histogram in arrays."""
+
+    def computations(self, *args, **kwargs) -> metric_types.MetricComputations:
+        return with_array_histogram(super().computations(*args, **kwargs))
+
+
+class ArrayHistogramConfusionMatrixPlot(tfma.metrics.ConfusionMatrixPlot):
+    """tfma.metrics.ConfusionMatrixPlot, its histogram in arrays."""
+
+    def computations(self, *args, **kwargs) -> metric_types.MetricComputations:
+        return with_array_histogram(super().computations(*args, **kwargs))
+
+
+class ArrayHistogramCalibrationPlot(tfma.metrics.CalibrationPlot):
+    """tfma.metrics.CalibrationPlot, its histogram in arrays."""
+
+    def computations(self, *args, **kwargs) -> metric_types.MetricComputations:
+        return with_array_histogram(super().computations(*args, **kwargs))

@@ -1,0 +1,108 @@
+"""The Evaluator's AUC and histogram plots keep their calibration histogram in numpy arrays
+(components/evaluator_metrics.py): the same histogram as TFMA's own combiner, so the same AUC
+and plots as TFMA's own metrics, on the same inputs."""
+
+import copy
+import pickle
+
+import numpy as np
+import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_evaluator
+from tensorflow_model_analysis.metrics import calibration_histogram, metric_specs, metric_types
+
+from shopbusy.components import evaluator_metrics
+from shopbusy.pipeline import config
+from shopbusy.pipeline.eval_config import eval_config
+
+
+def _inputs(rows: int, seed: int):
+    """Labels and scores as TFMA hands them to a combiner: one example at a time; scores on
+    bucket edges, at 0 and 1 and beyond them, as well as anywhere between."""
+    rng = np.random.default_rng(seed)
+    scores = np.concatenate([rng.random(rows), [0.0, 1.0, 0.5, 0.25, 0.1234, 1.5, -0.2]])
+    labels = (rng.random(len(scores)) < scores).astype(np.float64)
+    return [
+        metric_types.StandardMetricInputs(labels=np.array([label]), predictions=np.array([score]), example_weights=np.array([1.0]))
+        for label, score in zip(labels, scores)
+    ]
+
+
+def _combine(combiner, inputs, parts: int = 3):
+    """The combiner over the inputs as Beam runs it: partial accumulators, each compacted and
+    pickled across processes, then merged."""
+    accumulators = []
+    for part in np.array_split(np.arange(len(inputs)), parts):
+        accumulator = combiner.create_accumulator()
+        for i in part:
+            accumulator = combiner.add_input(accumulator, inputs[i])
+        accumulators.append(pickle.loads(pickle.dumps(combiner.compact(accumulator))))
+    return combiner.extract_output(combiner.merge_accumulators(accumulators))
+
+
+def _evaluate(proto: tfma.EvalConfig, inputs):
+    """TFMA's computations for the eval config's metrics, run by hand: the combiners, then the
+    derived results in order."""
+    # As TFMA's evaluator does: its computations deduplicated, then combined, then derived.
+    computations = metrics_plots_and_validations_evaluator._filter_and_separate_computations(
+        metric_specs.to_computations(list(proto.metrics_specs), eval_config=proto)
+    )
+    results = {}
+    for computation in computations.non_derived_computations:
+        results.update(_combine(computation.combiner, inputs))
+    for computation in computations.derived_computations:
+        results.update(computation.result(results))
+    return results, computations.non_derived_computations
+
+
+def _with_tfmas_own_classes(proto: tfma.EvalConfig) -> tfma.EvalConfig:
+    """The eval config with TFMA's AUC and plots where the pipeline's array-histogram ones are."""
+    proto = copy.deepcopy(proto)
+    for metric in proto.metrics_specs[0].metrics:
+        if metric.module == config.EVALUATOR_METRICS:
+            metric.class_name, metric.module = metric.class_name.removeprefix("ArrayHistogram"), ""
+            assert hasattr(tfma.metrics, metric.class_name), metric
+    return proto
+
+
+def test_the_histogram_is_tfmas_bucket_for_bucket():
+    inputs = _inputs(5000, seed=0)  # more than one flush of pending inputs per accumulator
+    (tfma_computation,) = calibration_histogram.calibration_histogram()
+    ours = evaluator_metrics.ArrayHistogramCombiner(tfma_computation.combiner)
+    [(key, expected)] = _combine(tfma_computation.combiner, inputs).items()
+    [(our_key, got)] = _combine(ours, inputs, parts=4).items()
+    assert our_key == key
+    assert [b.bucket_id for b in got] == [b.bucket_id for b in expected]
+    assert [(b.weighted_labels, b.weighted_examples) for b in got] == [(b.weighted_labels, b.weighted_examples) for b in expected]
+    np.testing.assert_allclose([b.weighted_predictions for b in got], [b.weighted_predictions for b in expected], rtol=1e-12)
+    assert got[0].bucket_id == 0 and got[-1].bucket_id == tfma_computation.combiner._num_buckets + 1  # below 0, from 1 on
+
+
+def test_the_evaluators_metrics_and_plots_equal_tfmas_own_and_share_one_array_histogram():
+    inputs = _inputs(3000, seed=1)
+    proto = eval_config(config.Gates())
+    ours, computations = _evaluate(proto, inputs)
+    theirs, _ = _evaluate(_with_tfmas_own_classes(proto), inputs)
+    # One histogram, shared by the AUC and both plots, in arrays.
+    [histogram] = [c.combiner for c in computations if c.keys[0].name.startswith("_calibration_histogram")]
+    assert isinstance(histogram, evaluator_metrics.ArrayHistogramCombiner)
+    assert set(ours) == set(theirs) and {"auc", "confusion_matrix_plot", "calibration_plot"} <= {k.name for k in ours}
+    for key, expected in theirs.items():
+        if key.name == "calibration_plot":
+            got, expected = ours[key].buckets, expected.buckets
+            assert [(b.lower_threshold_inclusive, b.num_weighted_examples.value, b.total_weighted_label.value) for b in got] == [
+                (b.lower_threshold_inclusive, b.num_weighted_examples.value, b.total_weighted_label.value) for b in expected
+            ]
+            np.testing.assert_allclose(
+                [b.total_weighted_refined_prediction.value for b in got],
+                [b.total_weighted_refined_prediction.value for b in expected],
+                rtol=1e-12,
+            )
+        elif key.name.startswith("_calibration_histogram"):
+            continue  # compared bucket for bucket above
+        elif key.name == "confusion_matrix_plot":
+            # Bytes, since a threshold where nothing is predicted negative holds nan rates.
+            assert ours[key].SerializeToString() == expected.SerializeToString()
+        else:
+            assert ours[key] == expected, key  # the AUC, every count and rate
+    [auc] = [value for key, value in ours.items() if key.name == "auc"]
+    assert 0.5 < auc < 1
