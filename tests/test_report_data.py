@@ -95,6 +95,21 @@ def test_a_slice_is_significantly_worse_only_with_its_whole_interval_below_zero_
     ]
 
 
+def test_a_slice_tfma_computed_no_interval_for_carries_tfmas_reason_even_when_no_slice_has_one():
+    """At a million rows TFMA's jackknife came back with no interval for any slice, each with
+    its reason (bench/notes.md, "Intervals with worker processes"): the page must still say
+    intervals were asked for, and why each slice has none."""
+    from shopbusy.results import report
+
+    slices = {(): {("example_count", "", False): 400_000.0, (evaluation.ACCURACY, "", False): 0.9}}
+    reason = "CI not computed because only 16 samples were non-empty. Expected 20."
+    [overall] = report._slice_tables(slices, {(): {}}, "", config.Gates(), {(): reason})[0]["rows"]
+    assert overall["notes"] == [f"no interval: TFMA: {reason}"]
+    # A run that asked for none: no note at all.
+    [overall] = report._slice_tables(slices, {(): {}}, "", config.Gates())[0]["rows"]
+    assert overall["notes"] == []
+
+
 def test_the_slice_tables_clip_an_interval_to_its_metrics_range():
     from shopbusy.results import report
 

@@ -67,8 +67,7 @@ def _metric_id(kv) -> MetricId:
 def slice_metrics(evaluation_uri: str) -> Dict[SliceKey, MetricValues]:
     """Every slice's metrics (TFMA's point estimates), for the candidate, the baseline and
     their difference. Numbers only: TFMA also stores a message under `__ERROR__` in a slice
-    without an interval (all its examples in one of the 20 jackknife buckets, so one of the
-    20 delete-a-bucket samples is empty)."""
+    it computed no interval for (slice_interval_errors)."""
     return {
         _slice_key(metrics): {
             _metric_id(kv): kv.value.double_value.value
@@ -89,6 +88,18 @@ def slice_intervals(evaluation_uri: str) -> Dict[SliceKey, MetricIntervals]:
             if kv.HasField("confidence_interval")
         }
         for metrics in tfma.load_metrics(evaluation_uri)
+    }
+
+
+def slice_interval_errors(evaluation_uri: str) -> Dict[SliceKey, str]:
+    """TFMA's own reason, for each slice it was asked for intervals of and computed none
+    (its jackknife stores it under `__ERROR__`, e.g. "CI not computed because only 16 samples
+    were non-empty. Expected 20.")."""
+    return {
+        _slice_key(metrics): kv.value.bytes_value.decode(errors="replace")
+        for metrics in tfma.load_metrics(evaluation_uri)
+        for kv in metrics.metric_keys_and_values
+        if kv.key.name == tfma.constants.ERROR_METRIC_NAME
     }
 
 

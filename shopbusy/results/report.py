@@ -205,9 +205,11 @@ def floor_flag(accuracy: Optional[float], interval, floor: float, examples: int)
     return None
 
 
-def _slice_tables(slices, intervals, candidate: str, gates: config.Gates) -> List[dict]:
+def _slice_tables(slices, intervals, candidate: str, gates: config.Gates, interval_errors=None) -> List[dict]:
     groups = [("Overall", ())] + [(" × ".join(keys), tuple(keys)) for keys in SLICE_KEYS]
-    computed = any(intervals.values())  # else a run without --intervals (or from before them)
+    interval_errors = interval_errors or {}
+    # Asked for (else a run without --intervals, or from before them), even where TFMA computed none.
+    computed = any(intervals.values()) or bool(interval_errors)
     tables = []
     for title, columns in groups:
         rows = []
@@ -226,7 +228,7 @@ def _slice_tables(slices, intervals, candidate: str, gates: config.Gates) -> Lis
                 for reason in dict.fromkeys(undefined.values())
             ]
             if computed and not any(bounds.values()):
-                notes.append("no interval: all its examples fell in one of TFMA's 20 jackknife buckets")
+                notes.append(f"no interval: TFMA: {interval_errors.get(key, 'no reason given')}")
             rows.append(
                 {"label": slice_label(key), "values": values, "intervals": bounds, "undefined": undefined, "flags": flags, "notes": notes}
             )
@@ -443,10 +445,11 @@ def render(record: runs.RunRecord, summaries: Optional[List[dict]] = None) -> st
         gates = record.gates
         slices = evaluation.slice_metrics(record.evaluation_uri)
         intervals = evaluation.slice_intervals(record.evaluation_uri)
+        interval_errors = evaluation.slice_interval_errors(record.evaluation_uri)
         candidate = evaluation.candidate_name(slices[()])
         context["gates"] = evaluation.gate_results(record.evaluation_uri, gates)
-        context["tables"] = _slice_tables(slices, intervals, candidate, gates)
-        context["intervals"] = any(intervals.values())
+        context["tables"] = _slice_tables(slices, intervals, candidate, gates, interval_errors)
+        context["intervals"] = any(intervals.values()) or bool(interval_errors)
 
         def values(key, model=candidate):
             return {name: slices.get(key, {}).get((name, model, False)) for name, _ in COLUMNS}

@@ -34,13 +34,18 @@ def _metrics(values: Dict[str, Optional[float]], undefined: Dict[str, str], inte
     }
 
 
-def _slice(key, metrics: evaluation.MetricValues, intervals: evaluation.MetricIntervals, candidate: str, has_baseline: bool) -> dict:
+def _slice(
+    key, metrics: evaluation.MetricValues, intervals: evaluation.MetricIntervals, candidate: str, has_baseline: bool,
+    interval_error: Optional[str] = None,
+) -> dict:
     values, undefined = evaluation.defined_values(metrics, candidate)
     entry = {
         "slice": {column: value.decode() if isinstance(value, bytes) else value for column, value in key},
         "example_count": values.get("example_count"),
         "metrics": _metrics(values, undefined, intervals, candidate),
     }
+    if interval_error:  # intervals were asked for and TFMA computed none here: its reason
+        entry["interval_error"] = interval_error
     if has_baseline:
         baseline_values, baseline_undefined = evaluation.defined_values(metrics, evaluation.BASELINE_MODEL)
         entry["baseline"] = _metrics(baseline_values, baseline_undefined, intervals, evaluation.BASELINE_MODEL)
@@ -72,7 +77,8 @@ def as_data(record: runs.RunRecord) -> dict:
     if record.evaluation_uri:
         slices = evaluation.slice_metrics(record.evaluation_uri)
         intervals = evaluation.slice_intervals(record.evaluation_uri)
-        if any(intervals.values()):
+        interval_errors = evaluation.slice_interval_errors(record.evaluation_uri)
+        if any(intervals.values()) or interval_errors:
             data["confidence_intervals"] = {"level": 0.95, "method": "jackknife", "buckets": JACKKNIFE_BUCKETS}
         candidate = evaluation.candidate_name(slices[()])
         has_baseline = bool(candidate)  # the candidate is named only beside a baseline
@@ -81,7 +87,8 @@ def as_data(record: runs.RunRecord) -> dict:
             for gate in evaluation.gate_results(record.evaluation_uri, record.gates)
         ]
         data["slices"] = [
-            _slice(key, slices[key], intervals.get(key, {}), candidate, has_baseline) for key in sorted(slices, key=_order)
+            _slice(key, slices[key], intervals.get(key, {}), candidate, has_baseline, interval_errors.get(key))
+            for key in sorted(slices, key=_order)
         ]
         data["plots"] = _plots(record, candidate)
     if record.candidates:
