@@ -150,22 +150,20 @@ def with_array_histogram(computations: metric_types.MetricComputations) -> metri
     ]
 
 
-class ArrayHistogramAUC(tfma.metrics.AUC):
+class _WithArrayHistogram:
+    """Mixed in before a TFMA metric class: its computations, with_array_histogram."""
+
+    def computations(self, *args, **kwargs) -> metric_types.MetricComputations:
+        return with_array_histogram(super().computations(*args, **kwargs))
+
+
+class ArrayHistogramAUC(_WithArrayHistogram, tfma.metrics.AUC):
     """tfma.metrics.AUC, its histogram in arrays."""
 
-    def computations(self, *args, **kwargs) -> metric_types.MetricComputations:
-        return with_array_histogram(super().computations(*args, **kwargs))
 
-
-class ArrayHistogramConfusionMatrixPlot(tfma.metrics.ConfusionMatrixPlot):
+class ArrayHistogramConfusionMatrixPlot(_WithArrayHistogram, tfma.metrics.ConfusionMatrixPlot):
     """tfma.metrics.ConfusionMatrixPlot, its histogram in arrays."""
 
-    def computations(self, *args, **kwargs) -> metric_types.MetricComputations:
-        return with_array_histogram(super().computations(*args, **kwargs))
 
-
-class ArrayHistogramCalibrationPlot(tfma.metrics.CalibrationPlot):
+class ArrayHistogramCalibrationPlot(_WithArrayHistogram, tfma.metrics.CalibrationPlot):
     """tfma.metrics.CalibrationPlot, its histogram in arrays."""
-
-    def computations(self, *args, **kwargs) -> metric_types.MetricComputations:
-        return with_array_histogram(super().computations(*args, **kwargs))
