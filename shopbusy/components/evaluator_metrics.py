@@ -4,11 +4,12 @@ numpy arrays instead of TFMA's dict of `Bucket` objects.
 TFMA 0.47 derives the AUC, the confusion-matrix plot and the calibration plot of every slice
 and model from one 10,000-bucket calibration histogram (metrics/calibration_histogram.py at
 v0.47.0, `_CalibrationHistogramCombiner`). Its accumulator is a dict of `Bucket` dataclass
-objects, about 400 bytes a filled bucket in memory. At a million rows the Evaluator's peak is
-those accumulators: 170 slices, two models, merged in the runner and the workers at the end
-(bench/notes.md, "The Evaluator's peak is the histograms"). TFMA takes no other accumulator
-through its EvalConfig, and its bucket count is a module constant that the derived metrics
-also read as a default argument, so it cannot be lowered from outside.
+objects, about 290 bytes a filled bucket in memory (2.85 MB for 10,000). At a million rows
+the Evaluator's peak is those accumulators: 170 slices, two models, merged in the runner and
+the workers at the end (bench/notes.md, "The Evaluator's peak is the histograms"). TFMA
+takes no other accumulator through its EvalConfig, and its bucket count is a module constant
+that the derived metrics also read as a default argument, so it cannot be lowered from
+outside.
 
 The classes here are TFMA's own metrics with one computation swapped: TFMA's histogram
 combiner for `ArrayHistogramCombiner`, which takes the same inputs the same way (TFMA's
