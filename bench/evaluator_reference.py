@@ -31,7 +31,7 @@ from shopbusy.pipeline import config, nodes
 from shopbusy.results import runs
 
 BATCH_ROWS = 20_000
-AUC_BUCKETS = dict(config.METRIC_BY_CLASS["ArrayHistogramAUC"].options)["num_thresholds"]  # as the eval config's AUC
+AUC_BUCKETS = dict(config.METRIC_BY_KEY["auc"].options)["num_thresholds"]  # as the eval config's AUC
 
 
 def newest_evaluated(workdir: str):

@@ -56,18 +56,30 @@ def test_gates_sit_on_the_overall_slice_only_with_the_given_bounds():
     assert set(thresholds) == {g.metric.class_name for g in config.GATES}
     for per_slice in thresholds.values():
         assert len(per_slice) == 1 and list(per_slice[0].slicing_specs) == [tfma.SlicingSpec()]
-    accuracy = thresholds["BinaryAccuracy"][0].threshold
+    accuracy = thresholds[config.METRIC_BY_KEY["binary_accuracy"].class_name][0].threshold
     assert accuracy.value_threshold.lower_bound.value == GATES.min_accuracy
     assert accuracy.change_threshold.absolute.value == -GATES.max_accuracy_drop
     assert accuracy.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
-    assert thresholds["FallOut"][0].threshold.value_threshold.upper_bound.value == GATES.max_fpr
-    assert thresholds["MissRate"][0].threshold.value_threshold.upper_bound.value == GATES.max_fnr
+    assert thresholds[config.METRIC_BY_KEY["fall_out"].class_name][0].threshold.value_threshold.upper_bound.value == GATES.max_fpr
+    assert thresholds[config.METRIC_BY_KEY["miss_rate"].class_name][0].threshold.value_threshold.upper_bound.value == GATES.max_fnr
 
 
 @pytest.mark.parametrize("gates", [GATES, config.Gates(), config.Gates(0.5, 0.4, 0.3, 0.2)])
 def test_gates_read_back_from_a_stored_config_are_the_gates_that_made_it(gates):
     stored = json_format.MessageToJson(eval_config(gates))  # as the Evaluator's execution property holds it
     assert gates_of(json_format.Parse(stored, tfma.EvalConfig())) == gates
+
+
+def test_gates_read_back_from_a_config_stored_with_tfmas_class_names():
+    """Runs recorded before the Evaluator's own metric classes name TFMA's (BinaryAccuracy,
+    FallOut, MissRate); their report still shows the gates they were judged by."""
+    proto = eval_config(GATES)
+    for metric in proto.metrics_specs[0].metrics:
+        if metric.module == config.EVALUATOR_METRICS:
+            metric.class_name, metric.module = metric.class_name.removeprefix("ArrayHistogram").removeprefix("Direct"), ""
+    assert {"BinaryAccuracy", "FallOut", "MissRate"} <= {m.class_name for m in proto.metrics_specs[0].metrics}
+    stored = json_format.MessageToJson(proto)
+    assert gates_of(json_format.Parse(stored, tfma.EvalConfig())) == GATES
 
 
 def test_tfma_computes_its_own_confidence_intervals_and_gates_on_point_estimates():

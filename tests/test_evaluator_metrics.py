@@ -4,11 +4,18 @@ and plots as TFMA's own metrics, on the same inputs."""
 
 import copy
 import pickle
+from unittest import mock
 
 import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_evaluator
-from tensorflow_model_analysis.metrics import calibration_histogram, metric_specs, metric_types
+from tensorflow_model_analysis.metrics import (
+    binary_confusion_matrices,
+    calibration_histogram,
+    metric_specs,
+    metric_types,
+    metric_util,
+)
 
 from shopbusy.components import evaluator_metrics
 from shopbusy.pipeline import config
@@ -55,11 +62,12 @@ def _evaluate(proto: tfma.EvalConfig, inputs):
 
 
 def _with_tfmas_own_classes(proto: tfma.EvalConfig) -> tfma.EvalConfig:
-    """The eval config with TFMA's AUC and plots where the pipeline's array-histogram ones are."""
+    """The eval config with TFMA's own classes where the pipeline's (array histogram, faster
+    reading of the examples) are."""
     proto = copy.deepcopy(proto)
     for metric in proto.metrics_specs[0].metrics:
         if metric.module == config.EVALUATOR_METRICS:
-            metric.class_name, metric.module = metric.class_name.removeprefix("ArrayHistogram"), ""
+            metric.class_name, metric.module = metric.class_name.removeprefix("ArrayHistogram").removeprefix("Direct"), ""
             assert hasattr(tfma.metrics, metric.class_name), metric
     return proto
 
@@ -85,6 +93,9 @@ def test_the_evaluators_metrics_and_plots_equal_tfmas_own_and_share_one_array_hi
     # One histogram, shared by the AUC and both plots, in arrays.
     [histogram] = [c.combiner for c in computations if c.keys[0].name.startswith("_calibration_histogram")]
     assert isinstance(histogram, evaluator_metrics.ArrayHistogramCombiner)
+    # The threshold metrics share one confusion-matrix combiner, reading examples the short way.
+    [matrices] = [c.combiner for c in computations if isinstance(c.combiner, binary_confusion_matrices._BinaryConfusionMatrixCombiner)]
+    assert isinstance(matrices._extract_label_prediction_and_weight, evaluator_metrics.LabelPredictionWeight)
     assert set(ours) == set(theirs) and {"auc", "confusion_matrix_plot", "calibration_plot"} <= {k.name for k in ours}
     for key, expected in theirs.items():
         if key.name == "calibration_plot":
@@ -106,3 +117,51 @@ def test_the_evaluators_metrics_and_plots_equal_tfmas_own_and_share_one_array_hi
             assert ours[key] == expected, key  # the AUC, every count and rate
     [auc] = [value for key, value in ours.items() if key.name == "auc"]
     assert 0.5 < auc < 1
+
+
+def _two_models() -> tfma.EvalConfig:
+    """A candidate and a baseline, as TFX's Evaluator evaluates them: labels and scores keyed by model."""
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(name="candidate", label_key="class"),
+            tfma.ModelSpec(name="baseline", label_key="class", is_baseline=True),
+        ]
+    )
+
+
+def _keyed(label, candidate, baseline, weight=None):
+    return metric_types.StandardMetricInputs(
+        labels={"candidate": label, "baseline": label},
+        predictions={"candidate": candidate, "baseline": baseline},
+        example_weights=None if weight is None else {"candidate": weight, "baseline": weight},
+    )
+
+
+def _as_floats(tuples):
+    return [tuple(np.asarray(value, dtype=np.float64).ravel().tolist() for value in t) for t in tuples]
+
+
+def test_examples_are_read_as_tfmas_own_function_reads_them():
+    two = _two_models()
+    simple = [  # the Evaluator's case: answered without TFMA's function
+        (None, metric_types.StandardMetricInputs(labels=np.array([1.0]), predictions=np.array([0.7]), example_weights=np.array([1.0])), {}),
+        (None, metric_types.StandardMetricInputs(labels=np.array([[0]]), predictions=np.array([[0.2]], np.float32)), {}),
+        (None, metric_types.StandardMetricInputs(labels=np.array([1]), predictions=np.array([1.5])), {"fractional_labels": True}),
+        (two, _keyed(np.array([1]), np.array([0.7], np.float32), np.array([0.4], np.float32)), {"model_name": "candidate"}),
+        (two, _keyed(np.array([0]), np.array([0.7], np.float32), np.array([0.4], np.float32)), {"model_name": "baseline", "fractional_labels": True}),
+    ]
+    other = [  # anything else: TFMA's function
+        (None, metric_types.StandardMetricInputs(labels=np.array([0.3]), predictions=np.array([0.7])), {"fractional_labels": True}),
+        (None, metric_types.StandardMetricInputs(labels=np.array([1]), predictions=np.array([0.2, 0.8])), {}),
+        (None, metric_types.StandardMetricInputs(labels=np.array([1]), predictions=np.array([np.nan])), {}),
+        (two, _keyed(np.array([1]), np.array([0.7]), np.array([0.4]), weight=np.array([2.0])), {"model_name": "candidate", "example_weighted": True}),
+        (None, metric_types.StandardMetricInputs(labels=np.array([1]), predictions=np.array([0.6])), {"sub_key": metric_types.SubKey(top_k=1)}),
+    ]
+    for cases, tfma_calls in ((simple, 0), (other, len(other))):
+        with mock.patch.object(metric_util, "to_label_prediction_example_weight", wraps=metric_util.to_label_prediction_example_weight) as tfmas:
+            for proto, inputs, kwargs in cases:
+                expected = list(tfmas(inputs, eval_config=proto, flatten=True, **kwargs))
+                tfmas.reset_mock()
+                got = evaluator_metrics.LabelPredictionWeight(proto)(inputs, flatten=True, **kwargs)
+                np.testing.assert_equal(_as_floats(got), _as_floats(expected), err_msg=str((inputs, kwargs)))  # nan equals nan
+                assert tfmas.call_count == (0 if tfma_calls == 0 else 1), (inputs, kwargs)

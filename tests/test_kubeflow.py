@@ -239,9 +239,9 @@ def test_beam_arguments_gates_and_data_root_reach_the_components(spec):
         for metric in eval_config["metrics_specs"][0]["metrics"]
         if metric.get("per_slice_thresholds")
     }
-    assert bounds["BinaryAccuracy"]["lower_bound"] == 0.87
-    assert bounds["FallOut"]["upper_bound"] == 0.15
-    assert bounds["MissRate"]["upper_bound"] == config.Gates().max_fnr
+    assert bounds["DirectBinaryAccuracy"]["lower_bound"] == 0.87
+    assert bounds["DirectFallOut"]["upper_bound"] == 0.15
+    assert bounds["DirectMissRate"]["upper_bound"] == config.Gates().max_fnr
     parameter = spec.root.input_definitions.parameters[runner.DATA_ROOT_PARAMETER]
     assert parameter.default_value.string_value == DATA_ROOT
     example_gen = spec.root.dag.tasks["CsvExampleGen"]

@@ -6,6 +6,7 @@ import json
 from typing import List
 
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.metrics import metric_specs
 
 from shopbusy.components.modules import features
 from shopbusy.pipeline import config
@@ -83,14 +84,16 @@ def _confidence_intervals(compute: bool) -> tfma.Options:
 def gates_of(config_proto: tfma.EvalConfig) -> config.Gates:
     """The gates an eval config enforces: the inverse of eval_config(), so that a finished
     run is reported with the bounds it was judged by, from its stored config."""
+    # Keyed by the name TFMA stores the metric under, not its class: runs stored before the
+    # Evaluator's own metric classes (components/evaluator_metrics.py) name TFMA's.
     thresholds = {
-        metric.class_name: metric.per_slice_thresholds[0].threshold
+        metric_specs.metric_instance(metric).name: metric.per_slice_thresholds[0].threshold
         for metric in config_proto.metrics_specs[0].metrics
         if metric.per_slice_thresholds
     }
     values = {}
     for gate in config.GATES:
-        threshold = thresholds[gate.metric.class_name]
+        threshold = thresholds[gate.metric.key]
         if gate.change:
             value = -threshold.change_threshold.absolute.value
         elif gate.comparison == ">=":

@@ -8,7 +8,7 @@ import tensorflow_model_analysis as tfma
 
 from shopbusy.pipeline import config
 
-ACCURACY = config.METRIC_BY_CLASS["BinaryAccuracy"].key
+ACCURACY = config.METRIC_BY_KEY["binary_accuracy"].key  # fails on import if the metric leaves the config
 BASELINE_MODEL = "baseline"
 
 
