@@ -85,6 +85,28 @@ def test_the_histogram_is_tfmas_bucket_for_bucket():
     assert got[0].bucket_id == 0 and got[-1].bucket_id == tfma_computation.combiner._num_buckets + 1  # below 0, from 1 on
 
 
+def test_the_confusion_counts_are_tfmas_at_every_threshold():
+    inputs = _inputs(5000, seed=2)
+    # Fractional labels and example weights too: those tuples come through TFMA's own reader.
+    inputs += [
+        metric_types.StandardMetricInputs(labels=np.array([0.3]), predictions=np.array([0.6]), example_weights=np.array([2.0])),
+        metric_types.StandardMetricInputs(labels=np.array([1.0]), predictions=np.array([0.5]), example_weights=np.array([0.5])),
+    ]
+    for fractional in (True, False):
+        [tfma_computation] = binary_confusion_matrices._binary_confusion_matrix_computation(
+            thresholds=[0.0, 0.25, 0.5, 0.9, 1.0], enable_fractional_labels=fractional, example_weighted=True
+        )
+        ours = evaluator_metrics.ArrayConfusionCombiner(tfma_computation.combiner)
+        [(key, expected)] = _combine(tfma_computation.combiner, inputs).items()
+        [(our_key, got)] = _combine(ours, inputs, parts=4).items()
+        assert our_key == key and list(got) == list(expected)
+        for threshold in expected:
+            np.testing.assert_allclose(got[threshold].matrix, expected[threshold].matrix, rtol=1e-12)
+            assert got[threshold][1:] == expected[threshold][1:]  # no example ids
+    empty = evaluator_metrics.ArrayConfusionCombiner(tfma_computation.combiner)
+    assert _combine(empty, [], parts=2) == _combine(tfma_computation.combiner, [], parts=2)
+
+
 def test_the_evaluators_metrics_and_plots_equal_tfmas_own_and_share_one_array_histogram():
     inputs = _inputs(3000, seed=1)
     proto = eval_config(config.Gates())
@@ -93,9 +115,9 @@ def test_the_evaluators_metrics_and_plots_equal_tfmas_own_and_share_one_array_hi
     # One histogram, shared by the AUC and both plots, in arrays.
     [histogram] = [c.combiner for c in computations if c.keys[0].name.startswith("_calibration_histogram")]
     assert isinstance(histogram, evaluator_metrics.ArrayHistogramCombiner)
-    # The threshold metrics share one confusion-matrix combiner, reading examples the short way.
-    [matrices] = [c.combiner for c in computations if isinstance(c.combiner, binary_confusion_matrices._BinaryConfusionMatrixCombiner)]
-    assert isinstance(matrices._extract_label_prediction_and_weight, evaluator_metrics.LabelPredictionWeight)
+    # The threshold metrics share one confusion-matrix combiner, counting in arrays.
+    [matrices] = [c.combiner for c in computations if c.keys[0].name.startswith("_binary_confusion_matrices")]
+    assert isinstance(matrices, evaluator_metrics.ArrayConfusionCombiner)
     assert set(ours) == set(theirs) and {"auc", "confusion_matrix_plot", "calibration_plot"} <= {k.name for k in ours}
     for key, expected in theirs.items():
         if key.name == "calibration_plot":

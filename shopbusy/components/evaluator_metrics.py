@@ -1,5 +1,5 @@
-"""TFMA's AUC and its two histogram plots, with the calibration histogram they share held in
-numpy arrays instead of TFMA's dict of `Bucket` objects.
+"""TFMA's AUC, its two histogram plots and its nine threshold metrics, each with its shared
+accumulator held in numpy arrays and each example read directly.
 
 TFMA 0.47 derives the AUC, the confusion-matrix plot and the calibration plot of every slice
 and model from one 10,000-bucket calibration histogram (metrics/calibration_histogram.py at
@@ -9,23 +9,22 @@ the Evaluator's peak is those accumulators: 170 slices, two models, merged in th
 the workers at the end (bench/notes.md, "The Evaluator's peak is the histograms"). TFMA
 takes no other accumulator through its EvalConfig, and its bucket count is a module constant
 that the derived metrics also read as a default argument, so it cannot be lowered from
-outside.
+outside. The nine threshold metrics share one confusion-matrix combiner at the threshold 0.5
+(metrics/binary_confusion_matrices.py, `_BinaryConfusionMatrixCombiner`), whose accumulator
+is a dict of named tuples rebuilt for every example.
 
-The classes here are TFMA's own metrics with one computation swapped: TFMA's histogram
-combiner for `ArrayHistogramCombiner`, which takes the same inputs the same way (TFMA's
-`metric_util.to_label_prediction_example_weight`, the same buckets) and hands TFMA's derived
-computations the same list of `Bucket`s under the same key. Everything after that (rebinning,
-the AUC, both plots, their protos, the jackknife intervals) is TFMA's code, unchanged.
+Both read each example's label, prediction and weight through TFMA's generic
+`metric_util.to_label_prediction_example_weight`, once per example, slicing spec, model and
+computation: 60.6 s of a 144 s Evaluator under cProfile at 300,000 rows (bench/notes.md,
+"Reading each example once, directly"). `LabelPredictionWeight` answers the one case this
+Evaluator has (a 0/1 label and one score per example, no weights, sub keys or class
+weights) directly and hands every other case to TFMA's function.
 
-Both the histogram and the nine threshold metrics' confusion matrices read each example's
-label, prediction and weight through TFMA's generic `to_label_prediction_example_weight`
-(metrics/metric_util.py at v0.47.0), once per example, slicing spec, model and computation:
-60.6 s of a 144 s Evaluator under cProfile at 300,000 rows (bench/notes.md, "Reading each
-example once, directly"). `LabelPredictionWeight`
-answers the one case this Evaluator has (a 0/1 label and one score per example, no weights,
-sub keys or class weights) directly and hands every other case to TFMA's function; the
-threshold metrics here are TFMA's own classes with only that function swapped in their
-confusion-matrix combiner.
+The classes here are TFMA's own metrics with those two combiners swapped
+(`with_array_accumulators`): `ArrayHistogramCombiner` and `ArrayConfusionCombiner` take the
+same tuples, count them the same way and hand TFMA's derived computations the same objects
+under the same keys. Everything after that (rebinning, the AUC, the rates, both plots, their
+protos, the jackknife intervals) is TFMA's code, unchanged.
 """
 
 import math
@@ -34,6 +33,7 @@ from typing import Dict, Iterable, List
 import apache_beam as beam
 import numpy as np
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.contrib.aggregates import binary_confusion_matrices as bcm_aggregates
 from tensorflow_model_analysis.metrics import binary_confusion_matrices, calibration_histogram, metric_types, metric_util
 
 # What one tuple adds to its bucket, in the accumulator's rows.
@@ -136,23 +136,43 @@ class LabelPredictionWeight:
         return ((simple[0], simple[1], _UNIT_WEIGHT),)
 
 
-class ArrayHistogramCombiner(beam.CombineFn):
-    """TFMA's `_CalibrationHistogramCombiner` (v0.47.0) with a numpy accumulator: same
-    parameters, same buckets, the same output."""
+class _ArrayCombiner(beam.CombineFn):
+    """What both array combiners take from the TFMA combiner they replace, and how they read
+    an example: into the (label, prediction, weight) tuples TFMA's own would have read."""
 
-    def __init__(self, tfma_combiner: calibration_histogram._CalibrationHistogramCombiner):
-        # The parameters TFMA's calibration_histogram() gave its own combiner.
+    def __init__(self, tfma_combiner, fractional_labels: bool):
         self._key = tfma_combiner._key
         self._eval_config = tfma_combiner._eval_config
         self._aggregation_type = tfma_combiner._aggregation_type
         self._class_weights = tfma_combiner._class_weights
         self._example_weighted = tfma_combiner._example_weighted
+        self._fractional_labels = fractional_labels
+        self._label_prediction_weight = LabelPredictionWeight(self._eval_config)
+
+    def _tuples(self, element: metric_types.StandardMetricInputs):
+        return self._label_prediction_weight(
+            element,
+            model_name=self._key.model_name,
+            output_name=self._key.output_name,
+            sub_key=self._key.sub_key,
+            fractional_labels=self._fractional_labels,
+            flatten=True,
+            aggregation_type=self._aggregation_type,
+            class_weights=self._class_weights,
+            example_weighted=self._example_weighted,
+        )
+
+
+class ArrayHistogramCombiner(_ArrayCombiner):
+    """TFMA's `_CalibrationHistogramCombiner` (v0.47.0) with a numpy accumulator: same
+    parameters, same buckets, the same output."""
+
+    def __init__(self, tfma_combiner: calibration_histogram._CalibrationHistogramCombiner):
+        super().__init__(tfma_combiner, tfma_combiner._fractional_labels)
         self._num_buckets = tfma_combiner._num_buckets
         self._left = tfma_combiner._left
         self._range = tfma_combiner._range
-        self._fractional_labels = tfma_combiner._fractional_labels
         self._prediction_based_bucketing = tfma_combiner._prediction_based_bucketing
-        self._label_prediction_weight = LabelPredictionWeight(self._eval_config)
 
     def _bucket_ids(self, values: np.ndarray) -> np.ndarray:
         """TFMA's `_bucket_index`, for an array: 0 below `left`, num_buckets + 1 from `right` on."""
@@ -177,17 +197,7 @@ class ArrayHistogramCombiner(beam.CombineFn):
         return _Histogram()
 
     def add_input(self, histogram: _Histogram, element: metric_types.StandardMetricInputs) -> _Histogram:
-        for label, prediction, example_weight in self._label_prediction_weight(
-            element,
-            model_name=self._key.model_name,
-            output_name=self._key.output_name,
-            sub_key=self._key.sub_key,
-            fractional_labels=self._fractional_labels,
-            flatten=True,
-            aggregation_type=self._aggregation_type,
-            class_weights=self._class_weights,
-            example_weighted=self._example_weighted,
-        ):
+        for label, prediction, example_weight in self._tuples(element):
             label, prediction = float(label), float(prediction)
             bucketed = prediction if self._prediction_based_bucketing else label
             histogram.pending.append((bucketed, label, prediction, float(example_weight)))
@@ -217,90 +227,158 @@ class ArrayHistogramCombiner(beam.CombineFn):
         return {self._key: buckets}
 
 
-def with_array_histogram(computations: metric_types.MetricComputations) -> metric_types.MetricComputations:
-    """The computations with TFMA's histogram combiner swapped for ArrayHistogramCombiner: the
-    same keys and preprocessors, so TFMA still computes the shared histogram once (it dedups
-    computations by combiner class, keys and preprocessors) and its derived metrics read it."""
-    return [
-        metric_types.MetricComputation(c.keys, c.preprocessors, ArrayHistogramCombiner(c.combiner))
-        if isinstance(c, metric_types.MetricComputation)
-        and isinstance(c.combiner, calibration_histogram._CalibrationHistogramCombiner)
-        else c
-        for c in computations
-    ]
+class _Counts:
+    """The confusion counts' accumulator: per threshold the weighted TP, TN, FP and FN, plus
+    inputs not yet counted."""
+
+    __slots__ = ("counts", "pending")
+
+    def __init__(self, num_thresholds: int):
+        self.counts = np.zeros((4, num_thresholds))
+        self.pending: List[tuple] = []  # (label, prediction, weight)
+
+    def __getstate__(self):
+        return self.counts, self.pending
+
+    def __setstate__(self, state):
+        self.counts, self.pending = state
 
 
-class _WithArrayHistogram:
-    """Mixed in before a TFMA metric class: its computations, with_array_histogram."""
+_TP, _TN, _FP, _FN = range(4)
+
+
+class ArrayConfusionCombiner(_ArrayCombiner):
+    """TFMA's `_BinaryConfusionMatrixCombiner` (v0.47.0) without example ids (the threshold
+    metrics ask for none), counting in numpy arrays: the same rule per tuple (a positive is a
+    label of 1 with fractional labels, above the threshold without; predicted positive is
+    above the threshold), the same output (TFMA's `MatrixAccumulator`: per threshold a
+    `_ThresholdEntry` with empty example lists). TFMA's accumulator is a dict of named tuples
+    rebuilt for every example, its main cost after reading the example."""
+
+    def __init__(self, tfma_combiner: binary_confusion_matrices._BinaryConfusionMatrixCombiner):
+        super().__init__(tfma_combiner, tfma_combiner._enable_fractional_labels)
+        self._thresholds = list(tfma_combiner._binary_confusion_matrices._thresholds)
+
+    def _flush(self, counts: _Counts) -> _Counts:
+        if not counts.pending:
+            return counts
+        labels, predictions, weights = np.array(counts.pending, dtype=np.float64).T
+        thresholds = np.array(self._thresholds, dtype=np.float64)[:, None]
+        positive = np.broadcast_to(labels == 1.0, (len(thresholds), len(labels))) if self._fractional_labels else labels > thresholds
+        predicted = predictions > thresholds
+        for row, cells in ((_TP, positive & predicted), (_FN, positive & ~predicted), (_FP, ~positive & predicted), (_TN, ~positive & ~predicted)):
+            counts.counts[row] += cells @ weights
+        counts.pending = []
+        return counts
+
+    def create_accumulator(self) -> _Counts:
+        return _Counts(len(self._thresholds))
+
+    def add_input(self, counts: _Counts, element: metric_types.StandardMetricInputs) -> _Counts:
+        for label, prediction, example_weight in self._tuples(element):
+            counts.pending.append(
+                (metric_util.safe_to_scalar(label), metric_util.safe_to_scalar(prediction), metric_util.safe_to_scalar(example_weight))
+            )
+        if len(counts.pending) >= _PENDING:
+            self._flush(counts)
+        return counts
+
+    def compact(self, counts: _Counts) -> _Counts:
+        return self._flush(counts)
+
+    def merge_accumulators(self, accumulators: Iterable[_Counts]) -> _Counts:
+        merged = self.create_accumulator()
+        for counts in accumulators:
+            merged.counts += self._flush(counts).counts
+        return merged
+
+    def extract_output(self, counts: _Counts) -> Dict[metric_types.MetricKey, dict]:
+        """Every threshold, zeros where nothing came, as TFMA's accumulator's extract_output."""
+        counts = self._flush(counts)
+        matrices = {
+            threshold: bcm_aggregates._ThresholdEntry(
+                bcm_aggregates.Matrix(tp=float(tp), tn=float(tn), fp=float(fp), fn=float(fn)), [], [], [], []
+            )
+            for threshold, tp, tn, fp, fn in zip(self._thresholds, *counts.counts[[_TP, _TN, _FP, _FN]])
+        }
+        return {self._key: matrices}
+
+
+def with_array_accumulators(computations: metric_types.MetricComputations) -> metric_types.MetricComputations:
+    """The computations with TFMA's histogram combiner swapped for ArrayHistogramCombiner and
+    its confusion-matrix combiner for ArrayConfusionCombiner: the same keys and preprocessors,
+    so TFMA still computes each once however many metrics share it (it dedups computations by
+    combiner class, keys and preprocessors) and its derived metrics read them. A
+    confusion-matrix combiner that samples example ids keeps TFMA's, reading examples through
+    LabelPredictionWeight (a parameter of TFMA's combiner that its metrics do not pass on, so
+    it is set on the combiner they built)."""
+    swapped = []
+    for computation in computations:
+        combiner = getattr(computation, "combiner", None)
+        if isinstance(combiner, calibration_histogram._CalibrationHistogramCombiner):
+            computation = metric_types.MetricComputation(computation.keys, computation.preprocessors, ArrayHistogramCombiner(combiner))
+        elif isinstance(combiner, binary_confusion_matrices._BinaryConfusionMatrixCombiner):
+            if combiner._example_id_key:
+                combiner._extract_label_prediction_and_weight = LabelPredictionWeight(combiner._eval_config)
+            else:
+                computation = metric_types.MetricComputation(computation.keys, computation.preprocessors, ArrayConfusionCombiner(combiner))
+        swapped.append(computation)
+    return swapped
+
+
+class _WithArrayAccumulators:
+    """Mixed in before a TFMA metric class: its computations, with_array_accumulators."""
 
     def computations(self, *args, **kwargs) -> metric_types.MetricComputations:
-        return with_array_histogram(super().computations(*args, **kwargs))
+        return with_array_accumulators(super().computations(*args, **kwargs))
 
 
-class ArrayHistogramAUC(_WithArrayHistogram, tfma.metrics.AUC):
+# TFMA's AUC, plots and threshold metrics. Named apart from TFMA's: TFMA takes a class name it
+# knows as its own class whatever module the config gives (metric_specs.py at v0.47.0,
+# `metric_instance`).
+class ArrayHistogramAUC(_WithArrayAccumulators, tfma.metrics.AUC):
     """tfma.metrics.AUC, its histogram in arrays."""
 
 
-class ArrayHistogramConfusionMatrixPlot(_WithArrayHistogram, tfma.metrics.ConfusionMatrixPlot):
+class ArrayHistogramConfusionMatrixPlot(_WithArrayAccumulators, tfma.metrics.ConfusionMatrixPlot):
     """tfma.metrics.ConfusionMatrixPlot, its histogram in arrays."""
 
 
-class ArrayHistogramCalibrationPlot(_WithArrayHistogram, tfma.metrics.CalibrationPlot):
+class ArrayHistogramCalibrationPlot(_WithArrayAccumulators, tfma.metrics.CalibrationPlot):
     """tfma.metrics.CalibrationPlot, its histogram in arrays."""
 
 
-def with_label_prediction_weight(computations: metric_types.MetricComputations) -> metric_types.MetricComputations:
-    """The computations with each confusion-matrix combiner reading its examples through
-    LabelPredictionWeight. TFMA's combiner takes that function as a parameter
-    (binary_confusion_matrices.py, `_binary_confusion_matrix_computation`), but the threshold
-    metrics do not pass it on, so it is set on the combiner they built."""
-    for computation in computations:
-        combiner = getattr(computation, "combiner", None)
-        if isinstance(combiner, binary_confusion_matrices._BinaryConfusionMatrixCombiner):
-            combiner._extract_label_prediction_and_weight = LabelPredictionWeight(combiner._eval_config)
-    return computations
+class DirectBinaryAccuracy(_WithArrayAccumulators, tfma.metrics.BinaryAccuracy):
+    """tfma.metrics.BinaryAccuracy, its confusion counts in arrays."""
 
 
-class _WithLabelPredictionWeight:
-    """Mixed in before a TFMA threshold metric class: its computations, with_label_prediction_weight."""
-
-    def computations(self, *args, **kwargs) -> metric_types.MetricComputations:
-        return with_label_prediction_weight(super().computations(*args, **kwargs))
+class DirectPrecision(_WithArrayAccumulators, tfma.metrics.Precision):
+    """tfma.metrics.Precision, its confusion counts in arrays."""
 
 
-# TFMA's threshold metrics. Named apart from TFMA's: TFMA takes a class name it knows as its own
-# class whatever module the config gives (metric_specs.py at v0.47.0, `metric_instance`).
-class DirectBinaryAccuracy(_WithLabelPredictionWeight, tfma.metrics.BinaryAccuracy):
-    """tfma.metrics.BinaryAccuracy, reading examples through LabelPredictionWeight."""
+class DirectRecall(_WithArrayAccumulators, tfma.metrics.Recall):
+    """tfma.metrics.Recall, its confusion counts in arrays."""
 
 
-class DirectPrecision(_WithLabelPredictionWeight, tfma.metrics.Precision):
-    """tfma.metrics.Precision, reading examples through LabelPredictionWeight."""
+class DirectFallOut(_WithArrayAccumulators, tfma.metrics.FallOut):
+    """tfma.metrics.FallOut, its confusion counts in arrays."""
 
 
-class DirectRecall(_WithLabelPredictionWeight, tfma.metrics.Recall):
-    """tfma.metrics.Recall, reading examples through LabelPredictionWeight."""
+class DirectMissRate(_WithArrayAccumulators, tfma.metrics.MissRate):
+    """tfma.metrics.MissRate, its confusion counts in arrays."""
 
 
-class DirectFallOut(_WithLabelPredictionWeight, tfma.metrics.FallOut):
-    """tfma.metrics.FallOut, reading examples through LabelPredictionWeight."""
+class DirectTruePositives(_WithArrayAccumulators, tfma.metrics.TruePositives):
+    """tfma.metrics.TruePositives, its confusion counts in arrays."""
 
 
-class DirectMissRate(_WithLabelPredictionWeight, tfma.metrics.MissRate):
-    """tfma.metrics.MissRate, reading examples through LabelPredictionWeight."""
+class DirectTrueNegatives(_WithArrayAccumulators, tfma.metrics.TrueNegatives):
+    """tfma.metrics.TrueNegatives, its confusion counts in arrays."""
 
 
-class DirectTruePositives(_WithLabelPredictionWeight, tfma.metrics.TruePositives):
-    """tfma.metrics.TruePositives, reading examples through LabelPredictionWeight."""
+class DirectFalsePositives(_WithArrayAccumulators, tfma.metrics.FalsePositives):
+    """tfma.metrics.FalsePositives, its confusion counts in arrays."""
 
 
-class DirectTrueNegatives(_WithLabelPredictionWeight, tfma.metrics.TrueNegatives):
-    """tfma.metrics.TrueNegatives, reading examples through LabelPredictionWeight."""
-
-
-class DirectFalsePositives(_WithLabelPredictionWeight, tfma.metrics.FalsePositives):
-    """tfma.metrics.FalsePositives, reading examples through LabelPredictionWeight."""
-
-
-class DirectFalseNegatives(_WithLabelPredictionWeight, tfma.metrics.FalseNegatives):
-    """tfma.metrics.FalseNegatives, reading examples through LabelPredictionWeight."""
+class DirectFalseNegatives(_WithArrayAccumulators, tfma.metrics.FalseNegatives):
+    """tfma.metrics.FalseNegatives, its confusion counts in arrays."""
