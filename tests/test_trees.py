@@ -31,14 +31,14 @@ def _sample(n, rng, unseen_location=False):
     return data, y
 
 
-def _x(data):
-    return np.column_stack([np.asarray(data[name], np.float64) for name in trees.columns(SIZES)])
+def _x(data, sizes=SIZES):
+    return np.column_stack([np.asarray(data[name], np.float64) for name in trees.columns(sizes)])
 
 
-def _fitted():
+def _fitted(sizes=SIZES):
     rng = np.random.default_rng(0)
     (train, y_train), (valid, y_valid) = _sample(3000, rng), _sample(600, rng)
-    classifier, iterations, history = trees.fit(_x(train), y_train, _x(valid), y_valid, SIZES, seed=0)
+    classifier, iterations, history = trees.fit(_x(train, sizes), y_train, _x(valid, sizes), y_valid, sizes, seed=0)
     return classifier, iterations, history, (valid, y_valid)
 
 
@@ -46,18 +46,25 @@ def _keras_inputs(data):
     return {name: np.asarray(value).reshape(-1, 1).astype(np.float32 if name not in SIZES else np.int64) for name, value in data.items()}
 
 
+def _served_and_expected(sizes):
+    """The Keras model's output and scikit-learn's, on rows the fit never saw (an unseen
+    location among them, and a missing measurement)."""
+    classifier, iterations, history, (valid, y_valid) = _fitted(sizes)
+    model = trees.build(_inputs(sizes), sizes, classifier, iterations)
+    test, _ = _sample(2000, np.random.default_rng(1), unseen_location=True)
+    expected = list(classifier.staged_predict_proba(_x(test, sizes)))[iterations - 1][:, 1]
+    served = model.predict(_keras_inputs(test), batch_size=512, verbose=0)[:, 0]
+    return model, test, served, expected, iterations, history
+
+
 def test_the_served_trees_compute_what_scikit_learn_computes(tmp_path):
-    classifier, iterations, history, (valid, y_valid) = _fitted()
+    model, test, served, expected, iterations, history = _served_and_expected(SIZES)
     assert 1 <= iterations <= trees.MAX_ITER
     assert history["val_loss"][iterations - 1] == min(history["val_loss"])  # the kept number is the best on validation
-    model = trees.build(_inputs(SIZES), SIZES, classifier, iterations)
-
-    # Rows the fit never saw, an unseen location among them, and a missing measurement.
-    test, _ = _sample(2000, np.random.default_rng(1), unseen_location=True)
-    expected = list(classifier.staged_predict_proba(_x(test)))[iterations - 1][:, 1]
-    served = model.predict(_keras_inputs(test), batch_size=512, verbose=0)[:, 0]
     np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
     assert np.mean((served > 0.5) == (expected > 0.5)) == 1.0
+    # The trees are walked in groups of different depths (what the sample's fit gives).
+    assert len(set(model.get_layer("trees").group_depths)) > 1
 
     # The SavedModel, loaded with nothing of this project imported, computes the same.
     tf.saved_model.save(model, str(tmp_path / "model"))
@@ -90,6 +97,9 @@ def test_a_categorical_column_with_too_many_values_is_split_as_a_number():
     sizes = dict(SIZES, **{xf("shop_type"): trees.MAX_CATEGORIES + 1})
     order = trees.columns(sizes)
     assert order[:3] == sorted(set(SIZES) - {xf("shop_type")}) and order[3] == xf("shop_type")
+    # Served as scikit-learn splits it: on the index's thresholds.
+    _, _, served, expected, _, _ = _served_and_expected(sizes)
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_the_chosen_trees_are_refitted_on_train_and_valid_with_the_iterations_valid_chose(tmp_path):
