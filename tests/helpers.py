@@ -1,5 +1,6 @@
 """What several test modules use: the CLI as a user runs it, generated datasets, paths."""
 
+import copy
 import os
 import shutil
 import subprocess
@@ -76,3 +77,18 @@ def render_in_browser(page, name):
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return [line for line in result.stderr.splitlines() if "CONSOLE" in line], screenshot
+
+
+def with_tfmas_own_classes(proto):
+    """A copy of an eval config with TFMA's own metric classes where the pipeline's are
+    (components/evaluator_metrics.py: the same metrics, read and counted faster)."""
+    import tensorflow_model_analysis as tfma  # here: most users of these helpers never load TFMA
+
+    from shopbusy.pipeline import config
+
+    proto = copy.deepcopy(proto)
+    for metric in proto.metrics_specs[0].metrics:
+        if metric.module == config.EVALUATOR_METRICS:
+            metric.class_name, metric.module = metric.class_name.removeprefix("ArrayHistogram").removeprefix("Direct"), ""
+            assert hasattr(tfma.metrics, metric.class_name), metric
+    return proto

@@ -13,6 +13,7 @@ from shopbusy.cli import common
 from shopbusy.components.modules.features import LABEL_KEY
 from shopbusy.pipeline import config
 from shopbusy.pipeline.eval_config import eval_config, gates_of
+from tests.helpers import with_tfmas_own_classes
 
 GATES = config.Gates(min_accuracy=0.8, max_fpr=0.25, max_fnr=0.15, max_accuracy_drop=0.02)
 
@@ -73,10 +74,7 @@ def test_gates_read_back_from_a_stored_config_are_the_gates_that_made_it(gates):
 def test_gates_read_back_from_a_config_stored_with_tfmas_class_names():
     """Runs recorded before the Evaluator's own metric classes name TFMA's (BinaryAccuracy,
     FallOut, MissRate); their report still shows the gates they were judged by."""
-    proto = eval_config(GATES)
-    for metric in proto.metrics_specs[0].metrics:
-        if metric.module == config.EVALUATOR_METRICS:
-            metric.class_name, metric.module = metric.class_name.removeprefix("ArrayHistogram").removeprefix("Direct"), ""
+    proto = with_tfmas_own_classes(eval_config(GATES))
     assert {"BinaryAccuracy", "FallOut", "MissRate"} <= {m.class_name for m in proto.metrics_specs[0].metrics}
     stored = json_format.MessageToJson(proto)
     assert gates_of(json_format.Parse(stored, tfma.EvalConfig())) == GATES

@@ -2,7 +2,6 @@
 (components/evaluator_metrics.py): the same histogram as TFMA's own combiner, so the same AUC
 and plots as TFMA's own metrics, on the same inputs."""
 
-import copy
 import pickle
 from unittest import mock
 
@@ -20,6 +19,7 @@ from tensorflow_model_analysis.metrics import (
 from shopbusy.components import evaluator_metrics
 from shopbusy.pipeline import config
 from shopbusy.pipeline.eval_config import eval_config
+from tests.helpers import with_tfmas_own_classes
 
 
 def _inputs(rows: int, seed: int):
@@ -61,17 +61,6 @@ def _evaluate(proto: tfma.EvalConfig, inputs):
     return results, computations.non_derived_computations
 
 
-def _with_tfmas_own_classes(proto: tfma.EvalConfig) -> tfma.EvalConfig:
-    """The eval config with TFMA's own classes where the pipeline's (array histogram, faster
-    reading of the examples) are."""
-    proto = copy.deepcopy(proto)
-    for metric in proto.metrics_specs[0].metrics:
-        if metric.module == config.EVALUATOR_METRICS:
-            metric.class_name, metric.module = metric.class_name.removeprefix("ArrayHistogram").removeprefix("Direct"), ""
-            assert hasattr(tfma.metrics, metric.class_name), metric
-    return proto
-
-
 def test_the_histogram_is_tfmas_bucket_for_bucket():
     inputs = _inputs(5000, seed=0)  # more than one flush of pending inputs per accumulator
     (tfma_computation,) = calibration_histogram.calibration_histogram()
@@ -111,7 +100,7 @@ def test_the_evaluators_metrics_and_plots_equal_tfmas_own_and_share_one_array_hi
     inputs = _inputs(3000, seed=1)
     proto = eval_config(config.Gates())
     ours, computations = _evaluate(proto, inputs)
-    theirs, _ = _evaluate(_with_tfmas_own_classes(proto), inputs)
+    theirs, _ = _evaluate(with_tfmas_own_classes(proto), inputs)
     # One histogram, shared by the AUC and both plots, in arrays.
     [histogram] = [c.combiner for c in computations if c.keys[0].name.startswith("_calibration_histogram")]
     assert isinstance(histogram, evaluator_metrics.ArrayHistogramCombiner)

@@ -71,8 +71,8 @@ NEGATIVES = (("false_positives", "true_negatives"), "no not-busy example in the 
 PREDICTED_POSITIVES = (("true_positives", "false_positives"), "no example predicted busy")
 
 # What the Evaluator computes and the report shows, in this order. The classes in
-# EVALUATOR_METRICS are TFMA's own, reading each example faster or holding the AUC's histogram
-# in arrays (components/evaluator_metrics.py).
+# EVALUATOR_METRICS are TFMA's own, reading each example faster and holding the AUC's histogram
+# and the confusion counts in arrays (components/evaluator_metrics.py).
 METRICS = (
     Metric("ExampleCount", "example_count", "examples", count=True),
     Metric("DirectBinaryAccuracy", "binary_accuracy", "accuracy", module=EVALUATOR_METRICS),
