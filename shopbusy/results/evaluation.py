@@ -8,7 +8,7 @@ import tensorflow_model_analysis as tfma
 
 from shopbusy.pipeline import config
 
-ACCURACY = next(gate.metric.key for gate in config.GATES if gate.name == "min_accuracy")  # the accuracy gate's metric
+ACCURACY = next(gate.metric.key for gate in config.GATES if gate.field == "min_accuracy")  # the accuracy gate's metric
 BASELINE_MODEL = "baseline"
 
 
