@@ -10,7 +10,7 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
 
 from shopbusy.cli import common
-from shopbusy.components.modules.features import LABEL_KEY
+from shopbusy.components.modules.features import CSV_COLUMNS, LABEL_KEY
 from shopbusy.pipeline import config
 from shopbusy.pipeline.eval_config import eval_config, gates_of
 from tests.helpers import with_tfmas_own_classes
@@ -40,7 +40,9 @@ def test_every_metric_and_plot_is_a_tfma_metric_stored_under_the_key_the_readers
     (model_spec,) = proto.model_specs
     assert model_spec.label_key == LABEL_KEY
     assert model_spec.signature_name == "serving_default"
-    assert list(model_spec.preprocessing_function_names) == ["transform_features"]
+    # Every slice is on raw columns, so TFMA is not asked to run the model's Transform again.
+    assert not model_spec.preprocessing_function_names
+    assert {key for spec in proto.slicing_specs for key in spec.feature_keys} <= set(CSV_COLUMNS)
 
 
 def test_every_gates_field_is_one_gate_on_a_reported_metric_with_its_own_flag():
