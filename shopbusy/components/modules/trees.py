@@ -161,7 +161,7 @@ def tables(classifier, iterations: int, category_sizes: dict) -> dict:
     missing value in a bin of its own. Then every split, numeric or categorical, is one
     lookup: a node's row of `next` holds, for each bin of its column, where a row in that
     bin goes (a leaf holds itself), so one level of every tree costs three gathers (the
-    node's column, the row's bin of it, the next node). This scores four to six times
+    node's column, the row's bin of it, the next node). This scores three to six times
     faster than comparing thresholds and categories node by node (bench/notes.md, "Scoring
     the trees"). Each node's row is as wide as its column has bins and starts where the
     previous node's ends, so the tables are as long as the nodes' bins, not nodes times the
