@@ -130,6 +130,7 @@ def _node_tables(classifier, iterations: int, category_sizes: dict) -> list:
         for node in tree.nodes:
             entry = {
                 "leaf": bool(node["is_leaf"]),
+                "depth": int(node["depth"]),
                 "value": float(node["value"]),
                 "feature": int(node["feature_idx"]),
                 "threshold": float(node["num_threshold"]),
@@ -146,11 +147,6 @@ def _node_tables(classifier, iterations: int, category_sizes: dict) -> list:
             nodes.append(entry)
         walked.append(nodes)
     return walked
-
-
-def _depth(nodes: list, index: int = 0) -> int:
-    node = nodes[index]
-    return 0 if node["leaf"] else 1 + max(_depth(nodes, node["left"]), _depth(nodes, node["right"]))
 
 
 def tables(classifier, iterations: int, category_sizes: dict) -> dict:
@@ -203,7 +199,7 @@ def tables(classifier, iterations: int, category_sizes: dict) -> dict:
     out["edges"] = np.array([np.pad(e, (0, padded - len(e)), constant_values=np.inf) for e in edges]).reshape(len(names), padded)
     out["missing_bin"] = np.array(width, np.int32) - 1
     # Roots grouped by depth, shallow trees first; each group walked to its deepest tree's depth.
-    depths = np.array([_depth(nodes) for nodes in walked])
+    depths = np.array([max(node["depth"] for node in nodes) for nodes in walked])  # scikit-learn's own
     order = np.argsort(depths, kind="stable")
     groups = [group for group in np.array_split(order, min(DEPTH_GROUPS, len(order))) if len(group)]
     out["roots"] = np.array([offsets[t][0] for group in groups for t in group], np.int32)
