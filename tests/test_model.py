@@ -176,6 +176,37 @@ def test_the_ensemble_takes_the_candidates_within_noise_of_the_best():
     assert [c.name for c in within_noise(fitted, labels, predictions)] == ["best", "close"]
 
 
+def test_another_model_is_exported_over_the_cross_fitted_trees_only_when_it_beats_them_by_more_than_noise():
+    from shopbusy.components.modules.model import choose_export
+
+    labels = np.random.default_rng(7).integers(0, 2, 600).astype(float)
+    truth = np.where(labels == 1, 0.75, 0.25)
+
+    def scored(**predictions):
+        loss = lambda p: float(np.mean(-np.log(np.where(labels == 1, p, 1 - p))))  # noqa: E731
+        return [
+            types.SimpleNamespace(name=name, val_loss=loss(p), valid_predictions=p if name == "trees" else None)
+            for name, p in predictions.items()
+        ], predictions
+
+    # A network a little better on these rows, within noise: the trees.
+    toward = np.where(labels == 1, 1.0, -1.0)  # moves a probability towards the row's label
+    nudged = truth + np.concatenate([0.05 * toward[:30], -0.04 * toward[30:55], np.zeros(545)])
+    candidates, predictions = scored(trees=truth, dense=nudged)
+    assert min(candidates, key=lambda c: c.val_loss).name == "dense"
+    exported, why = choose_export(candidates, labels, predictions)
+    assert exported.name == "trees" and why.startswith("the cross-fitted trees are exported unless") and "dense's" in why
+    # Better on every row: the network.
+    candidates, predictions = scored(trees=truth, dense=np.where(labels == 1, 0.95, 0.05))
+    exported, why = choose_export(candidates, labels, predictions)
+    assert exported.name == "dense" and "below the cross-fitted trees'" in why
+    # Trees that were not cross-fitted (large data) are no default: the lowest loss decides.
+    candidates, predictions = scored(trees=truth, dense=nudged)
+    candidates[0].valid_predictions = None
+    exported, why = choose_export(candidates, labels, predictions)
+    assert exported.name == "dense" and why.startswith("it has the lowest validation loss")
+
+
 def _type_by_hour_data(n=4000, seed=0):
     """A rule no additive model can read: odd shop types are busy before noon, even ones after."""
     rng = np.random.default_rng(seed)

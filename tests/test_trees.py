@@ -38,8 +38,8 @@ def _x(data, sizes=SIZES):
 def _fitted(sizes=SIZES):
     rng = np.random.default_rng(0)
     (train, y_train), (valid, y_valid) = _sample(3000, rng), _sample(600, rng)
-    classifier, iterations, history = trees.fit(_x(train, sizes), y_train, _x(valid, sizes), y_valid, sizes, seed=0)
-    return classifier, iterations, history, (valid, y_valid)
+    fitted = trees.fit(_x(train, sizes), y_train, _x(valid, sizes), y_valid, sizes, seed=0)
+    return fitted.classifiers[0], fitted.iterations, fitted.history, (valid, y_valid)
 
 
 def _keras_inputs(data):
@@ -50,7 +50,7 @@ def _served_and_expected(sizes):
     """The Keras model's output and scikit-learn's, on rows the fit never saw (an unseen
     location among them, and a missing measurement)."""
     classifier, iterations, history, (valid, y_valid) = _fitted(sizes)
-    model = trees.build(_inputs(sizes), sizes, classifier, iterations)
+    model = trees.build(_inputs(sizes), sizes, trees.FittedTrees([classifier], iterations, trees.DEFAULT_LEAVES, history, rows=3000))
     test, _ = _sample(2000, np.random.default_rng(1), unseen_location=True)
     expected = list(classifier.staged_predict_proba(_x(test, sizes)))[iterations - 1][:, 1]
     served = model.predict(_keras_inputs(test), batch_size=512, verbose=0)[:, 0]
@@ -102,42 +102,112 @@ def test_a_categorical_column_with_too_many_values_is_split_as_a_number():
     np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_the_chosen_trees_are_refitted_on_train_and_valid_with_the_iterations_valid_chose(tmp_path):
+def _trainer_inputs():
+    """Training examples and the validation halves as the Trainer reads them, and the raw
+    samples (the validation sample in the halves' order: stopping rows, then choosing rows)."""
+    from shopbusy.components.modules.model import Validation
+
+    rng = np.random.default_rng(0)
+    (train, y_train), (valid, y_valid) = _sample(3000, rng), _sample(600, rng)
+    as_examples = lambda data, y: tf.data.Dataset.from_tensor_slices((_keras_inputs(data), y.reshape(-1, 1)))  # noqa: E731
+    validation = Validation.halves(as_examples(valid, y_valid))
+    order = np.concatenate([np.arange(0, 600, 2), np.arange(1, 600, 2)])
+    valid, y_valid = {name: np.asarray(value)[order] for name, value in valid.items()}, y_valid[order]
+    return as_examples(train, y_train), validation, (train, y_train), (valid, y_valid)
+
+
+def test_on_small_data_the_trees_are_chosen_and_fitted_by_cross_validation_over_train_and_valid(tmp_path, monkeypatch):
     import dataclasses
     import types
 
     from shopbusy.components.modules import model as trainer
     from shopbusy.pipeline import config
 
-    rng = np.random.default_rng(0)
-    (train, y_train), (valid, y_valid) = _sample(3000, rng), _sample(600, rng)
-    as_examples = lambda data, y: tf.data.Dataset.from_tensor_slices((_keras_inputs(data), y.reshape(-1, 1)))  # noqa: E731
-    train_examples, valid_batches = as_examples(train, y_train), as_examples(valid, y_valid).batch(256)
+    train_examples, validation, (train, y_train), (valid, y_valid) = _trainer_inputs()
     training = config.Training(seed=3).as_custom_config()
+    assert 3600 <= training["trees_cross_fit_rows"]
     start = trainer.Start("trees", 0, None, "cold start: test")
-    fitted = trainer._fit_trees(start, types.SimpleNamespace(model_run_dir=str(tmp_path)), SIZES, training, train_examples, 3000, valid_batches)
+    fitted = trainer._fit_trees(start, types.SimpleNamespace(model_run_dir=str(tmp_path)), SIZES, training, train_examples, 3000, validation)
+    learned = fitted.tree_fit
+    assert learned.folds == trees.FOLDS == len(learned.classifiers) and learned.rows == 3600
+    # The shape and the number of iterations are those with the lowest out-of-fold loss.
+    assert learned.shape_losses[learned.leaves] == min(learned.shape_losses.values()) and set(learned.shape_losses) == set(trees.SHAPES)
+    assert learned.history["val_loss"][learned.iterations - 1] == min(learned.history["val_loss"])
+    assert all(c.max_leaf_nodes == learned.leaves for c in learned.classifiers)
+
+    # Every row's out-of-fold probability comes from the one fold model that never saw it.
+    x = np.vstack([_x(train), _x(valid)])
+    y = np.concatenate([y_train, y_valid])
+    at_kept = np.array([list(c.staged_predict_proba(x))[learned.iterations - 1][:, 1] for c in learned.classifiers])
+    np.testing.assert_allclose(learned.out_of_fold, at_kept[learned.fold_of, np.arange(len(y))])
+    for fold, classifier in enumerate(learned.classifiers):
+        refitted_on_its_rows = trees._classifier(SIZES, 3 + fold, classifier.n_iter_, learned.leaves).fit(x[learned.fold_of != fold], y[learned.fold_of != fold])
+        np.testing.assert_allclose(refitted_on_its_rows.predict_proba(x)[:, 1], classifier.predict_proba(x)[:, 1])
+    # The candidate is judged by the choosing rows' out-of-fold probabilities ...
+    oof_valid, y_choosing = learned.out_of_fold[3300:], y_valid[300:]
+    np.testing.assert_allclose(fitted.valid_predictions, oof_valid)
+    assert abs(fitted.val_loss - np.mean(trees.log_losses(y_choosing, oof_valid))) < 1e-9
+    # ... and serves the mean of the fold models' probabilities, cut at the kept iterations.
+    test, _ = _sample(1000, np.random.default_rng(1), unseen_location=True)
+    expected = np.mean([list(c.staged_predict_proba(_x(test)))[learned.iterations - 1][:, 1] for c in learned.classifiers], axis=0)
+    served = fitted.model.predict(_keras_inputs(test), verbose=0)[:, 0]
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
+
+    # Nothing left to refit: the record says what the served trees learned from.
+    recorded = trainer.refit(fitted, SIZES, training, train_examples, 3000, validation)
+    assert recorded.model is fitted.model and recorded.val_loss == fitted.val_loss
+    assert recorded.refit["rows"] == 3600 and recorded.refit["folds"] == trees.FOLDS and recorded.refit["leaves"] == learned.leaves
+    assert recorded.refit["val_loss_seen"] < fitted.val_loss  # it has seen the validation rows
+
+    # An ensemble with the trees is judged on the same out-of-fold probabilities (both members
+    # let in, whatever the paired test says of an untrained network).
+    network = dataclasses.replace(fitted, name="linear", model=trainer.build_model(SIZES, training, "linear"), tree_fit=None, valid_predictions=None)
+    network_valid = network.model.predict(validation.choosing, verbose=0)[:, 0]
+    monkeypatch.setattr(trainer, "within_noise", lambda fitted, labels, predictions: list(fitted))
+    labels, predictions = trainer.validation_predictions([network, fitted], validation.choosing)
+    averaged = trainer.ensemble([network, fitted], labels, predictions, SIZES, training)
+    expected_average = (network_valid + oof_valid) / 2
+    np.testing.assert_allclose(averaged.valid_predictions, expected_average, rtol=1e-6)
+    assert abs(averaged.val_loss - np.mean(trees.log_losses(y_choosing, expected_average))) < 1e-9
+    assert averaged.val_accuracy == np.mean((expected_average > 0.5) == y_choosing)
+
+
+def test_the_chosen_trees_are_refitted_on_train_and_valid_with_the_iterations_valid_chose(tmp_path):
+    """On large data (here: the cross-fit's row limit set below these rows)."""
+    import dataclasses
+    import types
+
+    from shopbusy.components.modules import model as trainer
+    from shopbusy.pipeline import config
+
+    train_examples, validation, (train, y_train), (valid, y_valid) = _trainer_inputs()
+    training = dict(config.Training(seed=3).as_custom_config(), trees_cross_fit_rows=3000)
+    start = trainer.Start("trees", 0, None, "cold start: test")
+    fitted = trainer._fit_trees(start, types.SimpleNamespace(model_run_dir=str(tmp_path)), SIZES, training, train_examples, 3000, validation)
+    assert fitted.tree_fit.folds == 1 and fitted.valid_predictions is None
     iterations = int(np.argmin(fitted.history["val_loss"])) + 1
 
-    refitted = trainer.refit(fitted, SIZES, training, train_examples, 3000, valid_batches)
-    assert refitted.refit["rows"] == 3600 and refitted.refit["iterations"] == iterations
-    expected = trees.refit(np.vstack([_x(train), _x(valid)]), np.concatenate([y_train, y_valid]), SIZES, 3, iterations)
+    refitted = trainer.refit(fitted, SIZES, training, train_examples, 3000, validation)
+    assert refitted.refit["rows"] == 3600 and refitted.refit["iterations"] == iterations and refitted.refit["folds"] == 1
+    expected = trees.refit(np.vstack([_x(train), _x(valid)]), np.concatenate([y_train, y_valid]), SIZES, 3, fitted.tree_fit).classifiers[0]
+    assert expected.n_iter_ == iterations
     test, _ = _sample(1000, np.random.default_rng(1))
     served = refitted.model.predict(_keras_inputs(test), verbose=0)[:, 0]
     np.testing.assert_allclose(served, expected.predict_proba(_x(test))[:, 1], rtol=1e-5, atol=1e-6)
     # The choice's figures stay; the refitted model's on the rows it has now seen are beside them.
     assert refitted.val_loss == fitted.val_loss
-    seen = refitted.model.evaluate(valid_batches, verbose=0, return_dict=True)
+    seen = refitted.model.evaluate(validation.choosing, verbose=0, return_dict=True)
     assert abs(refitted.refit["val_loss_seen"] - seen["loss"]) < 1e-6 and refitted.refit["val_loss_seen"] < fitted.val_loss
 
     # In an ensemble the trees member is refitted and the others kept as they are.
     network = dataclasses.replace(fitted, name="linear", model=trainer.build_model(SIZES, training, "linear"))
     averaged = dataclasses.replace(fitted, name="ensemble", model=None, members=(network, fitted))
-    refitted_ensemble = trainer.refit(averaged, SIZES, training, train_examples, 3000, valid_batches)
+    refitted_ensemble = trainer.refit(averaged, SIZES, training, train_examples, 3000, validation)
     assert [m.name for m in refitted_ensemble.members] == ["linear", "trees"]
     assert refitted_ensemble.members[0] is network
     expected_average = (network.model.predict(_keras_inputs(test), verbose=0)[:, 0] + served) / 2
     np.testing.assert_allclose(refitted_ensemble.model.predict(_keras_inputs(test), verbose=0)[:, 0], expected_average, rtol=1e-5, atol=1e-6)
 
     # Nothing to refit: a model without trees, or training rows that fill the budget alone.
-    assert trainer.refit(network, SIZES, training, train_examples, 3000, valid_batches) is network
-    assert trainer.refit(fitted, SIZES, dict(training, max_train_examples=3000), train_examples, 3000, valid_batches) is fitted
+    assert trainer.refit(network, SIZES, training, train_examples, 3000, validation) is network
+    assert trainer.refit(fitted, SIZES, dict(training, max_train_examples=3000), train_examples, 3000, validation) is fitted

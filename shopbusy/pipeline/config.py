@@ -198,6 +198,11 @@ class Training:
     # candidate (the article's batch of 32 x 20,000 steps; components/modules/model.py:_schedule).
     max_steps_per_epoch: int = 1_000
     max_train_examples: int = 640_000
+    # Up to this many training and validation rows together, the trees are chosen and fitted
+    # by cross-validation over both (components/modules/trees.py:cross_fit): a few hundred
+    # validation rows choose noisily. Beyond it the validation split is large enough to
+    # choose alone, and five folds times two shapes would cost ten fits.
+    trees_cross_fit_rows: int = 20_000
     # Start from the latest blessed model's weights when its inputs are this run's (the
     # Trainer's base_model; components/modules/model.py:plan_starts), else start cold. The
     # CLI turns it on for span folders (docs/benchmarks.md, "Warm start").

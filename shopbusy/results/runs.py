@@ -182,14 +182,17 @@ class RunRecord:
         average = f", the average of {', '.join(members[:-1])} and {members[-1]}" if members else ""
         line = f"{chosen['name']} (validation loss {chosen['val_loss']:.4f}{average}" + (f"; {others})" if others else ")")
         refit = self.refit
-        if refit:
+        if refit and refit.get("folds", 1) > 1:
+            line += f"; its {refit['candidate']} the mean of {refit['folds']} fold models over {refit['rows']:,} training and validation rows"
+        elif refit:
             line += f"; its {refit['candidate']} refitted on {refit['rows']:,} training and validation rows"
         return line
 
     @property
     def refit(self) -> Optional[dict]:
-        """The exported model's trees refitted on train + valid after the choice (rows,
-        iterations, its figures on the validation rows it has now seen); None when not."""
+        """How the exported model's trees learned from train + valid: cross-fitted on both
+        (small data: `folds` > 1) or refitted on both after the choice (rows, iterations,
+        leaves, its figures on the validation rows it has now seen); None when not."""
         training = self.training
         return training.get("refit") if training else None
 

@@ -25,14 +25,18 @@ models of different shapes and exports the one with the lowest validation loss
   category's own hours, any interaction a few splits deep.
 
 When several candidates fit about equally well (their validation loss within noise of the
-best's, `within_noise`), their average is scored as a further choice (`ensemble`) and
-exported when its validation loss is lower still: models that are equally good but wrong
-on different rows make part of each other's errors good.
+best's, `within_noise`), their average is scored as a further choice (`ensemble`):
+models that are equally good but wrong on different rows make part of each other's errors
+good. The candidates are tuned on half of the validation rows and judged on the other half
+(`Validation`), and on small data the trees are cross-fitted over the training and
+validation rows (trees.cross_fit), which makes theirs the one figure from every row: the
+lowest validation loss is exported when it beats the trees by more than noise, else the
+trees (`choose_export`).
 
 Selection stays inside the Trainer (one TFX component, one SavedModel out), is seeded, and
-is recorded in history.json with each candidate's validation loss and accuracy; the report
-shows it. Validation loss is the score: a proper scoring rule, less noisy than the accuracy
-of a few hundred validation rows. The Tuner component was not used: it searches one
+is recorded in history.json with each candidate's validation loss and accuracy and why the
+export was chosen; the report shows it. Validation loss is the score: a proper scoring
+rule, less noisy than the accuracy of a few hundred validation rows. The Tuner component was not used: it searches one
 model's hyperparameters and needs a second pass of the data through another component,
 while the choice here is between model shapes, each cheap on its own.
 
@@ -86,7 +90,8 @@ PAIRWISE_L2 = 1e-5
 PAIRWISE_LEARNING_RATE = 0.003
 PAIRWISE_PATIENCE = 15
 # A candidate joins the ensemble when its mean excess validation loss over the best is
-# within this many standard errors (paired by row): about a 95 % one-sided test.
+# within this many standard errors (paired by row): about a 95 % one-sided test. The same
+# test decides whether a model beats the trees by more than noise (`choose_export`).
 ENSEMBLE_Z = 2.0
 
 
@@ -276,6 +281,33 @@ def _count(examples) -> int:
     return int(sizes.reduce(tf.constant(0, tf.int64), lambda total, size: total + size))
 
 
+@dataclasses.dataclass(frozen=True)
+class Validation:
+    """The validation rows in two halves (alternate rows), batched.
+
+    A network's early stopping keeps the epoch with the lowest loss on the rows it watches,
+    and its restarts the start that scored best there: on a few hundred rows those figures
+    flatter the network (on one rule a validation accuracy of 0.83-0.84 against 0.79 on
+    unseen rows; bench/notes.md). The cross-fitted trees' figures are out of fold and do not.
+    So the candidates are tuned on `stopping` (the networks' epochs and restarts, the trees'
+    iterations on large data) and judged on `choosing`, which none of them was tuned on:
+    the choice, the ensemble's test and its figures compare like with like."""
+
+    stopping: tf.data.Dataset
+    choosing: tf.data.Dataset
+
+    @classmethod
+    def halves(cls, rows: tf.data.Dataset) -> "Validation":
+        """From unbatched (features, label) rows: even rows stop, odd rows choose."""
+        half = lambda parity: rows.enumerate().filter(lambda i, _: i % 2 == parity).map(lambda _, row: row)  # noqa: E731
+        return cls(half(0).cache().batch(READ_BATCH_SIZE), half(1).cache().batch(READ_BATCH_SIZE))
+
+    @property
+    def rows(self) -> tf.data.Dataset:
+        """All of them, batched: what a model learns from once the choice is made."""
+        return self.stopping.concatenate(self.choosing)
+
+
 def _schedule(num_examples: int, training: dict):
     """Steps per epoch and epochs within the example budget.
 
@@ -459,7 +491,11 @@ class FittedCandidate:
     seconds: float  # spent on this candidate, restarts included
     members: tuple = ()  # an ensemble's candidates
     unit: str = "epoch"  # of the curves: a network's epoch, a boosting iteration
-    refit: Optional[dict] = None  # the trees refitted on train and valid after the choice (`refit`)
+    refit: Optional[dict] = None  # how the exported trees came to learn the validation rows too (`refit`)
+    tree_fit: Optional[trees.FittedTrees] = None  # the trees candidate's fit
+    # Per validation row, when the model's own would be in-sample (the cross-fitted trees:
+    # each row's out-of-fold probability); else None and the model predicts them.
+    valid_predictions: Optional[np.ndarray] = None
 
     def summary(self) -> dict:
         summary = {
@@ -480,26 +516,63 @@ def choose(candidates):
     return min(candidates, key=lambda candidate: candidate.val_loss)
 
 
-def _valid_predictions(model, valid):
-    return model.predict(valid, verbose=0)[:, 0].astype(np.float64)
+def validation_predictions(fitted, choosing):
+    """The choosing rows' labels, and each candidate's probability for each of them: its own
+    out-of-fold ones where it keeps them (the cross-fitted trees), else its model's."""
+    labels = np.concatenate([label.numpy() for _, label in choosing]).reshape(-1).astype(np.float64)
+    predictions = {
+        c.name: c.model.predict(choosing, verbose=0)[:, 0].astype(np.float64) if c.valid_predictions is None else c.valid_predictions
+        for c in fitted
+    }
+    return labels, predictions
+
+
+def paired_z(labels, worse, better) -> float:
+    """The mean excess of per-row log loss of `worse` over `better`, in standard errors
+    (paired row by row, so the rows' shared difficulty cancels)."""
+    excess = trees.log_losses(labels, worse) - trees.log_losses(labels, better)
+    mean, error = float(np.mean(excess)), np.std(excess, ddof=1) / np.sqrt(len(excess)) if len(excess) > 1 else 0.0
+    if error > 0:
+        return mean / error
+    return math.copysign(math.inf, mean) if mean else 0.0
 
 
 def within_noise(fitted, labels, predictions) -> list:
     """The candidates whose validation loss is within noise of the best's: each one's mean
-    excess of per-example loss over the best, paired row by row, less than ENSEMBLE_Z of its
-    standard errors (a paired test, so the rows' shared difficulty cancels)."""
+    excess of per-example loss over the best less than ENSEMBLE_Z of its standard errors."""
     best = choose(fitted)
-    losses = {c.name: trees.log_losses(labels, predictions[c.name]) for c in fitted}
-    kept = []
-    for candidate in fitted:
-        excess = losses[candidate.name] - losses[best.name]
-        error = np.std(excess, ddof=1) / np.sqrt(len(excess)) if len(excess) > 1 else 0.0
-        if candidate is best or np.mean(excess) <= ENSEMBLE_Z * error:
-            kept.append(candidate)
-    return kept
+    return [c for c in fitted if c is best or paired_z(labels, predictions[c.name], predictions[best.name]) <= ENSEMBLE_Z]
 
 
-def ensemble(fitted, category_sizes: dict, valid, training) -> Optional[FittedCandidate]:
+def choose_export(scored, labels, predictions):
+    """What is exported, and why: the candidate (or ensemble) with the lowest validation
+    loss when it beats the cross-fitted trees by more than noise (ENSEMBLE_Z paired standard
+    errors), else the trees.
+
+    The trees' validation figures are out of fold, from a fit judged on every training and
+    validation row; a network's are from a few hundred choosing rows, one draw of noise. On
+    the benchmark's rules a lower validation loss within that noise picked a worse model as
+    often as a better one (bench/notes.md, "The trees by cross-validation"), while the
+    cross-fitted trees alone were at or above the benchmark's trees on most runs. So the
+    trees are the default, and another model is exported on evidence. Without cross-fitted
+    trees (large data, or not among the candidates) the lowest validation loss decides."""
+    best = choose(scored)
+    default = next((c for c in scored if c.name == candidates.TREES and c.valid_predictions is not None), None)
+    if default is None or best is default:
+        return best, f"it has the lowest validation loss ({best.val_loss:.4f})"
+    z = paired_z(labels, predictions[default.name], predictions[best.name])
+    if z > ENSEMBLE_Z:
+        return best, (
+            f"it has the lowest validation loss ({best.val_loss:.4f}), below the cross-fitted trees' "
+            f"({default.val_loss:.4f}) by {z:.1f} standard errors"
+        )
+    return default, (
+        f"the cross-fitted trees are exported unless another model beats them by more than noise: {best.name}'s "
+        f"validation loss {best.val_loss:.4f} is below theirs ({default.val_loss:.4f}) by {z:.1f} standard errors, not {ENSEMBLE_Z:g}"
+    )
+
+
+def ensemble(fitted, labels, predictions, category_sizes: dict, training) -> Optional[FittedCandidate]:
     """The average of the candidates within noise of the best, scored on the validation
     split as each of them was; None when only the best is. Averaging models that fit
     equally well but differently (a network and the trees) removes part of each one's
@@ -507,13 +580,13 @@ def ensemble(fitted, category_sizes: dict, valid, training) -> Optional[FittedCa
     if len(fitted) < 2:
         return None
     started = time.monotonic()
-    labels = np.concatenate([label.numpy() for _, label in valid]).reshape(-1).astype(np.float64)
-    predictions = {c.name: _valid_predictions(c.model, valid) for c in fitted}
     members = within_noise(fitted, labels, predictions)
     if len(members) < 2:
         return None
     model = _average(members, category_sizes, training)
-    scores = model.evaluate(valid, verbose=0, return_dict=True)
+    # Scored from the members' validation predictions, as each member was: the served
+    # average of cross-fitted trees has seen the validation rows.
+    averaged = np.mean([predictions[m.name] for m in members], axis=0)
     best = choose(members)
     # A run continued from the blessed model when any member did (the trees are refitted).
     start = next((m.start for m in members if m.start.startswith(WARM_START_PREFIX)), best.start)
@@ -522,10 +595,13 @@ def ensemble(fitted, category_sizes: dict, valid, training) -> Optional[FittedCa
         name=candidates.ENSEMBLE,
         model=model,
         start=start,
-        val_loss=float(scores["loss"]),
-        val_accuracy=float(scores["accuracy"]),
+        val_loss=float(np.mean(trees.log_losses(labels, averaged))),
+        val_accuracy=float(np.mean((averaged > 0.5) == labels)),
         seconds=time.monotonic() - started,
         members=tuple(members),
+        tree_fit=None,
+        valid_predictions=averaged,
+        refit=None,
     )
 
 
@@ -546,82 +622,103 @@ def _tree_rows(examples, category_sizes: dict, training):
     return x, y
 
 
-def _fit_trees(start: Start, fn_args, category_sizes, training, train_examples, num_train, valid) -> FittedCandidate:
-    """The trees on at most `max_train_examples` training rows (seeded sample), with the
-    number of iterations that scored best on the validation split (trees.py)."""
+def _fit_trees(start: Start, fn_args, category_sizes, training, train_examples, num_train, validation: Validation) -> FittedCandidate:
+    """The trees on at most `max_train_examples` training rows (seeded sample). On small data
+    (training and validation rows together at most `trees_cross_fit_rows`) they are chosen
+    and fitted by cross-validation over all of them (trees.cross_fit) and judged by the
+    choosing rows' out-of-fold probabilities; on large data fitted on the training rows with
+    the number of iterations that scored best on the stopping rows (trees.fit)."""
     started = time.monotonic()
     x_train, y_train = _tree_rows(train_examples, category_sizes, training)
-    x_valid, y_valid = trees.matrix(valid.as_numpy_iterator(), category_sizes)
-    classifier, iterations, history = trees.fit(x_train, y_train, x_valid, y_valid, category_sizes, training["seed"])
-    model = _compiled(trees.build(_inputs(category_sizes), category_sizes, classifier, iterations), training["learning_rate"])
+    x_stop, y_stop = trees.matrix(validation.stopping.as_numpy_iterator(), category_sizes)
+    x_valid, y_valid = trees.matrix(validation.choosing.as_numpy_iterator(), category_sizes)
+    if len(y_train) + len(y_stop) + len(y_valid) <= training["trees_cross_fit_rows"]:
+        x, y = np.vstack([x_train, x_stop, x_valid]), np.concatenate([y_train, y_stop, y_valid])
+        fitted = trees.cross_fit(x, y, category_sizes, training["seed"])
+        valid_predictions = fitted.out_of_fold[len(y) - len(y_valid) :]
+    else:
+        fitted = trees.fit(x_train, y_train, x_stop, y_stop, category_sizes, training["seed"])
+        valid_predictions = None
+    model = _compiled(trees.build(_inputs(category_sizes), category_sizes, fitted), training["learning_rate"])
     with tf.summary.create_file_writer(os.path.join(fn_args.model_run_dir, start.name)).as_default():
-        for step, loss in enumerate(history["val_loss"], start=1):
+        for step, loss in enumerate(fitted.history["val_loss"], start=1):
             tf.summary.scalar("val_loss", loss, step=step)
-    scores = model.evaluate(valid, verbose=0, return_dict=True)
+    if valid_predictions is None:
+        scores = model.evaluate(validation.choosing, verbose=0, return_dict=True)
+        val_loss, val_accuracy = float(scores["loss"]), float(scores["accuracy"])
+    else:
+        val_loss = float(np.mean(trees.log_losses(y_valid, valid_predictions)))
+        val_accuracy = float(np.mean((valid_predictions > 0.5) == y_valid))
     return FittedCandidate(
         name=start.name,
         model=model,
-        history=history,
-        stopped_early=iterations < trees.MAX_ITER,
+        history=fitted.history,
+        stopped_early=fitted.iterations < trees.MAX_ITER,
         first_epoch=0,
         restarts={"chosen": None, "val_loss": []},
         start=start.why,
-        val_loss=float(scores["loss"]),
-        val_accuracy=float(scores["accuracy"]),
+        val_loss=val_loss,
+        val_accuracy=val_accuracy,
         schedule=(1, trees.MAX_ITER),
         seconds=time.monotonic() - started,
         unit="iteration",
+        tree_fit=fitted,
+        valid_predictions=valid_predictions,
     )
 
 
-def refit(chosen: FittedCandidate, category_sizes: dict, training, train_examples, num_train, valid) -> FittedCandidate:
-    """The chosen model with its trees (alone or as an ensemble's member) refitted on the
-    training and validation rows together, with the number of iterations the validation
-    rows chose; unchanged when it has no trees, or when the training rows alone fill the
-    example budget.
+def refit(chosen: FittedCandidate, category_sizes: dict, training, train_examples, num_train, validation: Validation) -> FittedCandidate:
+    """The chosen model with its trees (alone or as an ensemble's member) having learned
+    from the training and validation rows together, and a record of it; unchanged when it
+    has no trees, or when the training rows alone fill the example budget.
 
-    Once the number of iterations is chosen, the validation rows have nothing left to
-    decide and are a fifth more rows to learn from (2,800 + 560 on the bundled sample).
-    Measured outside TFX, five draws of each generator rule (bench/trees_refit.py): the
-    trees' eval accuracy changed by -0.001 (distance-cutoff) to +0.010 (type-hour), +0.004
-    on average. The networks are not refitted: a network's refit repeats its whole fit
-    (their seconds are most of the Trainer's), the trees' takes seconds. The choice's
-    validation figures stay the candidates' record; the refitted model's figures on those
-    rows, which it has now seen, are kept beside them."""
+    Cross-fitted trees (small data) learned from both already. Trees fitted on the training
+    rows are refitted on both with the shape and number of iterations the validation rows
+    chose: once those are chosen, the validation rows have nothing left to decide and are
+    more rows to learn from. The networks are not refitted: a network's refit repeats its
+    whole fit, and measured on every rule it won on some and lost on others (bench/notes.md,
+    "The networks refitted on train + valid"). The choice's validation figures stay the
+    candidates' record; the exported model's figures on those rows, which it has now seen,
+    are kept beside them."""
     members = chosen.members or (chosen,)
     fitted_trees = next((m for m in members if m.name == candidates.TREES), None)
-    if fitted_trees is None or num_train >= training["max_train_examples"]:
+    if fitted_trees is None:
         return chosen
     started = time.monotonic()
-    x, y = _tree_rows(train_examples.concatenate(valid.unbatch()), category_sizes, training)
-    iterations = int(np.argmin(fitted_trees.history["val_loss"])) + 1
-    classifier = trees.refit(x, y, category_sizes, training["seed"], iterations)
-    refitted = dataclasses.replace(
-        fitted_trees, model=trees.build(_inputs(category_sizes), category_sizes, classifier, iterations)
-    )
+    learned = fitted_trees.tree_fit
+    if learned.folds == 1:
+        if num_train >= training["max_train_examples"]:
+            return chosen
+        x, y = _tree_rows(train_examples.concatenate(validation.rows.unbatch()), category_sizes, training)
+        learned = trees.refit(x, y, category_sizes, training["seed"], learned)
+        fitted_trees = dataclasses.replace(
+            fitted_trees, model=trees.build(_inputs(category_sizes), category_sizes, learned), tree_fit=learned
+        )
+        members = tuple(fitted_trees if m.name == candidates.TREES else m for m in members)
     if chosen.members:
-        members = tuple(refitted if m is fitted_trees else m for m in chosen.members)
         model = _average(members, category_sizes, training)
     else:
-        members, model = (), _compiled(refitted.model, training["learning_rate"])
-    scores = model.evaluate(valid, verbose=0, return_dict=True)
+        members, model = (), _compiled(fitted_trees.model, training["learning_rate"])
+    scores = model.evaluate(validation.choosing, verbose=0, return_dict=True)
     record = {
         "candidate": candidates.TREES,
-        "rows": int(len(y)),
-        "iterations": iterations,
+        "rows": learned.rows,
+        "iterations": learned.iterations,
+        "leaves": learned.leaves,
+        "folds": learned.folds,
         "seconds": round(time.monotonic() - started, 1),
         "val_loss_seen": float(scores["loss"]),
         "val_accuracy_seen": float(scores["accuracy"]),
     }
-    return dataclasses.replace(chosen, model=model, members=members, refit=record)
+    return dataclasses.replace(chosen, model=model, members=members, refit=record, tree_fit=chosen.tree_fit and learned)
 
 
-def _fit_candidate(start: Start, fn_args, category_sizes, training, train_examples, num_train, valid):
+def _fit_candidate(start: Start, fn_args, category_sizes, training, train_examples, num_train, validation: Validation):
     """Starts the candidate warm from the blessed model when it can (else from the best of
-    several fresh starts), fits it with early stopping on the validation split, and scores
-    the weights it ends with on that split."""
+    several fresh starts), fits it with early stopping on the stopping rows, and scores the
+    weights it ends with on the choosing rows (Validation)."""
     if start.name == candidates.TREES:
-        return _fit_trees(start, fn_args, category_sizes, training, train_examples, num_train, valid)
+        return _fit_trees(start, fn_args, category_sizes, training, train_examples, num_train, validation)
     started = time.monotonic()
     settings = CANDIDATES[start.name].settings(training)
     schedule = _schedule(num_train, settings)
@@ -633,7 +730,7 @@ def _fit_candidate(start: Start, fn_args, category_sizes, training, train_exampl
     )
     model = start.model
     if model is None:
-        model, restarts = _best_start(start.name, start.index, category_sizes, settings, train, valid, schedule)
+        model, restarts = _best_start(start.name, start.index, category_sizes, settings, train, validation.stopping, schedule)
         first_epoch = settings["restart_epochs"] if settings["restarts"] > 1 else 0
     else:
         restarts, first_epoch = {"chosen": None, "val_loss": []}, 0
@@ -643,7 +740,7 @@ def _fit_candidate(start: Start, fn_args, category_sizes, training, train_exampl
     history = _fit(
         model,
         train,
-        valid,
+        validation.stopping,
         schedule,
         max(schedule[1], first_epoch + 1),
         initial_epoch=first_epoch,
@@ -652,7 +749,7 @@ def _fit_candidate(start: Start, fn_args, category_sizes, training, train_exampl
             keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, start.name), update_freq="epoch"),
         ],
     )
-    scores = model.evaluate(valid, verbose=0, return_dict=True)
+    scores = model.evaluate(validation.choosing, verbose=0, return_dict=True)
     return FittedCandidate(
         name=start.name,
         model=model,
@@ -678,30 +775,35 @@ def run_fn(fn_args):
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train_examples = _examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
     num_train = _count(train_examples)
-    valid = _examples(fn_args.eval_files, fn_args.data_accessor, tf_transform_output).batch(READ_BATCH_SIZE)
+    validation = Validation.halves(_examples(fn_args.eval_files, fn_args.data_accessor, tf_transform_output))
 
     category_sizes = _category_sizes(tf_transform_output)
     fitted = [
-        _fit_candidate(start, fn_args, category_sizes, training, train_examples, num_train, valid)
+        _fit_candidate(start, fn_args, category_sizes, training, train_examples, num_train, validation)
         for start in plan_starts(fn_args.base_model, category_sizes, training)
     ]
-    averaged = ensemble(fitted, category_sizes, valid, training)
+    labels, predictions = validation_predictions(fitted, validation.choosing)
+    averaged = ensemble(fitted, labels, predictions, category_sizes, training)
     scored = fitted + ([averaged] if averaged else [])
-    chosen = refit(choose(scored), category_sizes, training, train_examples, num_train, valid)
-    _write_history(chosen, scored, fn_args.model_run_dir, num_train)
+    if averaged:
+        predictions[averaged.name] = averaged.valid_predictions
+    exported, why = choose_export(scored, labels, predictions)
+    chosen = refit(exported, category_sizes, training, train_examples, num_train, validation)
+    _write_history(chosen, why, scored, fn_args.model_run_dir, num_train)
 
     signatures = make_serving_signatures(chosen.model, tf_transform_output)
     tf.saved_model.save(chosen.model, fn_args.serving_model_dir, signatures=signatures)
     _save_warm_start(chosen, category_sizes, fn_args.serving_model_dir)
 
 
-def _write_history(chosen: FittedCandidate, fitted, model_run_dir, num_train) -> None:
+def _write_history(chosen: FittedCandidate, why: str, fitted, model_run_dir, num_train) -> None:
     """Keeps the chosen candidate's curves (from `first_epoch` + 1, after the restarts'
     warm-up epochs; an ensemble's best member's), its restored (best) epoch and restarts,
     every candidate's validation scores, and the step schedule for reports, as plain JSON."""
     val_loss = chosen.history["val_loss"]
     record = {
         "candidate": chosen.name,
+        "why_exported": why,
         "candidates": [candidate.summary() for candidate in fitted],
         "first_epoch": chosen.first_epoch + 1,
         "epochs_run": chosen.first_epoch + len(val_loss),
