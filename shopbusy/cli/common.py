@@ -128,6 +128,7 @@ def training_flags() -> argparse.ArgumentParser:
         default=training.candidates,
         metavar="NAME[,NAME]",
         help="the candidate models the Trainer fits; the one with the lowest validation loss (or the ensemble) is exported "
+        "when it beats the cross-fitted trees by more than noise, else the trees (README, 'The choice') "
         f"(default {','.join(training.candidates)}; known: {', '.join(config.CANDIDATES)})",
     )
     defaults = config.RunConfig(data_root="", data_pattern="", pipeline_root="", serving_dir="")

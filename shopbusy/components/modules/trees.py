@@ -4,8 +4,9 @@ Rules that hinge on cut-offs acting together, or on a category's own hours, are 
 boosted trees read best (docs/benchmarks.md, "Model quality by rule"). The trees are
 scikit-learn's HistGradientBoostingClassifier (already installed: TFX depends on
 scikit-learn), fitted on Transform's outputs with the categorical columns as native
-categories, the number of boosting iterations chosen on the validation split as the
-networks' epochs are.
+categories: on small data chosen and fitted by cross-validation over the training and
+validation rows (`cross_fit`), on large data with the number of boosting iterations chosen
+on the validation split as the networks' epochs are (`fit`).
 
 The fitted trees are then written into the Keras model as constant tables walked with
 gathers (`TreeEnsemble`), not with TF-DF's custom ops: the SavedModel then loads in TFMA,
