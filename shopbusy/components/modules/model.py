@@ -576,7 +576,8 @@ def ensemble(fitted, labels, predictions, category_sizes: dict, training) -> Opt
     """The average of the candidates within noise of the best, scored on the validation
     split as each of them was; None when only the best is. Averaging models that fit
     equally well but differently (a network and the trees) removes part of each one's
-    error; it is exported only if its validation loss is lower than every member's."""
+    error. It is a further candidate for `choose_export`, exported when its validation loss
+    is the lowest and beats the cross-fitted trees' by more than noise."""
     if len(fitted) < 2:
         return None
     started = time.monotonic()

@@ -166,9 +166,9 @@ def cross_fit(x, y, category_sizes: dict, seed: int) -> FittedTrees:
     Here every row is held out once: the shape and the number of iterations are those with
     the lowest mean out-of-fold loss, and the served model averages the fold models'
     probabilities, each cut at that number, each having learned from four fifths of the
-    rows. Measured outside TFX (seven rules, five draws each; bench/notes.md, "The trees by
-    cross-validation"), this beat the single fit refitted on the same rows on every rule,
-    and the benchmark's default-settings trees on 33 of 35 draws. Every row's out-of-fold
+    rows. Measured outside TFX (seven rules, five draws each; bench/results/trees-refit.txt),
+    this beat the single fit refitted on the same rows on every rule, and the benchmark's
+    default-settings trees on 32 of 35 draws. Every row's out-of-fold
     probability is kept: the choice between candidates and the ensemble's test judge the
     trees by the validation rows' (which their fold never saw), not by the served model's,
     which has seen them."""
