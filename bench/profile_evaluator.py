@@ -1,6 +1,7 @@
 """Where the Evaluator spends its time: TFMA on a finished run's eval split, under cProfile.
 
     python -m bench.profile_evaluator --workdir WORKDIR [--top 40] [--no-profile] [--intervals] [--no-plots]
+        [--floor] [--overall-only] [--workers N]
 
 Runs what TFX's Evaluator executor runs (tfxio over the eval split, tfma.ExtractEvaluateAndWriteResults
 with the pipeline's EvalConfig and extractors) on what WORKDIR's newest run evaluated, in one
@@ -8,6 +9,15 @@ process on Beam's in-memory DirectRunner so that cProfile sees every call, and p
 functions with the most cumulative time. The numbers in bench/notes.md come from it.
 --intervals and --no-plots change the pipeline's EvalConfig as `shopbusy run --intervals`
 would and as a config without the threshold and calibration plots would: what each costs.
+
+--floor keeps only TFMA's ExampleCount (a counter per slice), so what remains is TFMA's own
+machinery around the metrics: reading, the model's predictions, splitting batches into
+examples, slicing, fanning each example out to its slices and Beam's per-element combine.
+No choice of metrics, combiners or their accumulators can make the Evaluator cheaper than
+that (issue 28's "if TFMA itself is the wall"). --overall-only drops every slicing spec but
+the overall one, so the slicing's share shows too. --workers N runs on N worker processes,
+as the Evaluator does from config.EVALUATOR_MULTI_PROCESSING_MIN_BYTES on (no profile then:
+cProfile sees only the runner process).
 """
 
 import argparse
@@ -56,6 +66,8 @@ def evaluate(
     extractors=evaluator_extractors.custom_extractors,
     intervals: bool = False,
     plots: bool = True,
+    floor: bool = False,
+    overall_only: bool = False,
 ) -> None:
     """One TFMA evaluation of a model on an eval split, as the executor runs it with the
     pipeline's extractors (None: TFMA's defaults)."""
@@ -66,6 +78,13 @@ def evaluate(
             kept = [metric for metric in spec.metrics if metric.class_name not in plot_classes]
             del spec.metrics[:]
             spec.metrics.extend(kept)
+    if floor:
+        for spec in proto.metrics_specs:
+            kept = [metric for metric in spec.metrics if metric.class_name == "ExampleCount"]
+            del spec.metrics[:]
+            spec.metrics.extend(kept)
+    if overall_only:
+        del proto.slicing_specs[1:]
     # No baseline here: the change gates are skipped, as the executor does on a first run.
     config_proto = tfma.utils.update_eval_config_with_defaults(proto, has_baseline=False, rubber_stamp=True)
     eval_shared_model = tfma.default_eval_shared_model(
@@ -109,10 +128,23 @@ def main(argv=None) -> int:
     parser.add_argument("--save", help="also write the raw profile here (for pstats or snakeviz)")
     parser.add_argument("--intervals", action="store_true", help="with TFMA's confidence intervals (shopbusy run --intervals)")
     parser.add_argument("--no-plots", action="store_true", help="without the threshold and calibration plots")
+    parser.add_argument("--floor", action="store_true", help="TFMA's ExampleCount alone: its machinery without the metrics")
+    parser.add_argument("--overall-only", action="store_true", help="the overall slice alone")
+    parser.add_argument("--workers", type=int, help="Beam worker processes, as the Evaluator uses on large data (wall time only)")
     args = parser.parse_args(argv)
+    if args.workers and not args.no_profile:
+        parser.error("--workers needs --no-profile: cProfile sees only the runner process")
     with tempfile.TemporaryDirectory() as output:
         start = time.monotonic()
-        artifacts = dict(newest_artifacts(args.workdir), intervals=args.intervals, plots=not args.no_plots)
+        artifacts = dict(
+            newest_artifacts(args.workdir),
+            intervals=args.intervals,
+            plots=not args.no_plots,
+            floor=args.floor,
+            overall_only=args.overall_only,
+        )
+        if args.workers:
+            artifacts["beam_args"] = (config.MULTI_PROCESSING, f"{config.DIRECT_NUM_WORKERS}={args.workers}")
         if args.no_profile:
             evaluate(output=output, **artifacts)
         else:
