@@ -1,9 +1,12 @@
 """The Evaluator's scaling choices: when it gets worker processes, and the reshuffle that lets
 them share TFMA's work (bench/notes.md, "The Evaluator at a million rows")."""
 
+import dataclasses
+
 import apache_beam as beam
 
 from shopbusy.components import evaluator_extractors
+from shopbusy.data import generator
 from shopbusy.pipeline import config
 from shopbusy.pipeline.pipeline import create_pipeline
 
@@ -21,6 +24,45 @@ def test_large_inputs_give_the_evaluator_worker_processes_and_the_users_options_
     assert config.EVALUATOR_MULTI_PROCESSING_MIN_BYTES < config.MULTI_PROCESSING_MIN_BYTES
     pipeline_args = config.default_beam_args(config.EVALUATOR_MULTI_PROCESSING_MIN_BYTES)
     assert "--direct_running_mode=in_memory" in pipeline_args and MULTI not in pipeline_args
+
+
+def test_intervals_keep_the_evaluator_in_one_process_and_the_users_options_still_win():
+    """TFMA's jackknife lost samples in worker processes (config.evaluator_beam_args): a run
+    asking for intervals gets the in-memory runner at every size, over the pipeline's options."""
+    large = config.MULTI_PROCESSING_MIN_BYTES  # the pipeline itself runs worker processes here
+    assert MULTI in config.default_beam_args(large)
+    args = config.evaluator_beam_args(large, intervals=True)
+    assert args == [config.IN_MEMORY]
+    assert config.evaluator_beam_args(large, [MULTI], intervals=True)[-1] == MULTI
+    assert config.evaluator_beam_args(config.EVALUATOR_MULTI_PROCESSING_MIN_BYTES - 1, intervals=True) == []
+
+
+def test_run_intervals_reach_the_evaluators_options(tmp_path, monkeypatch):
+    """`shopbusy run --intervals` on a large input builds the Evaluator in memory; without the
+    flag, with worker processes."""
+    from shopbusy import cli
+    from shopbusy.cli import run as run_cli
+    from shopbusy.data import inputs
+
+    seen = {}
+
+    def stop_before_running(run_config, *args):
+        seen["args"] = run_config.evaluator_beam_args
+        return 0
+
+    real_resolve = inputs.resolve
+
+    def large(path):
+        return dataclasses.replace(real_resolve(path), total_bytes=config.MULTI_PROCESSING_MIN_BYTES)
+
+    monkeypatch.setattr(run_cli, "_run_pipeline", stop_before_running)
+    monkeypatch.setattr(run_cli.inputs, "resolve", large)
+    data = tmp_path / "shops.csv"
+    generator.write_csv(generator.generate(200, seed=0), str(data))
+    for flags, expected in (([], MULTI), (["--intervals"], config.IN_MEMORY)):
+        seen.clear()
+        assert cli.main(["run", "--data", str(data), "--workdir", str(tmp_path / "w"), "--force", *flags]) == 0
+        assert seen["args"][0] == expected
 
 
 def test_beam_components_build_no_package_of_tfx(monkeypatch):
