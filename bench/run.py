@@ -4,7 +4,7 @@ docs/benchmarks.md.
 
     python -m bench.run            # the full benchmark (about two and a half hours on 2 cores)
     python -m bench.run --smoke    # every scenario on small data, a few minutes (make test)
-    python -m bench.run --scenarios scale   # only the runs per size (about 25 minutes)
+    python -m bench.run --scenarios scale   # only the runs per size (about 35 minutes)
     python -m bench.run --scenarios quality --seeds 1   # every rule once (about 15 minutes)
     python -m bench.run --scenarios weekly  # 8 weeks with and without the analyzer cache (about 45 minutes)
 
