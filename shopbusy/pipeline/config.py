@@ -332,9 +332,10 @@ def evaluator_beam_args(input_bytes: int, extra: Optional[List[str]] = None, int
     still wins.
 
     With TFMA's jackknife intervals the Evaluator stays in one process whatever the size: in
-    Beam's worker processes each slice lost 1 to 4 of its 20 delete-a-bucket samples and TFMA
-    then computed no interval (0 of 170 slices at a million rows, 2026-12-02; 37 of 170 at
-    300,000), while in memory every slice got one at every size measured. The cause is not isolated (bench/notes.md, "Intervals with worker processes");
+    Beam's worker processes slices lost some of their 20 delete-a-bucket samples (each 1 to 4
+    at a million rows) and TFMA then computed no interval for them (0 of 170 slices had one at
+    a million rows, 2026-12-02; 37 and 0 of 170 in two runs at 300,000), while in memory every slice got one at every size measured. The
+    cause is not isolated (bench/notes.md, "Intervals with worker processes");
     an interval asked for is worth the slower run."""
     if input_bytes < EVALUATOR_MULTI_PROCESSING_MIN_BYTES:
         return []
