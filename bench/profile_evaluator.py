@@ -57,6 +57,14 @@ def newest_artifacts(workdir: str) -> dict:
     }
 
 
+def _keep_metrics(proto: tfma.EvalConfig, keep) -> None:
+    """Drops every metric of the config's metrics specs that `keep` refuses."""
+    for spec in proto.metrics_specs:
+        kept = [metric for metric in spec.metrics if keep(metric)]
+        del spec.metrics[:]
+        spec.metrics.extend(kept)
+
+
 def evaluate(
     examples_uri: str,
     model_uri: str,
@@ -74,15 +82,9 @@ def evaluate(
     proto = eval_config.eval_config(config.Gates(), confidence_intervals=intervals)
     if not plots:
         plot_classes = {plot.class_name for plot in config.PLOTS}
-        for spec in proto.metrics_specs:
-            kept = [metric for metric in spec.metrics if metric.class_name not in plot_classes]
-            del spec.metrics[:]
-            spec.metrics.extend(kept)
+        _keep_metrics(proto, lambda metric: metric.class_name not in plot_classes)
     if floor:
-        for spec in proto.metrics_specs:
-            kept = [metric for metric in spec.metrics if metric.class_name == "ExampleCount"]
-            del spec.metrics[:]
-            spec.metrics.extend(kept)
+        _keep_metrics(proto, lambda metric: metric.class_name == "ExampleCount")
     if overall_only:
         del proto.slicing_specs[1:]
     # No baseline here: the change gates are skipped, as the executor does on a first run.
@@ -144,7 +146,7 @@ def main(argv=None) -> int:
             overall_only=args.overall_only,
         )
         if args.workers:
-            artifacts["beam_args"] = (config.MULTI_PROCESSING, f"{config.DIRECT_NUM_WORKERS}={args.workers}")
+            artifacts["beam_args"] = config.multi_processing(args.workers)
         if args.no_profile:
             evaluate(output=output, **artifacts)
         else:

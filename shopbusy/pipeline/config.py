@@ -300,7 +300,7 @@ DIRECT_NUM_WORKERS = "--direct_num_workers"
 MULTI_PROCESSING, IN_MEMORY = "--direct_running_mode=multi_processing", "--direct_running_mode=in_memory"
 
 
-def _multi_processing(workers: Optional[int] = None) -> List[str]:
+def multi_processing(workers: Optional[int] = None) -> List[str]:
     """DirectRunner with worker processes: `workers`, else one per core of this machine."""
     return [MULTI_PROCESSING, f"{DIRECT_NUM_WORKERS}={workers or os.cpu_count() or 1}"]
 
@@ -321,7 +321,7 @@ def pipeline_package_args(setup_file: str) -> List[str]:
 
 def default_beam_args(input_bytes: int, extra: Optional[List[str]] = None) -> List[str]:
     """DirectRunner options sized for the input; `extra` (from --beam-arg) goes last and wins."""
-    mode = _multi_processing() if input_bytes >= MULTI_PROCESSING_MIN_BYTES else [IN_MEMORY]
+    mode = multi_processing() if input_bytes >= MULTI_PROCESSING_MIN_BYTES else [IN_MEMORY]
     package = pipeline_package_args(PROJECT_SETUP_FILE) if os.path.exists(PROJECT_SETUP_FILE) else []
     return mode + package + list(extra or [])
 
@@ -339,5 +339,5 @@ def evaluator_beam_args(input_bytes: int, extra: Optional[List[str]] = None, int
     an interval asked for is worth the slower run."""
     if input_bytes < EVALUATOR_MULTI_PROCESSING_MIN_BYTES:
         return []
-    mode = [IN_MEMORY] if intervals else _multi_processing()
+    mode = [IN_MEMORY] if intervals else multi_processing()
     return mode + list(extra or [])
