@@ -176,3 +176,32 @@ def test_examples_are_read_as_tfmas_own_function_reads_them():
                 got = evaluator_metrics.LabelPredictionWeight(proto)(inputs, flatten=True, **kwargs)
                 np.testing.assert_equal(_as_floats(got), _as_floats(expected), err_msg=str((inputs, kwargs)))  # nan equals nan
                 assert tfmas.call_count == (0 if tfma_calls == 0 else 1), (inputs, kwargs)
+
+
+def test_each_example_is_read_once_per_model_however_many_slices_and_combiners_take_it():
+    """TFMA hands one inputs object to every combiner of every slice the example is in: the
+    array combiners read its label and score once per model, and a new object is read anew."""
+    two = _two_models()
+    (histogram,) = calibration_histogram.calibration_histogram(eval_config=two, model_name="candidate")
+    (confusion,) = binary_confusion_matrices._binary_confusion_matrix_computation(eval_config=two, model_name="candidate", thresholds=[0.5])
+    (baseline,) = calibration_histogram.calibration_histogram(eval_config=two, model_name="baseline")
+    combiners = [
+        evaluator_metrics.ArrayHistogramCombiner(histogram.combiner),
+        evaluator_metrics.ArrayConfusionCombiner(confusion.combiner),
+        evaluator_metrics.ArrayHistogramCombiner(baseline.combiner),
+    ]
+    examples = [_keyed(np.array([label]), np.array([score], np.float32), np.array([1 - score], np.float32)) for label, score in ((1, 0.75), (0, 0.25))]
+    slices = [[c.create_accumulator() for c in combiners] for _ in range(5)]
+    with mock.patch.object(evaluator_metrics.LabelPredictionWeight, "_simple", autospec=True, side_effect=evaluator_metrics.LabelPredictionWeight._simple) as reads:
+        for example in examples + [_keyed(np.array([1]), np.array([0.75], np.float32), np.array([0.25], np.float32))]:
+            for accumulators in slices:
+                for i, combiner in enumerate(combiners):
+                    accumulators[i] = combiner.add_input(accumulators[i], example)
+    assert reads.call_count == 3 * 2  # three examples (the last equal to the first, not the same object), two models
+    candidate_histogram = combiners[0].extract_output(slices[0][0])
+    [(_, buckets)] = candidate_histogram.items()
+    assert sum(b.weighted_examples for b in buckets) == 3 and sum(b.weighted_labels for b in buckets) == 2
+    [(_, matrices)] = combiners[1].extract_output(slices[4][1]).items()
+    assert tuple(matrices[0.5].matrix) == (2.0, 1.0, 0.0, 0.0)  # tp, tn, fp, fn: 0.75 and 0.75 busy, 0.25 not
+    [(_, buckets)] = combiners[2].extract_output(slices[2][2]).items()
+    assert sorted(round(b.weighted_predictions, 6) for b in buckets) == [0.5, 0.75]  # the baseline's scores: 0.25 twice, 0.75

@@ -18,7 +18,10 @@ Both read each example's label, prediction and weight through TFMA's generic
 computation: 60.6 s of a 144 s Evaluator under cProfile at 300,000 rows (bench/notes.md,
 "Reading each example once, directly"). `LabelPredictionWeight` answers the one case this
 Evaluator has (a 0/1 label and one score per example, no weights, sub keys or class
-weights) directly and hands every other case to TFMA's function.
+weights) directly and hands every other case to TFMA's function. In that case both array
+combiners share one read of each example per model (`LabelPredictionWeight.label_and_score`),
+not one per slicing spec and combiner: at 100,000 rows the Evaluator's work took 37-44 s
+against 48-53 s (bench/notes.md, "One read per example").
 
 The classes here are TFMA's own metrics with those two combiners swapped
 (`with_array_accumulators`): `ArrayHistogramCombiner` and `ArrayConfusionCombiner` take the
@@ -28,6 +31,7 @@ protos, the jackknife intervals) is TFMA's code, unchanged.
 """
 
 import math
+import threading
 from array import array
 from typing import Dict, Iterable
 
@@ -72,6 +76,17 @@ def _added(ids: np.ndarray, rows: np.ndarray, num_ids: int):
 
 
 _UNIT_WEIGHT = np.array([1.0])
+
+
+class _LastRead(threading.local):
+    """The inputs object read last in this thread, and its (label, score) per model."""
+
+    def __init__(self):
+        self.inputs = None
+        self.values = {}
+
+
+_LAST_READ = _LastRead()
 
 
 class LabelPredictionWeight:
@@ -122,9 +137,11 @@ class LabelPredictionWeight:
             return None
         return label.reshape(1), prediction.reshape(1)
 
-    def __call__(self, inputs, **kwargs):
-        model_name = kwargs.get("model_name", "")
-        plain = not (
+    @staticmethod
+    def plain(**kwargs) -> bool:
+        """Whether a call with these arguments can be the simple case: nothing asked for
+        that would make TFMA yield other than the example's label and score, weight 1."""
+        return not (
             kwargs.get("output_name")
             or kwargs.get("sub_key") is not None
             or kwargs.get("aggregation_type")
@@ -133,7 +150,26 @@ class LabelPredictionWeight:
             or not kwargs.get("flatten", True)
             or kwargs.get("allow_none")
         )
-        simple = self._simple(inputs, model_name) if plain else None
+
+    def label_and_score(self, inputs, model_name: str):
+        """The example's label and score as floats when it is the simple case, else None;
+        for a call that is `plain`. Read once per example and model however many slices
+        and combiners ask: TFMA hands the same inputs object to every combiner of every
+        slice the example falls in (the preprocessing is before FanoutSlices in
+        metrics_plots_and_validations_evaluator.py at v0.47.0), so the last example read in
+        this thread is remembered, held so that its identity cannot be reused."""
+        last = _LAST_READ
+        if last.inputs is not inputs:
+            last.inputs, last.values = inputs, {}
+        key = (model_name, self._model_keys(model_name))
+        if key not in last.values:
+            simple = self._simple(inputs, model_name)
+            last.values[key] = None if simple is None else (float(simple[0][0]), float(simple[1][0]))
+        return last.values[key]
+
+    def __call__(self, inputs, **kwargs):
+        model_name = kwargs.get("model_name", "")
+        simple = self._simple(inputs, model_name) if self.plain(**kwargs) else None
         if simple is None:
             return metric_util.to_label_prediction_example_weight(inputs, **{"eval_config": self._eval_config, **kwargs})
         return ((simple[0], simple[1], _UNIT_WEIGHT),)
@@ -151,6 +187,18 @@ class _ArrayCombiner(beam.CombineFn):
         self._example_weighted = tfma_combiner._example_weighted
         self._fractional_labels = fractional_labels
         self._label_prediction_weight = LabelPredictionWeight(self._eval_config)
+        self._plain = LabelPredictionWeight.plain(
+            output_name=self._key.output_name,
+            sub_key=self._key.sub_key,
+            aggregation_type=self._aggregation_type,
+            class_weights=self._class_weights,
+            example_weighted=self._example_weighted,
+        )
+
+    def _label_and_score(self, element: metric_types.StandardMetricInputs):
+        """The example's label and score as floats, weight 1, when it is the simple case
+        (LabelPredictionWeight); else None and `_tuples` reads it."""
+        return self._label_prediction_weight.label_and_score(element, self._key.model_name) if self._plain else None
 
     def _tuples(self, element: metric_types.StandardMetricInputs):
         return self._label_prediction_weight(
@@ -200,6 +248,13 @@ class ArrayHistogramCombiner(_ArrayCombiner):
         return _Histogram()
 
     def add_input(self, histogram: _Histogram, element: metric_types.StandardMetricInputs) -> _Histogram:
+        read = self._label_and_score(element)
+        if read is not None:
+            label, prediction = read
+            histogram.pending.extend((prediction if self._prediction_based_bucketing else label, label, prediction, 1.0))
+            if len(histogram.pending) >= 4 * _PENDING:
+                self._flush(histogram)
+            return histogram
         for label, prediction, example_weight in self._tuples(element):
             label, prediction = float(label), float(prediction)
             bucketed = prediction if self._prediction_based_bucketing else label
@@ -278,6 +333,12 @@ class ArrayConfusionCombiner(_ArrayCombiner):
         return _Counts(len(self._thresholds))
 
     def add_input(self, counts: _Counts, element: metric_types.StandardMetricInputs) -> _Counts:
+        read = self._label_and_score(element)
+        if read is not None:
+            counts.pending.extend((*read, 1.0))
+            if len(counts.pending) >= 3 * _PENDING:
+                self._flush(counts)
+            return counts
         for label, prediction, example_weight in self._tuples(element):
             counts.pending.extend(
                 (metric_util.safe_to_scalar(label), metric_util.safe_to_scalar(prediction), metric_util.safe_to_scalar(example_weight))
