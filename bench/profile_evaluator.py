@@ -10,7 +10,7 @@ functions with the most cumulative time. The numbers in bench/notes.md come from
 --intervals and --no-plots change the pipeline's EvalConfig as `shopbusy run --intervals`
 would and as a config without the threshold and calibration plots would: what each costs.
 
---floor keeps only TFMA's ExampleCount (a counter per slice), so what remains is TFMA's own
+--floor keeps only the example count (a counter per slice), so what remains is TFMA's own
 machinery around the metrics: reading, the model's predictions, splitting batches into
 examples, slicing, fanning each example out to its slices and Beam's per-element combine.
 No choice of metrics, combiners or their accumulators can make the Evaluator cheaper than
@@ -84,7 +84,7 @@ def evaluate(
         plot_classes = {plot.class_name for plot in config.PLOTS}
         _keep_metrics(proto, lambda metric: metric.class_name not in plot_classes)
     if floor:
-        _keep_metrics(proto, lambda metric: metric.class_name == "ExampleCount")
+        _keep_metrics(proto, lambda metric: metric.class_name.endswith("ExampleCount"))
     if overall_only:
         del proto.slicing_specs[1:]
     # No baseline here: the change gates are skipped, as the executor does on a first run.
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     parser.add_argument("--save", help="also write the raw profile here (for pstats or snakeviz)")
     parser.add_argument("--intervals", action="store_true", help="with TFMA's confidence intervals (shopbusy run --intervals)")
     parser.add_argument("--no-plots", action="store_true", help="without the threshold and calibration plots")
-    parser.add_argument("--floor", action="store_true", help="TFMA's ExampleCount alone: its machinery without the metrics")
+    parser.add_argument("--floor", action="store_true", help="the example count alone: TFMA's machinery without the metrics")
     parser.add_argument("--overall-only", action="store_true", help="the overall slice alone")
     parser.add_argument("--workers", type=int, help="Beam worker processes, as the Evaluator uses on large data (wall time only)")
     args = parser.parse_args(argv)

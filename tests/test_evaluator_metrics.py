@@ -107,6 +107,8 @@ def test_the_evaluators_metrics_and_plots_equal_tfmas_own_and_share_one_array_hi
     # The threshold metrics share one confusion-matrix combiner, counting in arrays.
     [matrices] = [c.combiner for c in computations if c.keys[0].name.startswith("_binary_confusion_matrices")]
     assert isinstance(matrices, evaluator_metrics.ArrayConfusionCombiner)
+    [counter] = [c.combiner for c in computations if c.keys[0].name == "example_count"]
+    assert isinstance(counter, evaluator_metrics.ExampleCounter)
     assert set(ours) == set(theirs) and {"auc", "confusion_matrix_plot", "calibration_plot"} <= {k.name for k in ours}
     for key, expected in theirs.items():
         if key.name == "calibration_plot":

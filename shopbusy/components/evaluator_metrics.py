@@ -39,7 +39,13 @@ import apache_beam as beam
 import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.contrib.aggregates import binary_confusion_matrices as bcm_aggregates
-from tensorflow_model_analysis.metrics import binary_confusion_matrices, calibration_histogram, metric_types, metric_util
+from tensorflow_model_analysis.metrics import (
+    binary_confusion_matrices,
+    calibration_histogram,
+    example_count,
+    metric_types,
+    metric_util,
+)
 
 # What one tuple adds to its bucket, in the accumulator's rows.
 _COUNT, _LABELS, _PREDICTIONS, _EXAMPLES = range(4)
@@ -368,9 +374,31 @@ class ArrayConfusionCombiner(_ArrayCombiner):
         return {self._key: matrices}
 
 
+class ExampleCounter(beam.CombineFn):
+    """TFMA's `_ExampleCountCombiner` (v0.47.0) unweighted: it adds `np.sum(np.array(1.0))` for
+    each example, whatever the example holds; this adds 1.0. It runs once per slice an example
+    is in, so the numpy call was about 12 µs an example under cProfile at 100,000 rows."""
+
+    def __init__(self, tfma_combiner: example_count._ExampleCountCombiner):
+        self._keys = tfma_combiner._keys
+
+    def create_accumulator(self) -> float:
+        return 0.0
+
+    def add_input(self, accumulator: float, element: metric_types.StandardMetricInputs) -> float:
+        return accumulator + 1.0
+
+    def merge_accumulators(self, accumulators: Iterable[float]) -> float:
+        return float(sum(accumulators))
+
+    def extract_output(self, accumulator: float) -> Dict[metric_types.MetricKey, float]:
+        return {key: accumulator for key in self._keys}
+
+
 def with_array_accumulators(computations: metric_types.MetricComputations) -> metric_types.MetricComputations:
-    """The computations with TFMA's histogram combiner swapped for ArrayHistogramCombiner and
-    its confusion-matrix combiner for ArrayConfusionCombiner: the same keys and preprocessors,
+    """The computations with TFMA's histogram combiner swapped for ArrayHistogramCombiner, its
+    confusion-matrix combiner for ArrayConfusionCombiner and its unweighted example counter
+    for ExampleCounter: the same keys and preprocessors,
     so TFMA still computes each once however many metrics share it (it dedups computations by
     combiner class, keys and preprocessors) and its derived metrics read them. A
     confusion-matrix combiner that samples example ids keeps TFMA's, reading examples through
@@ -381,6 +409,8 @@ def with_array_accumulators(computations: metric_types.MetricComputations) -> me
         combiner = getattr(computation, "combiner", None)
         if isinstance(combiner, calibration_histogram._CalibrationHistogramCombiner):
             computation = metric_types.MetricComputation(computation.keys, computation.preprocessors, ArrayHistogramCombiner(combiner))
+        elif isinstance(combiner, example_count._ExampleCountCombiner) and not combiner._example_weighted:
+            computation = metric_types.MetricComputation(computation.keys, computation.preprocessors, ExampleCounter(combiner))
         elif isinstance(combiner, binary_confusion_matrices._BinaryConfusionMatrixCombiner):
             if combiner._example_id_key:
                 combiner._extract_label_prediction_and_weight = LabelPredictionWeight(combiner._eval_config)
@@ -397,9 +427,13 @@ class _WithArrayAccumulators:
         return with_array_accumulators(super().computations(*args, **kwargs))
 
 
-# TFMA's AUC, plots and threshold metrics. Named apart from TFMA's: TFMA takes a class name it
+# TFMA's example count, AUC, plots and threshold metrics. Named apart from TFMA's: TFMA takes a class name it
 # knows as its own class whatever module the config gives (metric_specs.py at v0.47.0,
 # `metric_instance`).
+class DirectExampleCount(_WithArrayAccumulators, tfma.metrics.ExampleCount):
+    pass
+
+
 class ArrayHistogramAUC(_WithArrayAccumulators, tfma.metrics.AUC):
     """tfma.metrics.AUC, its histogram in arrays."""
 

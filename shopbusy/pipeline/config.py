@@ -74,7 +74,7 @@ PREDICTED_POSITIVES = (("true_positives", "false_positives"), "no example predic
 # EVALUATOR_METRICS are TFMA's own, reading each example faster and holding the AUC's histogram
 # and the confusion counts in arrays (components/evaluator_metrics.py).
 METRICS = (
-    Metric("ExampleCount", "example_count", "examples", count=True),
+    Metric("DirectExampleCount", "example_count", "examples", count=True, module=EVALUATOR_METRICS),
     Metric("DirectBinaryAccuracy", "binary_accuracy", "accuracy", module=EVALUATOR_METRICS),
     # 1,000 thresholds, not TFMA's 10,000: the AUC moves in the fifth decimal, while turning
     # each slice's 10,000-bucket calibration histogram into matrices is a fixed cost per model
