@@ -181,3 +181,72 @@ def test_record_batches_cross_the_reshuffle_unchanged_and_compressed():
 
 def _as_rows(batch):
     return batch.schema, batch.to_pydict()
+
+
+def _example(**features):
+    """One example's extracts as TFMA's UnbatchExtractor hands them to the slice-key extractor."""
+    import tensorflow_model_analysis as tfma
+
+    return {tfma.constants.FEATURES_KEY: features}
+
+
+def test_slice_keys_are_tfmas_found_once_per_combination_of_the_sliced_values():
+    import numpy as np
+    import tensorflow_model_analysis as tfma
+    from unittest import mock
+    from tensorflow_model_analysis.extractors import slice_key_extractor
+
+    from shopbusy.pipeline import eval_config
+
+    proto = eval_config.eval_config(config.Gates())
+    slice_spec = [tfma.slicer.SingleSliceSpec(spec=spec) for spec in proto.slicing_specs]
+    rng = np.random.default_rng(0)
+    examples = [
+        _example(
+            shop_type=np.array([bytes(rng.choice([b"cafe", b"bakery", b"pharmacy"]))], dtype=object),
+            weekday=np.array([int(rng.integers(0, 3))]),
+            **{"class": np.array([int(rng.integers(0, 2))])},
+            avgTime=np.array([float(rng.random())]),  # not sliced on: no new combination
+        )
+        for _ in range(300)
+    ]
+    odd = [  # TFMA's own way, each time: a missing value, two values, a float among ints
+        _example(shop_type=np.array([b"cafe"], dtype=object), weekday=np.array([], dtype=np.int64), **{"class": np.array([1])}),
+        _example(shop_type=np.array([b"cafe", b"bakery"], dtype=object), weekday=np.array([2]), **{"class": np.array([0])}),
+        _example(shop_type=np.array([b"cafe"], dtype=object), weekday=np.array([2.0]), **{"class": np.array([0])}),
+        _example(shop_type=np.array([b"cafe"], dtype=object), **{"class": np.array([0])}),
+    ]
+    tfmas = slice_key_extractor.ExtractSliceKeysFn(proto, materialize=False)
+    ours = evaluator_extractors.SliceKeysFn(proto)
+    find = slice_key_extractor.slicer.get_slices_for_features_dicts
+    with mock.patch.object(slice_key_extractor.slicer, "get_slices_for_features_dicts", wraps=find) as found:
+        got = [ours.process(example, slice_spec) for example in examples + odd]
+    combinations = {(e["features"]["shop_type"].item(), e["features"]["weekday"].item(), e["features"]["class"].item()) for e in examples}
+    assert found.call_count == len(combinations) + len(odd) and len(combinations) < 20
+    for example, [extracts] in zip(examples + odd, got):
+        [expected] = tfmas.process(example, slice_spec)
+        key = tfma.constants.SLICE_KEY_TYPES_KEY
+        assert sorted(extracts[key].tolist()) == sorted(expected[key].tolist()), example
+        assert key not in example and extracts[tfma.constants.FEATURES_KEY] is example[tfma.constants.FEATURES_KEY]
+    # 2.0 and 2 are different slices to TFMA; the float did not take the int's keys.
+    assert (("weekday", 2.0),) in got[-2][0][tfma.constants.SLICE_KEY_TYPES_KEY].tolist()
+
+
+def test_slice_keys_go_to_tfma_for_every_example_when_the_columns_do_not_decide_them():
+    import tensorflow_model_analysis as tfma
+
+    sql = tfma.EvalConfig(slicing_specs=[tfma.SlicingSpec(slice_keys_sql="SELECT STRUCT(shop_type) FROM example.shop_type")])
+    transformed = tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(preprocessing_function_names=["transform_features"])],
+        slicing_specs=[tfma.SlicingSpec(feature_keys=["shop_type"])],
+    )
+    assert evaluator_extractors.sliced_columns(sql) is None and evaluator_extractors.sliced_columns(transformed) is None
+    crossed = tfma.EvalConfig(
+        slicing_specs=[tfma.SlicingSpec(feature_keys=["b"])],
+        cross_slicing_specs=[
+            tfma.CrossSlicingSpec(
+                baseline_spec=tfma.SlicingSpec(feature_values={"a": "1"}), slicing_specs=[tfma.SlicingSpec(feature_keys=["c"])]
+            )
+        ],
+    )
+    assert evaluator_extractors.sliced_columns(crossed) == ("a", "b", "c")
