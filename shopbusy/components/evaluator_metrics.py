@@ -431,7 +431,7 @@ class _WithArrayAccumulators:
 # knows as its own class whatever module the config gives (metric_specs.py at v0.47.0,
 # `metric_instance`).
 class DirectExampleCount(_WithArrayAccumulators, tfma.metrics.ExampleCount):
-    pass
+    """tfma.metrics.ExampleCount, counting without numpy (ExampleCounter)."""
 
 
 class ArrayHistogramAUC(_WithArrayAccumulators, tfma.metrics.AUC):
