@@ -76,15 +76,18 @@ def CompressedReshuffle(extracts: beam.PCollection) -> beam.PCollection:
 MAX_REMEMBERED_SLICE_KEYS = 100_000
 
 
+def _cross_slicing_specs(eval_config: tfma.EvalConfig) -> list:
+    """Each cross slice's baseline and comparison specs, in TFMA's order."""
+    return [spec for cross in eval_config.cross_slicing_specs for spec in (cross.baseline_spec, *cross.slicing_specs)]
+
+
 def sliced_columns(eval_config: Optional[tfma.EvalConfig]) -> Optional[tuple]:
     """The raw feature columns the eval config's slicing specs read (cross slices' too), or
     None when what decides an example's slices is not only those columns' values: an SQL
     slice, or a model whose Transform output is sliced on."""
     if eval_config is None:
         return None
-    specs = list(eval_config.slicing_specs)
-    for cross in eval_config.cross_slicing_specs:
-        specs += [cross.baseline_spec, *cross.slicing_specs]
+    specs = [*eval_config.slicing_specs, *_cross_slicing_specs(eval_config)]
     if any(spec.slice_keys_sql for spec in specs) or any(m.preprocessing_function_names for m in eval_config.model_specs):
         return None
     return tuple(sorted({key for spec in specs for key in (*spec.feature_keys, *spec.feature_values)}))
@@ -141,13 +144,13 @@ class SliceKeysFn(slice_key_extractor.ExtractSliceKeysFn):
 
 def _slice_key_extractor(eval_config: tfma.EvalConfig) -> tfma.extractors.Extractor:
     """TFMA's SliceKeyExtractor as tfma.default_extractors builds it (the same stage name and
-    slicing specs, nothing materialized), with SliceKeysFn."""
+    slicing specs, extractors/slice_key_extractor.py at v0.47.0; nothing materialized), with
+    SliceKeysFn."""
     slice_spec = [tfma.slicer.SingleSliceSpec(spec=spec) for spec in eval_config.slicing_specs]
-    for cross in eval_config.cross_slicing_specs:
-        for spec in (cross.baseline_spec, *cross.slicing_specs):
-            single = tfma.slicer.SingleSliceSpec(spec=spec)
-            if single not in slice_spec:
-                slice_spec.append(single)
+    for spec in _cross_slicing_specs(eval_config):
+        single = tfma.slicer.SingleSliceSpec(spec=spec)
+        if single not in slice_spec:
+            slice_spec.append(single)
     if not slice_spec:
         slice_spec = [tfma.slicer.SingleSliceSpec()]
     return tfma.extractors.Extractor(

@@ -258,13 +258,11 @@ class ArrayHistogramCombiner(_ArrayCombiner):
         if read is not None:
             label, prediction = read
             histogram.pending.extend((prediction if self._prediction_based_bucketing else label, label, prediction, 1.0))
-            if len(histogram.pending) >= 4 * _PENDING:
-                self._flush(histogram)
-            return histogram
-        for label, prediction, example_weight in self._tuples(element):
-            label, prediction = float(label), float(prediction)
-            bucketed = prediction if self._prediction_based_bucketing else label
-            histogram.pending.extend((bucketed, label, prediction, float(example_weight)))
+        else:
+            for label, prediction, example_weight in self._tuples(element):
+                label, prediction = float(label), float(prediction)
+                bucketed = prediction if self._prediction_based_bucketing else label
+                histogram.pending.extend((bucketed, label, prediction, float(example_weight)))
         if len(histogram.pending) >= 4 * _PENDING:
             self._flush(histogram)
         return histogram
@@ -342,13 +340,11 @@ class ArrayConfusionCombiner(_ArrayCombiner):
         read = self._label_and_score(element)
         if read is not None:
             counts.pending.extend((*read, 1.0))
-            if len(counts.pending) >= 3 * _PENDING:
-                self._flush(counts)
-            return counts
-        for label, prediction, example_weight in self._tuples(element):
-            counts.pending.extend(
-                (metric_util.safe_to_scalar(label), metric_util.safe_to_scalar(prediction), metric_util.safe_to_scalar(example_weight))
-            )
+        else:
+            for label, prediction, example_weight in self._tuples(element):
+                counts.pending.extend(
+                    (metric_util.safe_to_scalar(label), metric_util.safe_to_scalar(prediction), metric_util.safe_to_scalar(example_weight))
+                )
         if len(counts.pending) >= 3 * _PENDING:
             self._flush(counts)
         return counts
