@@ -154,6 +154,58 @@ def _as_floats(tuples):
     return [tuple(np.asarray(value, dtype=np.float64).ravel().tolist() for value in t) for t in tuples]
 
 
+def test_the_jackknife_does_tfmas_arithmetic_on_the_derived_matrices_in_arrays():
+    """With intervals, TFMA's jackknife takes a standard error of every structured value, the
+    derived confusion matrices included (dropped afterwards as private). Ours hold them as
+    ArrayArithmeticMatrices, whose arithmetic is numpy's: the same numbers as TFMA's loop over
+    the thresholds, and the same public metrics."""
+    from tensorflow_model_analysis.evaluators import confidence_intervals_util, jackknife
+
+    inputs, buckets = _inputs(400, seed=3), 20
+    proto = eval_config(config.Gates())
+    # The full sample and the twenty delete-one-bucket samples, as jackknife.py at v0.47.0 has them.
+    in_bucket = np.arange(len(inputs)) % buckets
+    samples = [(jackknife._FULL_SAMPLE_ID, inputs)] + [
+        (bucket, [x for x, b in zip(inputs, in_bucket) if b != bucket]) for bucket in range(buckets)
+    ]
+    ours = [confidence_intervals_util.SampleMetrics(_evaluate(proto, rows)[0], sample_id) for sample_id, rows in samples]
+    matrices_keys = [k for k in ours[0].metrics if k.name.startswith(binary_confusion_matrices.BINARY_CONFUSION_MATRICES_NAME)]
+    assert matrices_keys and all(type(ours[0].metrics[k]) is evaluator_metrics.ArrayArithmeticMatrices for k in matrices_keys)
+
+    def as_tfmas(metrics):
+        return {k: binary_confusion_matrices.Matrices(*v) if k in matrices_keys else v for k, v in metrics.items()}
+
+    theirs = [confidence_intervals_util.SampleMetrics(as_tfmas(s.metrics), s.sample_id) for s in ours]
+
+    def intervals(samples):
+        combine = jackknife._JackknifeSampleCombineFn(buckets)
+        accumulator = combine.create_accumulator()
+        for sample in samples:
+            accumulator = combine.add_input(accumulator, sample)
+        return combine.extract_output(accumulator)
+
+    got, expected = intervals(ours), intervals(theirs)
+    assert set(got) == set(expected)
+    for key in matrices_keys:
+        assert type(got[key].sample_mean) is evaluator_metrics.ArrayArithmeticMatrices  # our arithmetic ran
+        for field in ("sample_mean", "sample_standard_deviation"):
+            mine, tfmas = getattr(got[key], field), getattr(expected[key], field)
+            assert mine.thresholds == tfmas.thresholds
+            np.testing.assert_allclose(np.array(mine[1:]), np.array(tfmas[1:]), rtol=1e-12, atol=0, err_msg=f"{key} {field}")
+        assert got[key].unsampled_value == expected[key].unsampled_value
+    for key in set(got) - set(matrices_keys):
+        if hasattr(expected[key], "SerializeToString"):  # a plot: bytes, as nan rates never compare equal
+            assert got[key].SerializeToString() == expected[key].SerializeToString(), key
+        else:
+            assert got[key] == expected[key], key  # every public metric and its interval
+
+    # Other thresholds: TFMA's own merge of the two threshold lists, kept as ArrayArithmeticMatrices.
+    fine, coarse = ([0.1, 0.5], [1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]), ([0.5], [1.5], [2.5], [3.5], [4.5])
+    merged = evaluator_metrics.ArrayArithmeticMatrices(*fine) - evaluator_metrics.ArrayArithmeticMatrices(*coarse)
+    assert type(merged) is evaluator_metrics.ArrayArithmeticMatrices
+    assert tuple(merged) == tuple(binary_confusion_matrices.Matrices(*fine) - binary_confusion_matrices.Matrices(*coarse))
+
+
 def test_examples_are_read_as_tfmas_own_function_reads_them():
     two = _two_models()
     simple = [  # the Evaluator's case: answered without TFMA's function
