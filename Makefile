@@ -12,12 +12,17 @@ export TF_USE_LEGACY_KERAS := 1
 
 install: $(STAMP)
 
+# --compile-bytecode: the packages' .pyc files are written once, here. Where
+# PYTHONDONTWRITEBYTECODE is set (these machines, most containers) Python never writes them,
+# and every process that imports TFX compiled TensorFlow's, TFX's and Beam's sources again:
+# `import shopbusy.pipeline.tfx_api` took 45 s without them and 16 s with them on a 2-core VM
+# (bench/notes.md, "Compiled once").
 $(STAMP): requirements.lock setup.py
 	@py=$$(scripts/find-python.sh) || exit 1; \
 	  echo "Creating $(VENV) with $$py"; \
 	  [ -x $(BIN)/python ] || $$py -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -r requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	@touch $@
 

@@ -74,3 +74,18 @@ def test_the_subset_has_every_name_the_code_uses_and_no_other():
         assert not isinstance(value, SimpleNamespace), ".".join(path)
         named.add(name)
     assert named == {path for path, _ in _names(subset)}
+
+
+def test_the_installed_packages_start_from_compiled_bytecode():
+    """`make install` writes every package's .pyc once (uv's --compile-bytecode): where
+    PYTHONDONTWRITEBYTECODE is set, as on these machines, Python never writes them itself, and
+    each process importing TFX would compile TensorFlow's sources again."""
+    import importlib.util
+
+    import apache_beam
+    import tensorflow
+    import tfx
+
+    for package in (tensorflow, tfx, apache_beam):
+        cached = importlib.util.cache_from_source(package.__file__)
+        assert os.path.exists(cached), f"{package.__name__}: no {cached}; reinstall with `make install`"
