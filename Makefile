@@ -16,7 +16,7 @@ install: $(STAMP)
 # PYTHONDONTWRITEBYTECODE is set (these machines, most containers) Python never writes them,
 # and every process that imports TFX compiled TensorFlow's, TFX's and Beam's sources again:
 # `import shopbusy.pipeline.tfx_api` took 45 s without them and 16 s with them on a 2-core VM
-# (bench/notes.md, "Compiled once").
+# (bench/notes.md, "Compiled once: the packages' bytecode").
 $(STAMP): requirements.lock setup.py
 	@py=$$(scripts/find-python.sh) || exit 1; \
 	  echo "Creating $(VENV) with $$py"; \
