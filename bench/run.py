@@ -37,8 +37,14 @@ DOC = os.path.join(REPO_ROOT, "docs", "benchmarks.md")
 NOTES = os.path.join(REPO_ROOT, "bench", "notes.md")  # hand-written, appended to DOC
 
 
-# The import timings: TFX's public API against the part of it the pipeline loads, and the CLI.
-IMPORTS = ("from tfx import v1", "import shopbusy.pipeline.tfx_api", "shopbusy --help")
+# The import timings, each name with its command: TFX's public API against the part of it the
+# pipeline loads (same objects), and the CLI.
+IMPORT_COMMANDS = {
+    "from tfx import v1": [sys.executable, "-c", "from tfx import v1"],
+    "import shopbusy.pipeline.tfx_api": [sys.executable, "-c", "import shopbusy.pipeline.tfx_api"],
+    "shopbusy --help": [SHOPBUSY, "--help"],
+}
+IMPORTS = tuple(IMPORT_COMMANDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,15 +102,9 @@ def _python(*args) -> List[str]:
 
 
 def import_times(plan: Plan) -> dict:
-    """The plan's import timings: `from tfx import v1` against shopbusy.pipeline.tfx_api (same
-    objects), and the CLI's --help."""
-    commands = {
-        "from tfx import v1": _python("-c", "from tfx import v1"),
-        "import shopbusy.pipeline.tfx_api": _python("-c", "import shopbusy.pipeline.tfx_api"),
-        "shopbusy --help": [SHOPBUSY, "--help"],
-    }
+    """The plan's import timings (IMPORT_COMMANDS)."""
     return {
-        name: _median([measure(commands[name]).wall_seconds for _ in range(plan.repeats)])
+        name: _median([measure(IMPORT_COMMANDS[name]).wall_seconds for _ in range(plan.repeats)])
         for name in plan.imports
     }
 
