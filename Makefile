@@ -45,7 +45,7 @@ test-deps:
 # a workdir and follow each other. Modules go out in collection order, the slowest first
 # (tests/conftest.py).
 test: install test-deps
-	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=15 -m "not slow and not faults and not kubeflow" tests
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=15 -m "not slow and not faults and not kubeflow and not bench" tests
 
 # Runs killed inside each component, and runs racing for a workdir, side by side (one per
 # core; about 7 minutes on 2 cores).
@@ -68,9 +68,10 @@ BENCH_ARGS ?=
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-# The benchmark harness on small data (a few minutes); part of `make test`.
+# The benchmark harness on small data: every scenario once (about 16 minutes of one core on a
+# slow day). Not in `make test`; CI runs it beside test-faults and test-kubeflow (.ci/run).
 bench-smoke: install
-	$(BIN)/python -m pytest tests/test_bench.py
+	$(BIN)/python -m pytest -m bench tests
 
 # Everything, including tests marked slow.
 test-all: install test-deps

@@ -19,7 +19,7 @@ def small_csv(tmp_path):
 # The modules that run pipelines, slowest first (`make test` hands whole modules to its two
 # workers in collection order, --dist loadfile --no-loadscope-reorder): the two longest start
 # at once, on different workers, and the short modules fill in behind them.
-SLOWEST_MODULES = ["test_continuous_training.py", "test_bench.py", "test_packaging.py", "test_pipeline_e2e.py"]
+SLOWEST_MODULES = ["test_continuous_training.py", "test_packaging.py", "test_pipeline_e2e.py"]
 
 
 def pytest_collection_modifyitems(items):

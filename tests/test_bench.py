@@ -1,16 +1,22 @@
 """`make bench-smoke`: the benchmark harness, every scenario once on small data, so it cannot
-rot between full `make bench` runs. It checks what the harness measured and wrote, not speed."""
+rot between full `make bench` runs. It checks what the harness measured and wrote, not speed.
+Not part of `make test`: it runs seven pipelines and the article's script one after another (16
+minutes of one core on a slow day), so CI runs it beside the fault and Kubeflow targets (.ci/run)."""
 
 import json
 import os
 import subprocess
 import sys
 
+import pytest
+
 from bench import report
 from bench.run import FULL, SMOKE, SMOKE_CANDIDATES
 from shopbusy.pipeline import config
 from shopbusy.results import metadata
 from tests.helpers import REPO_ROOT
+
+pytestmark = pytest.mark.bench
 
 SMOKE_TIMEOUT = 1750  # a safety net, under pytest-timeout's 1800 s (pytest.ini), not a speed check
 
