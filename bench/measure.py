@@ -35,6 +35,9 @@ class Measurement:
     # At the peak: each process of the tree, largest first, as (RSS bytes, its command line):
     # where the memory went, e.g. the Evaluator's worker processes (issue 28).
     peak_processes: List[tuple] = dataclasses.field(default_factory=list)
+    # Of foreign_cpu_share, what the hypervisor gave to other guests (steal time): on a VM
+    # a busy neighbour slows every figure without a single process here to show for it.
+    steal_share: float = 0.0
 
     @property
     def busy(self) -> bool:
@@ -46,6 +49,7 @@ class Measurement:
             "peak_rss_mb": round(self.peak_rss_bytes / 2**20),
             "load_before": round(self.load_before, 2),
             "foreign_cpu_share": round(self.foreign_cpu_share, 3),
+            "steal_share": round(self.steal_share, 3),
             "busy": self.busy,
             "peak_processes": [{"rss_mb": round(rss / 2**20), "command": command} for rss, command in self.peak_processes],
         }
@@ -63,9 +67,15 @@ def _tree_rss(process: psutil.Process) -> List[tuple]:
 
 
 def _busy_cpu_seconds() -> float:
-    """CPU seconds the whole machine has spent on anything but idling, since boot."""
+    """CPU seconds the whole machine has spent on anything but idling, since boot (steal
+    included: time a virtual CPU wanted to run and the hypervisor ran another guest)."""
     times = psutil.cpu_times()
     return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _steal_cpu_seconds() -> float:
+    """CPU seconds the hypervisor has given to other guests since boot (0 off a VM)."""
+    return getattr(psutil.cpu_times(), "steal", 0.0)
 
 
 def _own_cpu_seconds() -> float:
@@ -78,7 +88,7 @@ def measure(command: List[str], cwd: Optional[str] = None) -> Measurement:
     the rest of the machine used meanwhile is the machine's busy time minus the command's
     (its rusage, which counts every descendant it waited for) minus this sampler's."""
     load_before = os.getloadavg()[0]
-    machine_before, own_before = _busy_cpu_seconds(), _own_cpu_seconds()
+    machine_before, own_before, steal_before = _busy_cpu_seconds(), _own_cpu_seconds(), _steal_cpu_seconds()
     started = time.monotonic()
     with open(os.devnull, "rb") as stdin:
         child = subprocess.Popen(command, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -102,6 +112,7 @@ def measure(command: List[str], cwd: Optional[str] = None) -> Measurement:
     wall = time.monotonic() - started
     child.returncode = os.waitstatus_to_exitcode(status)
     machine_seconds, own_seconds = _busy_cpu_seconds() - machine_before, _own_cpu_seconds() - own_before
+    cores = os.cpu_count() or 1
     os.set_blocking(child.stdout.fileno(), True)
     chunks.append(child.stdout.read() or b"")
     return Measurement(
@@ -111,8 +122,9 @@ def measure(command: List[str], cwd: Optional[str] = None) -> Measurement:
         child.returncode,
         b"".join(chunks).decode(errors="replace"),
         load_before,
-        foreign_cpu_share(machine_seconds, usage.ru_utime + usage.ru_stime, own_seconds, wall, os.cpu_count() or 1),
+        foreign_cpu_share(machine_seconds, usage.ru_utime + usage.ru_stime, own_seconds, wall, cores),
         peak_processes,
+        steal_share=(_steal_cpu_seconds() - steal_before) / (wall * cores),
     )
 
 
@@ -125,9 +137,13 @@ def foreign_cpu_share(machine_seconds: float, command_seconds: float, sampler_se
 
 
 def machine_load(sample_seconds: float = 2.0) -> dict:
-    """How busy the machine is right now: the load averages, and every other process that used
-    more than FOREIGN_PROCESS_PERCENT of a core over `sample_seconds` (asked before the
-    benchmark starts anything of its own)."""
+    """How busy the machine is right now: the load averages, every other process that used
+    more than FOREIGN_PROCESS_PERCENT of a core over `sample_seconds`, and the hypervisor's
+    steal time over them (asked before the benchmark starts anything of its own). Steal above
+    BUSY_FOREIGN_SHARE is busy too: the load average does not count it. An idle guest is
+    rarely stolen from, so this catches only a crowded host; each measurement's steal_share is
+    the figure that counts (bench/notes.md, "Steal time")."""
+    steal_before = _steal_cpu_seconds()
     processes = [p for p in psutil.process_iter(["pid", "name", "cmdline"]) if p.pid != os.getpid()]
     for p in processes:
         try:
@@ -144,8 +160,9 @@ def machine_load(sample_seconds: float = 2.0) -> dict:
         if percent > FOREIGN_PROCESS_PERCENT:
             heavy.append({"pid": p.pid, "cpu_percent": round(percent), "command": " ".join(p.info["cmdline"] or [p.info["name"]])[:200]})
     load = os.getloadavg()
-    busy = load[0] > BUSY_LOAD_PER_CORE * os.cpu_count() or bool(heavy)
-    return {"loadavg": [round(x, 2) for x in load], "heavy_processes": heavy, "busy": busy}
+    steal = (_steal_cpu_seconds() - steal_before) / (sample_seconds * (os.cpu_count() or 1))
+    busy = load[0] > BUSY_LOAD_PER_CORE * os.cpu_count() or bool(heavy) or steal > BUSY_FOREIGN_SHARE
+    return {"loadavg": [round(x, 2) for x in load], "heavy_processes": heavy, "steal_share": round(steal, 3), "busy": busy}
 
 
 def load_or_exit(load_per_core: float = 0.5) -> float:

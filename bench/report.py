@@ -422,8 +422,14 @@ def _load_line(results: dict) -> str:
         f"{len(start['heavy_processes'])} other processes above {FOREIGN_PROCESS_PERCENT:g} % of a core"
         + (" (started with --allow-busy)" if start["busy"] else "")
         + f"; other processes used at most {max((m['foreign_cpu_share'] for m in taken), default=0):.1%} "
-        f"of the CPU during any measurement; {len(busy)} of {len(taken)} measurements were above "
-        f"{BUSY_FOREIGN_SHARE:.0%} and are marked busy."
+        f"of the CPU during any measurement"
+        + (  # recorded since 2026-12-03: the hypervisor's share of it
+            f" (the hypervisor's steal time, CPU given to other guests of the host, at most "
+            f"{max(m['steal_share'] for m in taken):.1%})"
+            if taken and all("steal_share" in m for m in taken)
+            else ""
+        )
+        + f"; {len(busy)} of {len(taken)} measurements were above {BUSY_FOREIGN_SHARE:.0%} and are marked busy."
     )
     return line
 

@@ -1,6 +1,7 @@
 """The benchmark's load check: figures taken beside other work are refused or marked, never
 passed off as quiet-machine numbers."""
 
+import os
 import subprocess
 import sys
 
@@ -56,6 +57,40 @@ def test_machine_load_names_the_heavy_process(burner):
     load = measure.machine_load(sample_seconds=1.0)
     assert load["busy"]
     assert burner.pid in [process["pid"] for process in load["heavy_processes"]]
+
+
+def _stolen(monkeypatch, seconds_per_call: float) -> None:
+    """The hypervisor's steal counter, advancing by `seconds_per_call` at each read."""
+    counter = iter(range(1000))
+    monkeypatch.setattr(measure, "_steal_cpu_seconds", lambda: seconds_per_call * next(counter))
+
+
+def test_steal_time_is_recorded_apart_and_at_the_start_makes_a_quiet_machine_busy(monkeypatch):
+    """A VM whose host gives a fifth of its CPU to other guests: no process here shows it, the
+    load average does not count it, and every figure slows down (bench/notes.md)."""
+    cores = os.cpu_count()
+    _stolen(monkeypatch, 0.2 * 1.0 * cores)  # a fifth of every core over the 1 s sample
+    monkeypatch.setattr(measure.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(measure.psutil, "process_iter", lambda attrs: [])
+    load = measure.machine_load(sample_seconds=1.0)
+    assert load["steal_share"] == pytest.approx(0.2) and load["heavy_processes"] == [] and load["busy"]
+    _stolen(monkeypatch, 0.0)
+    assert not measure.machine_load(sample_seconds=1.0)["busy"]
+
+    _stolen(monkeypatch, 3.0)
+    measured = measure.measure(["sleep", "1"])
+    assert measured.steal_share == pytest.approx(3.0 / (measured.wall_seconds * cores))
+    assert measured.summary()["steal_share"] == round(measured.steal_share, 3)
+
+
+def test_the_load_line_gives_the_hypervisors_share_when_it_was_recorded():
+    start = {"loadavg": [0.1, 0.2, 0.3], "heavy_processes": [], "busy": False}
+    quiet = {**_run(80, busy=False), "steal_share": 0.01}
+    stolen = {**_run(90, busy=True), "steal_share": 0.12}
+    line = report._load_line({"load_at_start": start, "datasets": {"bundled": {"shopbusy": [quiet, stolen]}}})
+    assert "steal time" in line and "at most 12.0%" in line and "1 of 2 measurements" in line
+    # Results from before steal was recorded say nothing of it.
+    assert "steal" not in report._load_line({"load_at_start": start, "datasets": {"bundled": {"shopbusy": [_run(80, busy=False)]}}})
 
 
 def test_the_full_benchmark_refuses_a_busy_machine(monkeypatch, tmp_path, capsys):
