@@ -142,7 +142,8 @@ def machine_load(sample_seconds: float = 2.0) -> dict:
     steal time over them (asked before the benchmark starts anything of its own). Steal above
     BUSY_FOREIGN_SHARE is busy too: the load average does not count it. An idle guest is
     rarely stolen from, so this catches only a crowded host; each measurement's steal_share is
-    the figure that counts (bench/notes.md, "Steal time")."""
+    the figure that counts (bench/notes.md, "The scale run with bytecode, on a stolen-from
+    host")."""
     steal_before = _steal_cpu_seconds()
     processes = [p for p in psutil.process_iter(["pid", "name", "cmdline"]) if p.pid != os.getpid()]
     for p in processes:

@@ -3,7 +3,7 @@ seeds, its scale, and its weekly runs; results to bench/results/<date>-<host>.js
 docs/benchmarks.md.
 
     python -m bench.run            # the full benchmark (about two and a half hours on 2 cores)
-    python -m bench.run --smoke    # every scenario on small data, a few minutes (make test)
+    python -m bench.run --smoke    # every scenario on small data (make bench-smoke, in CI)
     python -m bench.run --scenarios scale   # only the runs per size (about 35 minutes)
     python -m bench.run --scenarios quality --seeds 1   # every rule once (about 15 minutes)
     python -m bench.run --scenarios weekly  # 8 weeks with and without the analyzer cache (about 45 minutes)
@@ -362,11 +362,13 @@ def main(argv=None) -> int:
     if args.seeds:
         plan = dataclasses.replace(plan, seeds=args.seeds)
     load = machine_load()
-    # The smoke run proves the harness inside `make test`, where its figures mean nothing anyway.
+    # The smoke run proves the harness (make bench-smoke, in CI beside other tests), where its
+    # figures mean nothing anyway.
     if load["busy"] and not (args.allow_busy or args.smoke):
         print(
             f"the machine is busy (load averages {load['loadavg']}, other processes: "
             + (", ".join(f"{p['pid']} at {p['cpu_percent']} % ({p['command'][:60]})" for p in load["heavy_processes"]) or "none")
+            + f", the hypervisor's steal time {load['steal_share']:.0%}"
             + "): its figures would not mean anything. Wait for a quiet machine, or pass --allow-busy.",
             file=sys.stderr,
         )

@@ -95,11 +95,12 @@ def test_the_load_line_gives_the_hypervisors_share_when_it_was_recorded():
 
 def test_the_full_benchmark_refuses_a_busy_machine(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(
-        run, "machine_load", lambda: {"loadavg": [3.1, 2.0, 1.0], "heavy_processes": [], "busy": True}
+        run, "machine_load", lambda: {"loadavg": [3.1, 2.0, 1.0], "heavy_processes": [], "steal_share": 0.12, "busy": True}
     )
     code = run.main(["--results-dir", str(tmp_path / "results"), "--doc", str(tmp_path / "doc.md")])
     assert code == 1
-    assert "the machine is busy" in capsys.readouterr().err
+    refusal = capsys.readouterr().err
+    assert "the machine is busy" in refusal and "steal time 12%" in refusal
     assert not (tmp_path / "results").exists() and not (tmp_path / "doc.md").exists()
 
 
