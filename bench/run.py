@@ -71,11 +71,18 @@ class Plan:
     weekly_rows: List[int] = dataclasses.field(default_factory=lambda: [5_600, 100_000])
     weekly_weeks: int = 8
     weekly_train_spans: int = 4
+    # Also time, on the first dataset, the Trainer as it was when issue 26 was filed
+    # (BEFORE_ISSUE_26_ARGS): its fresh-run target is a multiple of that run's time.
+    before_issue_26: bool = True
 
 
 FULL = Plan()
 # The Trainer before candidates: the article's network alone (the fresh-run time budget).
 TODAY_ARGS = ["--candidates", "dense"]
+# The Trainer's default when issue 26 (the trees, the ensemble, the choice) was filed: the
+# four candidates of 2026-11-29. Issue 26 allows a fresh bundled run 1.3 x that run's time,
+# "measured in the same benchmark run", so the benchmark runs it beside today's default.
+BEFORE_ISSUE_26_ARGS = ["--candidates", "dense,embedding,linear,crossed"]
 # The smoke's candidates: a network and the trees, the cheapest two of different kinds, so
 # the choice, the ensemble and the trees' refit all run (every candidate's own model is
 # tested in tests/test_model.py and tests/test_trees.py, the six together by the e2e run).
@@ -93,6 +100,8 @@ SMOKE = Plan(
     weekly_rows=[3_000],  # as tests/test_continuous_training.py: weeks this size stay under the drift thresholds
     weekly_weeks=2,
     weekly_train_spans=2,
+    # A minute more of the loop "today" already proves; tests/test_bench_report.py judges it.
+    before_issue_26=False,
 )
 SCENARIOS = ("quality", "scale", "weekly")
 
@@ -256,7 +265,8 @@ def against_gbdt_and_bayes(workdir: str, dataset: generator.Dataset, seed: int) 
 def runs_and_quality(plan: Plan, scratch: str, datasets: dict, save: Callable[[], None]) -> None:
     """Per dataset: `seeds` fresh runs (each into a new workdir), each judged against the
     gradient-boosted trees and the Bayes accuracy of its eval rows. On the first dataset
-    also the article's script and today's single network (TODAY_ARGS) with the same seeds,
+    also the article's script, today's single network (TODAY_ARGS) and the candidates before
+    issue 26 (BEFORE_ISSUE_26_ARGS, unless the plan leaves them out) with the same seeds,
     the re-run with nothing changed (the up-to-date check) and the same re-run with --force
     (TFX's all-cached path) and with --intervals. Adds each finished dataset to `datasets`
     and saves."""
@@ -269,6 +279,7 @@ def runs_and_quality(plan: Plan, scratch: str, datasets: dict, save: Callable[[]
             "shopbusy": [],
             "baseline": [],
             "today": [],
+            "before_issue_26": [],
         }
         for seed in range(plan.seeds):
             workdir = os.path.join(scratch, f"{name}-seed{seed}")
@@ -283,6 +294,9 @@ def runs_and_quality(plan: Plan, scratch: str, datasets: dict, save: Callable[[]
                     fresh.update(forced_reruns(data, workdir, plan.dataset_rows, *args))
                 today = os.path.join(scratch, f"{name}-seed{seed}-today")
                 entry["today"].append(shopbusy_run(data, today, plan.dataset_rows, *args, *TODAY_ARGS))
+                if plan.before_issue_26:
+                    before = os.path.join(scratch, f"{name}-seed{seed}-before-issue-26")
+                    entry["before_issue_26"].append(shopbusy_run(data, before, plan.dataset_rows, *args, *BEFORE_ISSUE_26_ARGS))
                 entry["baseline"].append(baseline_run(data, seed))
             entry["shopbusy"].append(fresh)
         datasets[name] = entry

@@ -116,3 +116,23 @@ def test_the_weekly_cache_is_judged_on_the_median_analysis_against_one_spans():
     page = "\n".join(report._weekly_sections(results))
     # Weeks 2-3 only: Transform 12.0 with the cache against 11.0, the cache read both weeks.
     assert "| 600 | 2-3 | 12.0 | 11.0 | 42 | 42 | 2 of 2 | 7.0 | 5.0 | 5.0 |" in page
+
+
+def test_the_fresh_run_is_judged_against_the_candidates_issue_26_was_filed_on_in_the_same_benchmark():
+    def run(wall: float, busy: bool = False) -> dict:
+        return {"wall_seconds": wall, "peak_rss_mb": 900, "busy": busy, "foreign_cpu_share": 0.3 if busy else 0.0,
+                "rerun_unchanged": {"wall_seconds": 2.0, "peak_rss_mb": 300, "busy": False, "foreign_cpu_share": 0.0}}  # fmt: skip
+
+    bundled = {"shopbusy": [run(80.0), run(90.0), run(120.0)], "baseline": [run(30.0)], "today": [], "before_issue_26": [run(60.0), run(75.0, busy=True), run(70.0)]}
+    results = {"datasets": {"bundled": bundled}, "scale": {}, "plan": {"scale_rows": []}}
+    [target] = [t for t in report.targets(results) if "issue 26" in t["target"]]
+    assert target["target"] == "fresh run <= 1.3 x the four candidates issue 26 was filed on (`--candidates dense,embedding,linear,crossed`, bundled data)"
+    # Medians, 90 s against 70 s; one of the earlier runs shared the machine, and the verdict says so.
+    assert target["value"] == pytest.approx(90.0 / 70.0) and target["met"] and target["busy"]
+    assert target["measured"].startswith("90 s / 70 s = 1.29 x (medians)") and "busy machine" in target["measured"]
+    bundled["before_issue_26"] = [run(60.0)]
+    [target] = [t for t in report.targets(results) if "issue 26" in t["target"]]
+    assert not target["met"] and target["value"] == pytest.approx(1.5)
+    # A benchmark that did not run them (the smoke) has no such target.
+    bundled["before_issue_26"] = []
+    assert not [t for t in report.targets(results) if "issue 26" in t["target"]]
