@@ -21,6 +21,7 @@ MAX_CACHED_ANALYSIS_OVER_ONE_SPAN = 1.0  # issue 28: from week K on, Transform's
 MAX_BAYES_GAP = 0.01  # on the bundled data, to the Bayes accuracy of the same eval rows
 MAX_FRESH_OVER_TODAY = 1.3  # the Trainer's candidates against the article's network alone
 MAX_FRESH_OVER_BEFORE_ISSUE_26 = 1.3  # issue 26: against the four candidates it was filed on
+BEFORE_ISSUE_26_CANDIDATES = "dense,embedding,linear,crossed"  # the Trainer's default of 2026-11-29
 PIPELINE_NODES = [
     nodes.EXAMPLE_GEN, nodes.STATISTICS_GEN, nodes.EXAMPLE_VALIDATOR, nodes.TRANSFORM, nodes.TRAINER, nodes.EVALUATOR,
     nodes.PUSHER,
@@ -165,7 +166,7 @@ def targets(results: dict) -> List[dict]:
         before = _median(_walls(first["before_issue_26"]))
         judge(
             f"fresh run <= {MAX_FRESH_OVER_BEFORE_ISSUE_26:g} x the four candidates issue 26 was filed on "
-            f"(`--candidates dense,embedding,linear,crossed`, {first_name} data)",
+            f"(`--candidates {BEFORE_ISSUE_26_CANDIDATES}`, {first_name} data)",
             fresh / before,
             MAX_FRESH_OVER_BEFORE_ISSUE_26,
             f"{fresh:.0f} s / {before:.0f} s = {fresh / before:.2f} x (medians)",
@@ -466,7 +467,7 @@ def _run_sections(results: dict) -> List[str]:
         rows.append(["`shopbusy run --candidates dense` (the article's network alone, as before candidates)", _spread(_walls(first["today"]), 1), max(r["peak_rss_mb"] for r in first["today"]), len(first["today"])])
     if first.get("before_issue_26"):
         before = first["before_issue_26"]
-        rows.append(["`shopbusy run --candidates dense,embedding,linear,crossed` (the Trainer when issue 26 was filed)", _spread(_walls(before), 1), max(r["peak_rss_mb"] for r in before), len(before)])
+        rows.append([f"`shopbusy run --candidates {BEFORE_ISSUE_26_CANDIDATES}` (the Trainer when issue 26 was filed)", _spread(_walls(before), 1), max(r["peak_rss_mb"] for r in before), len(before)])
     rows.append(["the article's script (`bench/baseline.py`)", _spread(_walls(first["baseline"]), 1), max(r["peak_rss_mb"] for r in first["baseline"]), len(first["baseline"])])
     trainer_rows = [
         [name, _spread([r["candidates"][name]["seconds"] for r in shopbusy], 1)]

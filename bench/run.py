@@ -82,7 +82,7 @@ TODAY_ARGS = ["--candidates", "dense"]
 # The Trainer's default when issue 26 (the trees, the ensemble, the choice) was filed: the
 # four candidates of 2026-11-29. Issue 26 allows a fresh bundled run 1.3 x that run's time,
 # "measured in the same benchmark run", so the benchmark runs it beside today's default.
-BEFORE_ISSUE_26_ARGS = ["--candidates", "dense,embedding,linear,crossed"]
+BEFORE_ISSUE_26_ARGS = ["--candidates", report.BEFORE_ISSUE_26_CANDIDATES]
 # The smoke's candidates: a network and the trees, the cheapest two of different kinds, so
 # the choice, the ensemble and the trees' refit all run (every candidate's own model is
 # tested in tests/test_model.py and tests/test_trees.py, the six together by the e2e run).
