@@ -55,7 +55,7 @@ class Plan:
     imports: Tuple[str, ...] = IMPORTS  # which of them
     seeds: int = 5  # training seeds per dataset
     # Busy rule (generator.RULES) -> data seed. The first is also run with the article's
-    # script and with today's single network (TODAY_ARGS), and re-run; "bundled" at the
+    # script and with the earlier Trainers (`comparisons`), and re-run; "bundled" at the
     # default size and seed is the bundled CSV itself.
     datasets: Dict[str, int] = dataclasses.field(
         default_factory=lambda: {
@@ -71,18 +71,12 @@ class Plan:
     weekly_rows: List[int] = dataclasses.field(default_factory=lambda: [5_600, 100_000])
     weekly_weeks: int = 8
     weekly_train_spans: int = 4
-    # Also time, on the first dataset, the Trainer as it was when issue 26 was filed
-    # (BEFORE_ISSUE_26_ARGS): its fresh-run target is a multiple of that run's time.
-    before_issue_26: bool = True
+    # The earlier Trainers also timed on the first dataset (report.COMPARISONS' keys): the
+    # fresh run's time targets are multiples of theirs.
+    comparisons: Tuple[str, ...] = tuple(comparison.key for comparison in report.COMPARISONS)
 
 
 FULL = Plan()
-# The Trainer before candidates: the article's network alone (the fresh-run time budget).
-TODAY_ARGS = ["--candidates", "dense"]
-# The Trainer's default when issue 26 (the trees, the ensemble, the choice) was filed: the
-# four candidates of 2026-11-29. Issue 26 allows a fresh bundled run 1.3 x that run's time,
-# "measured in the same benchmark run", so the benchmark runs it beside today's default.
-BEFORE_ISSUE_26_ARGS = ["--candidates", report.BEFORE_ISSUE_26_CANDIDATES]
 # The smoke's candidates: a network and the trees, the cheapest two of different kinds, so
 # the choice, the ensemble and the trees' refit all run (every candidate's own model is
 # tested in tests/test_model.py and tests/test_trees.py, the six together by the e2e run).
@@ -100,8 +94,9 @@ SMOKE = Plan(
     weekly_rows=[3_000],  # as tests/test_continuous_training.py: weeks this size stay under the drift thresholds
     weekly_weeks=2,
     weekly_train_spans=2,
-    # A minute more of the loop "today" already proves; tests/test_bench_report.py judges it.
-    before_issue_26=False,
+    # The article's network alone proves the loop; the four candidates before issue 26 would
+    # be a minute more of it (tests/test_bench_report.py judges their target).
+    comparisons=("today",),
 )
 SCENARIOS = ("quality", "scale", "weekly")
 
@@ -265,8 +260,7 @@ def against_gbdt_and_bayes(workdir: str, dataset: generator.Dataset, seed: int) 
 def runs_and_quality(plan: Plan, scratch: str, datasets: dict, save: Callable[[], None]) -> None:
     """Per dataset: `seeds` fresh runs (each into a new workdir), each judged against the
     gradient-boosted trees and the Bayes accuracy of its eval rows. On the first dataset
-    also the article's script, today's single network (TODAY_ARGS) and the candidates before
-    issue 26 (BEFORE_ISSUE_26_ARGS, unless the plan leaves them out) with the same seeds,
+    also the article's script and the plan's earlier Trainers (report.COMPARISONS) with the same seeds,
     the re-run with nothing changed (the up-to-date check) and the same re-run with --force
     (TFX's all-cached path) and with --intervals. Adds each finished dataset to `datasets`
     and saves."""
@@ -278,8 +272,7 @@ def runs_and_quality(plan: Plan, scratch: str, datasets: dict, save: Callable[[]
             "bayes_accuracy": dataset.bayes_accuracy,
             "shopbusy": [],
             "baseline": [],
-            "today": [],
-            "before_issue_26": [],
+            **{comparison.key: [] for comparison in report.COMPARISONS},
         }
         for seed in range(plan.seeds):
             workdir = os.path.join(scratch, f"{name}-seed{seed}")
@@ -292,11 +285,12 @@ def runs_and_quality(plan: Plan, scratch: str, datasets: dict, save: Callable[[]
                 if seed == 0:
                     fresh["evaluator_reference"] = evaluator_reference(workdir)
                     fresh.update(forced_reruns(data, workdir, plan.dataset_rows, *args))
-                today = os.path.join(scratch, f"{name}-seed{seed}-today")
-                entry["today"].append(shopbusy_run(data, today, plan.dataset_rows, *args, *TODAY_ARGS))
-                if plan.before_issue_26:
-                    before = os.path.join(scratch, f"{name}-seed{seed}-before-issue-26")
-                    entry["before_issue_26"].append(shopbusy_run(data, before, plan.dataset_rows, *args, *BEFORE_ISSUE_26_ARGS))
+                for comparison in report.COMPARISONS:
+                    if comparison.key in plan.comparisons:
+                        earlier = os.path.join(scratch, f"{name}-seed{seed}-{comparison.key}")
+                        entry[comparison.key].append(
+                            shopbusy_run(data, earlier, plan.dataset_rows, *args, "--candidates", comparison.candidates)
+                        )
                 entry["baseline"].append(baseline_run(data, seed))
             entry["shopbusy"].append(fresh)
         datasets[name] = entry
