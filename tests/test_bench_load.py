@@ -123,3 +123,21 @@ def test_targets_say_which_figures_shared_the_machine():
     targets = {t["target"].split(" <=")[0]: t for t in report.targets(results)}
     assert targets["fresh run"]["busy"] and "busy machine" in targets["fresh run"]["measured"]
     assert not targets["cached re-run"]["busy"] and "busy" not in targets["cached re-run"]["measured"]
+
+
+def test_a_run_of_some_rules_measures_only_those_and_writes_beside_the_full_results(monkeypatch, tmp_path):
+    monkeypatch.setattr(
+        run, "machine_load", lambda: {"loadavg": [0.1, 0.1, 0.1], "heavy_processes": [], "steal_share": 0.0, "busy": False}
+    )
+    monkeypatch.setattr(run, "import_times", lambda plan: {})
+    planned = []
+    monkeypatch.setattr(run, "runs_and_quality", lambda plan, scratch, datasets, save: planned.append(plan))
+    results, doc = tmp_path / "results", tmp_path / "benchmarks.md"
+    args = ["--results-dir", str(results), "--doc", str(doc), "--scenarios", "quality"]
+    code = run.main([*args, "--datasets", "noisy,bundled"])
+    assert code == 0
+    assert list(planned[0].datasets.items()) == [("noisy", 7), ("bundled", 42)]
+    [written] = os.listdir(results)
+    assert written.endswith("-quality-noisy-bundled.json")
+    with pytest.raises(SystemExit):
+        run.main([*args, "--datasets", "bundled,weekend"])
