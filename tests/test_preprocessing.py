@@ -76,15 +76,15 @@ def test_a_changed_analysis_gets_a_new_cache_key_and_the_others_keep_theirs():
     def log_time(inputs):  # the same code, with avgTime analysed on a log scale
         return preprocessing_fn({**inputs, "avgTime": tf.math.log1p(tf.cast(inputs["avgTime"], tf.float32))})
 
-    def location_as_type(inputs):  # the same code, with shop_location's vocabulary built differently
+    def doubled_location(inputs):  # the same code, with shop_location's vocabulary built differently
         return preprocessing_fn({**inputs, "shop_location": inputs["shop_location"] * 2})
 
     before = keys(preprocessing_fn)
     assert keys(preprocessing_fn) == before
     assert len(before) == 1 + len(features.CATEGORICAL_FEATURE_KEYS)
-    for changed in (log_time, location_as_type):
+    for changed in (log_time, doubled_location):
         after = keys(changed)
         assert len(before - after) == 1 and len(after - before) == 1
         assert len(before & after) == len(before) - 1
     # Each edit invalidates a different entry: the moments' and shop_location's vocabulary's.
-    assert (before - keys(log_time)) != (before - keys(location_as_type))
+    assert (before - keys(log_time)) != (before - keys(doubled_location))
