@@ -83,6 +83,33 @@ def test_restarts_continue_from_the_start_with_the_lowest_validation_loss():
     assert none_tried == {"chosen": 0, "val_loss": []} and not single.history  # not trained yet
 
 
+def test_a_fit_traces_keras_train_step_once_and_trains_the_same_weights():
+    """_fit makes Adam's slots before the first step, so the train step is traced once, not
+    twice; the weights are those of Keras's own fit, bit for bit, dropout included."""
+    import tensorflow as tf
+
+    from shopbusy.components.modules.model import _fit
+
+    rng = np.random.default_rng(5)
+    n = 256
+    inputs = {xf(k): rng.normal(size=(n, 1)).astype("float32") for k in features.NUMERIC_FEATURE_KEYS}
+    inputs.update({name: rng.integers(0, size, (n, 1)) for name, size in SIZES.items()})
+    labels = (inputs[xf("avgTime")][:, 0] > 0).astype("float32")
+    train = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(32).repeat()
+    valid = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(1024)
+    training = config.Training(seed=4).as_custom_config()
+    trained = []
+    for fit in (_fit, lambda model, *args: model.fit(train, validation_data=valid, steps_per_epoch=n // 32, epochs=2, verbose=0)):
+        keras.utils.set_random_seed(4)
+        model = build_model(SIZES, training, "dense")
+        fit(model, train, valid, (n // 32, 2), 2)
+        trained.append(model)
+    assert trained[0].train_function.experimental_get_tracing_count() == 1
+    assert trained[1].train_function.experimental_get_tracing_count() == 2  # what it saves
+    for ours, keras_own in zip(trained[0].get_weights(), trained[1].get_weights()):
+        np.testing.assert_array_equal(ours, keras_own)
+
+
 def _warm_start(base_model, sizes, training, candidate):
     """How `candidate` alone would start (plan_starts with it the only candidate): its model, why."""
     from shopbusy.components.modules import model as module

@@ -346,6 +346,12 @@ def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput) -
 
 def _fit(model, train, valid, schedule, epochs, initial_epoch=0, callbacks=()):
     steps_per_epoch, _ = schedule
+    # Adam's slots made before the first step rather than in it. A tf.function whose first
+    # call creates variables is traced twice (once creating them, once without:
+    # tensorflow/python/eager/polymorphic_function/polymorphic_function.py, `_call`, TF 2.16),
+    # and tracing Keras's train step is a second or more per model, a dozen models a run.
+    # Same slots, same zeros: the trained weights are bit for bit those without (bench/notes.md).
+    model.optimizer.build(model.trainable_variables)
     return model.fit(
         train,
         validation_data=valid,
