@@ -56,18 +56,24 @@ def test_small_data_trains_in_whole_passes_and_large_data_within_an_example_budg
     assert _schedule(10, training) == (1, training["epochs"])
 
 
-def test_restarts_continue_from_the_start_with_the_lowest_validation_loss():
+def _datasets(n: int, busy_when_positive: str, seed: int):
+    """Random model inputs, busy when one numeric column is above 0: the training rows in
+    batches of 32, repeated, and the same rows as one validation batch."""
     import tensorflow as tf
 
-    from shopbusy.components.modules.model import _best_start
-
-    rng = np.random.default_rng(3)
-    n = 512
+    rng = np.random.default_rng(seed)
     inputs = {xf(k): rng.normal(size=(n, 1)).astype("float32") for k in features.NUMERIC_FEATURE_KEYS}
     inputs.update({name: rng.integers(0, size, (n, 1)) for name, size in SIZES.items()})
-    labels = (inputs[xf("avgRating")][:, 0] > 0).astype("float32")
-    train = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(32).repeat()
-    valid = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(1024)
+    labels = (inputs[xf(busy_when_positive)][:, 0] > 0).astype("float32")
+    rows = tf.data.Dataset.from_tensor_slices((inputs, labels))
+    return rows.batch(32).repeat(), rows.batch(1024)
+
+
+def test_restarts_continue_from_the_start_with_the_lowest_validation_loss():
+    from shopbusy.components.modules.model import _best_start
+
+    n = 512
+    train, valid = _datasets(n, "avgRating", seed=3)
     training = config.Training(restarts=4, seed=2).as_custom_config()
 
     model, restarts = _best_start("dense", 0, SIZES, training, train, valid, (n // 32, 1))
@@ -86,17 +92,10 @@ def test_restarts_continue_from_the_start_with_the_lowest_validation_loss():
 def test_a_fit_traces_keras_train_step_once_and_trains_the_same_weights():
     """_fit makes Adam's slots before the first step, so the train step is traced once, not
     twice; the weights are those of Keras's own fit, bit for bit, dropout included."""
-    import tensorflow as tf
-
     from shopbusy.components.modules.model import _fit
 
-    rng = np.random.default_rng(5)
     n = 256
-    inputs = {xf(k): rng.normal(size=(n, 1)).astype("float32") for k in features.NUMERIC_FEATURE_KEYS}
-    inputs.update({name: rng.integers(0, size, (n, 1)) for name, size in SIZES.items()})
-    labels = (inputs[xf("avgTime")][:, 0] > 0).astype("float32")
-    train = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(32).repeat()
-    valid = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(1024)
+    train, valid = _datasets(n, "avgTime", seed=5)
     training = config.Training(seed=4).as_custom_config()
     trained = []
     for fit in (_fit, lambda model, *args: model.fit(train, validation_data=valid, steps_per_epoch=n // 32, epochs=2, verbose=0)):

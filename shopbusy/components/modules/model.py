@@ -349,7 +349,7 @@ def _fit(model, train, valid, schedule, epochs, initial_epoch=0, callbacks=()):
     # Adam's slots made before the first step rather than in it. A tf.function whose first
     # call creates variables is traced twice (once creating them, once without:
     # tensorflow/python/eager/polymorphic_function/polymorphic_function.py, `_call`, TF 2.16),
-    # and tracing Keras's train step is a second or more per model, a dozen models a run.
+    # and tracing Keras's train step takes a second or more per model, eleven networks a fresh run.
     # Same slots, same zeros: the trained weights are bit for bit those without (bench/notes.md).
     model.optimizer.build(model.trainable_variables)
     return model.fit(
