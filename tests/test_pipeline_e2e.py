@@ -8,6 +8,7 @@ asks for the one before it and records what it did when it finished, so every te
 the run it asserts on whichever tests run, in whatever order.
 """
 
+import collections
 import dataclasses
 import glob
 import hashlib
@@ -185,6 +186,7 @@ class TestLocalPipeline:
 
         served = tf.saved_model.load(destination)
         assert set(served.signatures) == {"serving_default", "transform_features"}
+        assert not hasattr(served, "keras_api")  # the signatures, not tf_keras's traces of each layer (model.save_served)
         labels, examples = _examples(good_data, with_label=False)
         probabilities = served.signatures["serving_default"](examples=examples)["outputs"].numpy()[:, 0]
         assert ((probabilities >= 0) & (probabilities <= 1)).all()
@@ -237,17 +239,31 @@ class TestLocalPipeline:
             assert exported.get("members", []) == training.get("members", [])
         # The candidates are judged on the choosing half of the validation rows (every other
         # row, as the Trainer reads Transform's valid split: model.Validation); the pushed
-        # model, fed those rows' model inputs, scores what history.json recorded.
+        # model, served those rows' raw examples, scores what history.json recorded.
         import tensorflow_transform as tft
 
-        transformed = executions["Transform"].outputs["transformed_examples"][0].uri
-        valid_files = sorted(glob.glob(os.path.join(transformed, "Split-valid", "*")))
+        def split_valid(artifact):
+            files = sorted(glob.glob(os.path.join(artifact, "Split-valid", "*")))
+            return list(tf.data.TFRecordDataset(files, compression_type="GZIP").batch(100_000))[0]
+
         spec = tft.TFTransformOutput(executions["Transform"].outputs["transform_graph"][0].uri).transformed_feature_spec()
-        rows = tf.io.parse_example(list(tf.data.TFRecordDataset(valid_files, compression_type="GZIP").batch(100_000))[0], spec)
-        labels = rows.pop(features.transformed_name(LABEL_KEY)).numpy().reshape(-1)
-        rows = {name: tf.reshape(value, [-1, 1]) for name, value in rows.items()}
-        choosing = {name: value[1::2] for name, value in rows.items()}
-        probabilities = np.clip(tf.saved_model.load(destination)(choosing).numpy()[:, 0], 1e-7, 1 - 1e-7)
+        rows = tf.io.parse_example(split_valid(executions["Transform"].outputs["transformed_examples"][0].uri), spec)
+        labels = rows[features.transformed_name(LABEL_KEY)].numpy().reshape(-1)
+        served = tf.saved_model.load(destination)
+        # Each choosing row's raw example: the one the served Transform layer turns into it
+        # (Transform's output need not keep ExampleGen's order; equal rows score equally).
+        raw = split_valid(executions["CsvExampleGen"].outputs["examples"][0].uri)
+        recomputed = served.signatures["transform_features"](examples=raw)
+
+        def keys(columns):
+            return [tuple(np.round(values, 5)) for values in zip(*(np.reshape(columns[name].numpy(), -1) for name in sorted(spec)))]
+
+        raw_of = collections.defaultdict(list)
+        for index, key in enumerate(keys(recomputed)):
+            raw_of[key].append(index)
+        choosing = [raw_of[key].pop() for key in keys(rows)[1::2]]
+        outputs = served.signatures["serving_default"](examples=tf.gather(raw, choosing))["outputs"]
+        probabilities = np.clip(outputs.numpy()[:, 0], 1e-7, 1 - 1e-7)
         labels_choosing = labels[1::2]
         # An export with trees serves them having learned the valid rows too (cross-fitted on
         # small data), and records its figures on the rows it has now seen beside the choice's.
