@@ -158,6 +158,8 @@ def test_on_small_data_the_trees_are_chosen_and_fitted_by_cross_validation_over_
     assert recorded.model is fitted.model and recorded.val_loss == fitted.val_loss
     assert recorded.refit["rows"] == 3600 and recorded.refit["folds"] == trees.FOLDS and recorded.refit["leaves"] == learned.leaves
     assert recorded.refit["val_loss_seen"] < fitted.val_loss  # it has seen the validation rows
+    seen = recorded.model.evaluate(validation.choosing, verbose=0, return_dict=True)  # what the served trees score there
+    assert abs(recorded.refit["val_loss_seen"] - seen["loss"]) < 1e-6 and abs(recorded.refit["val_accuracy_seen"] - seen["accuracy"]) < 1e-6
 
     # An ensemble with the trees is judged on the same out-of-fold probabilities (both members
     # let in, whatever the paired test says of an untrained network).
@@ -166,6 +168,7 @@ def test_on_small_data_the_trees_are_chosen_and_fitted_by_cross_validation_over_
     monkeypatch.setattr(trainer, "within_noise", lambda fitted, labels, predictions: list(fitted))
     labels, predictions = trainer.validation_predictions([network, fitted], validation.choosing)
     averaged = trainer.ensemble([network, fitted], labels, predictions, SIZES, training)
+    assert averaged.model is None  # built once exported (`refit`)
     expected_average = (network_valid + oof_valid) / 2
     np.testing.assert_allclose(averaged.valid_predictions, expected_average, rtol=1e-6)
     assert abs(averaged.val_loss - np.mean(trees.log_losses(y_choosing, expected_average))) < 1e-9
@@ -208,6 +211,16 @@ def test_the_chosen_trees_are_refitted_on_train_and_valid_with_the_iterations_va
     expected_average = (network.model.predict(_keras_inputs(test), verbose=0)[:, 0] + served) / 2
     np.testing.assert_allclose(refitted_ensemble.model.predict(_keras_inputs(test), verbose=0)[:, 0], expected_average, rtol=1e-5, atol=1e-6)
 
+    seen = refitted_ensemble.model.evaluate(validation.choosing, verbose=0, return_dict=True)
+    assert abs(refitted_ensemble.refit["val_loss_seen"] - seen["loss"]) < 1e-6
+
     # Nothing to refit: a model without trees, or training rows that fill the budget alone.
     assert trainer.refit(network, SIZES, training, train_examples, 3000, validation) is network
     assert trainer.refit(fitted, SIZES, dict(training, max_train_examples=3000), train_examples, 3000, validation) is fitted
+    # An exported ensemble gets its served average there, trees or not (`ensemble` leaves it unbuilt).
+    other = dataclasses.replace(network, name="crossed", model=trainer.build_model(SIZES, training, "crossed"))
+    for members, budget in (((network, other), training["max_train_examples"]), ((network, fitted), 3000)):
+        unbuilt = dataclasses.replace(fitted, name="ensemble", model=None, members=members)
+        served_ensemble = trainer.refit(unbuilt, SIZES, dict(training, max_train_examples=budget), train_examples, 3000, validation)
+        expected_average = np.mean([m.model.predict(_keras_inputs(test), verbose=0)[:, 0] for m in members], axis=0)
+        np.testing.assert_allclose(served_ensemble.model.predict(_keras_inputs(test), verbose=0)[:, 0], expected_average, rtol=1e-5, atol=1e-6)

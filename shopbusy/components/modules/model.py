@@ -611,7 +611,6 @@ def ensemble(fitted, labels, predictions, category_sizes: dict, training) -> Opt
     members = within_noise(fitted, labels, predictions)
     if len(members) < 2:
         return None
-    model = _average(members, category_sizes, training)
     # Scored from the members' validation predictions, as each member was: the served
     # average of cross-fitted trees has seen the validation rows.
     averaged = np.mean([predictions[m.name] for m in members], axis=0)
@@ -621,7 +620,7 @@ def ensemble(fitted, labels, predictions, category_sizes: dict, training) -> Opt
     return dataclasses.replace(
         best,  # the curves, restarts and schedule shown are the best member's
         name=candidates.ENSEMBLE,
-        model=model,
+        model=None,  # built by `refit` once it is exported: building the average takes seconds
         start=start,
         val_loss=float(np.mean(trees.log_losses(labels, averaged))),
         val_accuracy=float(np.mean((averaged > 0.5) == labels)),
@@ -698,7 +697,8 @@ def _fit_trees(start: Start, fn_args, category_sizes, training, train_examples, 
 def refit(chosen: FittedCandidate, category_sizes: dict, training, train_examples, num_train, validation: Validation) -> FittedCandidate:
     """The chosen model with its trees (alone or as an ensemble's member) having learned
     from the training and validation rows together, and a record of it; unchanged when it
-    has no trees, or when the training rows alone fill the example budget.
+    has no trees, or when the training rows alone fill the example budget. An ensemble gets
+    its served model (the average of its members) here, once it is the one exported.
 
     Cross-fitted trees (small data) learned from both already. Trees fitted on the training
     rows are refitted on both with the shape and number of iterations the validation rows
@@ -710,13 +710,12 @@ def refit(chosen: FittedCandidate, category_sizes: dict, training, train_example
     are kept beside them."""
     members = chosen.members or (chosen,)
     fitted_trees = next((m for m in members if m.name == candidates.TREES), None)
-    if fitted_trees is None:
-        return chosen
+    if fitted_trees is None or (fitted_trees.tree_fit.folds == 1 and num_train >= training["max_train_examples"]):
+        # Nothing to refit; an exported ensemble's average is built now (`ensemble`).
+        return dataclasses.replace(chosen, model=_average(members, category_sizes, training)) if chosen.members else chosen
     started = time.monotonic()
     learned = fitted_trees.tree_fit
     if learned.folds == 1:
-        if num_train >= training["max_train_examples"]:
-            return chosen
         x, y = _tree_rows(train_examples.concatenate(validation.rows.unbatch()), category_sizes, training)
         learned = trees.refit(x, y, category_sizes, training["seed"], learned)
         fitted_trees = dataclasses.replace(
@@ -727,7 +726,18 @@ def refit(chosen: FittedCandidate, category_sizes: dict, training, train_example
         model = _average(members, category_sizes, training)
     else:
         members, model = (), _compiled(fitted_trees.model, training["learning_rate"])
-    scores = model.evaluate(validation.choosing, verbose=0, return_dict=True)
+    # The served model's figures on the choosing rows, from its parts: the mean of its
+    # members' probabilities, the trees' computed as scikit-learn computes them (what the
+    # export serves: tests/test_trees.py). Keras's `evaluate` would trace the whole model
+    # for a few hundred rows, seconds of the Trainer for two numbers.
+    x_choosing, labels = trees.matrix(validation.choosing.as_numpy_iterator(), category_sizes)
+    seen = np.mean(
+        [
+            trees.predict(learned, x_choosing) if m.name == candidates.TREES else m.model.predict(validation.choosing, verbose=0)[:, 0]
+            for m in members or (fitted_trees,)
+        ],
+        axis=0,
+    )
     record = {
         "candidate": candidates.TREES,
         "rows": learned.rows,
@@ -735,8 +745,8 @@ def refit(chosen: FittedCandidate, category_sizes: dict, training, train_example
         "leaves": learned.leaves,
         "folds": learned.folds,
         "seconds": round(time.monotonic() - started, 1),
-        "val_loss_seen": float(scores["loss"]),
-        "val_accuracy_seen": float(scores["accuracy"]),
+        "val_loss_seen": float(np.mean(trees.log_losses(labels, seen))),
+        "val_accuracy_seen": float(np.mean((seen > 0.5) == labels)),
     }
     return dataclasses.replace(chosen, model=model, members=members, refit=record, tree_fit=chosen.tree_fit and learned)
 

@@ -125,6 +125,18 @@ def _staged(classifier, x) -> np.ndarray:
     return np.array([p[:, 1] for p in classifier.staged_predict_proba(x)])
 
 
+def predict(fitted: FittedTrees, x) -> np.ndarray:
+    """The served trees' busy probability for each row of `x`, in scikit-learn: each
+    classifier cut at the kept iterations, the fold models averaged (what `build` serves)."""
+    kept = []
+    for classifier in fitted.classifiers:
+        for iteration, probabilities in enumerate(classifier.staged_predict_proba(x), start=1):
+            if iteration == min(fitted.iterations, classifier.n_iter_):
+                kept.append(probabilities[:, 1])
+                break
+    return np.mean(kept, axis=0)
+
+
 def _scores(probabilities: np.ndarray, y) -> tuple:
     """Mean log loss and accuracy of each row of [iterations, rows] probabilities."""
     return log_losses(y[None, :], probabilities).mean(axis=1), ((probabilities > 0.5) == y[None, :]).mean(axis=1)
