@@ -151,6 +151,15 @@ def bad_data_run(workdir, bad_data, forced_run) -> Run:
 
 
 @pytest.fixture(scope="module")
+def one_class_run(workdir, data_dir, bad_data_run) -> Run:
+    def no_busy_shop(columns):
+        columns[LABEL_KEY][:] = 0
+
+    data = write_dataset(data_dir / "one-class" / "shops.csv", rows=ROWS, seed=24, transform=no_busy_shop)
+    return _run_and_record(data, workdir)
+
+
+@pytest.fixture(scope="module")
 def shuffled_labels_run(workdir, data_dir, bad_data_run) -> Run:
     def shuffle_labels(columns):
         np.random.default_rng(0).shuffle(columns[LABEL_KEY])
@@ -323,6 +332,16 @@ class TestLocalPipeline:
         assert bad_data_run.served == bad_data_run.served_before
         page = _report(workdir, result)
         assert "input rejected" in page and "column &#39;avgRating&#39;" in page
+
+    def test_a_single_class_exits_2_trains_nothing_and_keeps_the_served_model(self, workdir, data_dir, one_class_run):
+        result, executions = one_class_run.result, one_class_run.executions
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert str(data_dir / "one-class" / "shops.csv") in result.stderr and "column 'class'" in result.stderr and "Expected at least 2 unique values but found only 1" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert executions["AnomalyGate"].state == "FAILED"
+        assert "Transform" not in executions and "Trainer" not in executions and "Pusher" not in executions
+        assert one_class_run.served == one_class_run.served_before
+        assert "column &#39;class&#39;" in _report(workdir, result)
 
     def test_shuffled_labels_exit_3_and_push_nothing(self, workdir, shuffled_labels_run):
         result, executions = shuffled_labels_run.result, shuffled_labels_run.executions

@@ -11,7 +11,8 @@ SCHEMA = tfdv.load_schema_text(config.SCHEMA_PATH)
 
 
 def _anomalies(path):
-    statistics = tfdv.generate_statistics_from_csv(path)
+    # With the schema, as the pipeline's StatisticsGen: categorical columns get value counts.
+    statistics = tfdv.generate_statistics_from_csv(path, stats_options=tfdv.StatsOptions(schema=SCHEMA))
     return tfdv.validate_statistics(statistics, SCHEMA, environment="TRAINING").anomaly_info
 
 
@@ -66,3 +67,25 @@ def test_missing_values_are_anomalies(tmp_path):
     lines[5] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
     assert "avgRating" in _anomalies(str(path))
+
+
+@pytest.mark.parametrize("label", [0, 1])
+def test_a_single_class_is_an_anomaly_of_the_label(tmp_path, label):
+    def one_class(columns):
+        columns[LABEL_KEY][:] = label
+
+    anomalies = _anomalies(write_dataset(tmp_path / "one-class.csv", rows=200, seed=1, transform=one_class))
+    assert list(anomalies) == [LABEL_KEY]
+    assert "at least 2 unique values" in anomalies[LABEL_KEY].description
+
+
+def test_predict_scores_a_labelled_file_of_one_class(tmp_path):
+    """Scoring is not training: shops all known to be quiet are valid input to `predict`."""
+    from shopbusy import serving
+    from shopbusy.data import inputs
+
+    def no_busy_shop(columns):
+        columns[LABEL_KEY][:] = 0
+
+    path = write_dataset(tmp_path / "quiet.csv", rows=200, seed=1, transform=no_busy_shop)
+    assert serving.validate(inputs.resolve(path)) == []
