@@ -326,33 +326,46 @@ def test_predict_warns_of_skew_against_the_served_models_training_data(week2, we
 
 
 def test_a_fresh_workdir_backfills_the_spans_already_there_in_order(weeks, tmp_path):
-    """Two weeks already in the folder, a workdir no run has used: the earlier span is
-    ingested first, a run of its own, so the newest run trains on both accepted spans and
-    checks drift against the one before, as if the weeks had arrived one by one."""
+    """Weeks already in the folder, a workdir no run has used: the earlier span is ingested
+    first, a run of its own, so the newest run trains on both accepted spans and checks
+    drift against the one before, as if the weeks had arrived one by one. A week that
+    arrives late (span 2 after span 3) is ingested by the next run, and the newest span's
+    run is made again on the newest accepted spans, the late one among them."""
     arrived = tmp_path / "arrived"
-    for week in (1, 2):
+    for week in (1, 3):
         shutil.copytree(weeks / f"span-{week}", arrived / f"span-{week}")
     workdir = tmp_path / "backfilled"
     # The trees alone: the cheapest candidate, and the one whose export is not a network.
     week = _run(arrived, workdir, "--candidates", "trees")
     assert week.result.returncode == common.verdict_exit_code(week.record), week.result.stderr
-    assert "backfilling span 1" in week.result.stdout and "backfilling span 2" not in week.result.stdout
+    assert "backfilling span 1" in week.result.stdout and "backfilling span 3" not in week.result.stdout
     history = runs.history(config.Workdir(str(workdir)).metadata_path)
-    assert sorted(record.span for record in history) == [1, 2]
-    assert week.record.span == 2 and week.record.training_spans == [1, 2]
+    assert sorted(record.span for record in history) == [1, 3]
+    assert week.record.span == 3 and week.record.training_spans == [1, 3]
     assert week.record.drift_baseline_span == 1
 
     # Trees keep no weights: the second run refits them, and its Evaluator loaded the served
     # trees as its baseline beside the new ones.
     assert week.record.chosen_candidate == "trees" and week.record.warm_start.startswith("refitted")
     assert len(week.served) == 2, week.result.stdout
-    scored = run_cli("predict", "--workdir", workdir, "--data", arrived / "span-2" / "shops.csv", "--out", tmp_path / "scored.csv")
+    scored = run_cli("predict", "--workdir", workdir, "--data", arrived / "span-3" / "shops.csv", "--out", tmp_path / "scored.csv")
     assert scored.returncode == 0, scored.stderr
-    with open(arrived / "span-2" / "shops.csv") as rows, open(tmp_path / "scored.csv") as scores:
+    with open(arrived / "span-3" / "shops.csv") as rows, open(tmp_path / "scored.csv") as scores:
         assert sum(1 for _ in scores) == sum(1 for _ in rows)
 
+    shutil.copytree(weeks / "span-2", arrived / "span-2")
+    late = _run(arrived, workdir, "--candidates", "trees")
+    assert late.result.returncode == common.verdict_exit_code(late.record), late.result.stderr
+    assert "backfilling span 2" in late.result.stdout and "up to date" not in late.result.stdout
+    history = runs.history(config.Workdir(str(workdir)).metadata_path)
+    assert [record.span for record in history] == [3, 2, 3, 1]  # newest first
+    assert history[1].drift_baseline_span == 1  # the late week against the accepted one before it
+    assert late.record.span == 3 and late.record.training_spans == [2, 3]
+    again = _run(arrived, workdir, "--candidates", "trees")
+    assert "up to date" in again.result.stdout and "backfilling" not in again.result.stdout
 
-def test_backfill_only_for_span_folders_in_a_workdir_no_run_has_used(weeks, tmp_path):
+
+def test_backfill_only_for_span_folders_in_a_workdir_no_run_has_used(weeks, tmp_path, monkeypatch):
     from shopbusy.cli import run as run_command
     from shopbusy.data import inputs
 
@@ -362,6 +375,24 @@ def test_backfill_only_for_span_folders_in_a_workdir_no_run_has_used(weeks, tmp_
     assert run_command._spans_to_backfill(source, fresh, False) == []  # --no-backfill
     used = config.Workdir(str(tmp_path))
     open(used.metadata_path, "w").close()
+    monkeypatch.setattr(runs, "history", lambda metadata_path: [])  # no run got as far as ExampleGen
     assert run_command._spans_to_backfill(source, used, None) == []  # earlier spans count once ingested
     single = inputs.resolve(str(weeks / "span-1" / "shops.csv"))
     assert run_command._spans_to_backfill(single, fresh, True) == []
+
+
+@pytest.mark.parametrize("ingested,late", [({1, 3}, [2]), ({2, 3}, []), ({3}, []), ({1, 2, 3}, [])])
+def test_a_used_workdir_backfills_a_span_that_arrived_after_a_newer_one(weeks, tmp_path, monkeypatch, ingested, late):
+    """Only a span between ones already ingested is late; older ones were left out on purpose."""
+    import types
+
+    from shopbusy.cli import run as run_command
+    from shopbusy.data import inputs
+
+    used = config.Workdir(str(tmp_path))
+    open(used.metadata_path, "w").close()
+    records = [types.SimpleNamespace(span=span) for span in ingested] + [types.SimpleNamespace(span=None)]
+    monkeypatch.setattr(runs, "history", lambda metadata_path: records)
+    source = inputs.resolve(str(weeks))
+    assert [s.span for s in run_command._spans_to_backfill(source, used, None)] == late
+    assert run_command._spans_to_backfill(source, used, False) == []

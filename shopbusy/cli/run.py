@@ -27,7 +27,8 @@ def add_commands(commands) -> None:
         action=argparse.BooleanOptionalAction,
         help="with span folders and a workdir no run has used yet: ingest every earlier span first, oldest first, "
         "one run each, as if the weeks had arrived one by one (gated, drift-checked, trained, pushed if blessed); "
-        "default on. --no-backfill ingests the newest span alone",
+        "in a used workdir, the same for a span that arrived after a newer one (late), and the newest span's run "
+        "again; default on. --no-backfill ingests the newest span alone",
     )
     run.add_argument("--wait", action="store_true", help="queue behind a run that holds the workdir")
     run.add_argument(
@@ -69,8 +70,10 @@ def run_command(args) -> int:
         with workdir_lock(
             workdir.root, args.wait, on_takeover=_announce_takeover, on_wait=lambda holder: _announce_wait(workdir, holder)
         ):
+            earlier_spans = _spans_to_backfill(source, workdir, args.backfill)
             # Before the pre-flight, which reads every cell: an unchanged run answers at once.
-            finished = None if args.force else up_to_date.finished_run(workdir.metadata_path, digest)
+            # Not when an earlier span arrived late: the newest span's run trains on it too.
+            finished = None if args.force or earlier_spans else up_to_date.finished_run(workdir.metadata_path, digest)
             if finished:
                 return _report_up_to_date(finished, workdir)
             rows = rows if rows is not None else inputs.check(source)
@@ -82,7 +85,7 @@ def run_command(args) -> int:
                 if not args.verbose:
                     out(f"shopbusy: TensorFlow, Beam and TFX logs go to {log_path}")
                 log_hint = log_path if not args.verbose else "the log above"
-                for earlier in _spans_to_backfill(source, workdir, args.backfill):
+                for earlier in earlier_spans:
                     code = _backfill(earlier, run_config, workdir, args, out, err, log_hint)
                     if code == common.EXIT_FAILED:
                         return code
@@ -93,11 +96,21 @@ def run_command(args) -> int:
 
 
 def _spans_to_backfill(source: inputs.DataSource, workdir: config.Workdir, backfill: Optional[bool]) -> list:
-    """The spans older than the newest, oldest first, when a workdir no run has used yet meets
-    a folder that already holds several weeks (unless --no-backfill)."""
-    if source.span is None or backfill is False or os.path.exists(workdir.metadata_path):
+    """The spans older than the newest that no run of the workdir has ingested, oldest first
+    (unless --no-backfill): every earlier week when a workdir no run has used meets a folder
+    that already holds several, and in a used workdir a week that arrived after a newer one
+    (late data: a span between ones already ingested). ExampleGen itself only looks at the
+    newest span, so a late week would otherwise never be read. Weeks older than any the
+    workdir ingested count only once a run has ingested them (as after --no-backfill)."""
+    if source.span is None or backfill is False:
         return []
-    return [inputs.span_source(source.root, span) for span in sorted(inputs.span_folders(source.root)) if span < source.span]
+    older = [span for span in sorted(inputs.span_folders(source.root)) if span < source.span]
+    if os.path.exists(workdir.metadata_path):
+        from shopbusy.results import runs  # reads ML Metadata: not at CLI start
+
+        ingested = {record.span for record in runs.history(workdir.metadata_path) if record.span is not None}
+        older = [span for span in older if ingested and min(ingested) < span and span not in ingested]
+    return [inputs.span_source(source.root, span) for span in older]
 
 
 def _backfill(earlier: inputs.DataSource, run_config, workdir, args, out, err, log_hint) -> int:
