@@ -98,3 +98,32 @@ def test_ambiguous_or_empty_newest_span_is_refused(tmp_path):
     (tmp_path / "span-03").mkdir()
     with pytest.raises(inputs.InputError, match="both span 3"):
         inputs.resolve(str(tmp_path))
+
+
+def test_zero_padded_span_folders_get_examplegens_width_so_a_given_span_is_found(tmp_path):
+    """ExampleGen finds the newest span of span-01 ... span-12 with either spec, but puts a
+    given span (a backfill's) back into the pattern as a number: only `{SPAN:2}` pads it."""
+    from tfx.components.example_gen import utils
+    from tfx.proto import example_gen_pb2, range_config_pb2
+
+    def ingested(pattern, span=None):
+        """The span ExampleGen's driver ingests for `pattern`, the newest or a given one."""
+        split = example_gen_pb2.Input.Split(name="single_split", pattern=pattern)
+        given = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span))
+        return utils.calculate_splits_fingerprint_span_and_version(str(tmp_path), [split], given if span else None)[1]
+
+    for span in (1, 2, 12):
+        (tmp_path / f"span-{span:02d}").mkdir()
+        _write(tmp_path / f"span-{span:02d}", f"{HEADER}\n{ROW}\n")
+    source = inputs.resolve(str(tmp_path))
+    assert (source.pattern, source.span) == ("span-{SPAN:2}/*", 12)
+    assert ingested(source.pattern) == 12
+    backfill = inputs.span_source(str(tmp_path), 1)
+    assert ingested(backfill.pattern, 1) == 1
+    with pytest.raises(ValueError, match="Cannot find matching"):  # what `{SPAN}` did
+        ingested("span-{SPAN}/*", 1)
+
+    (tmp_path / "span-3").mkdir()  # numbered the other way
+    _write(tmp_path / "span-3", f"{HEADER}\n{ROW}\n")
+    with pytest.raises(inputs.InputError, match=r"span folders numbered two ways \(span-01, span-02, span-3, span-12\)"):
+        inputs.resolve(str(tmp_path))

@@ -58,6 +58,25 @@ def span_folders(path: str) -> dict:
     return spans
 
 
+def span_pattern(path: str, spans: dict) -> str:
+    """ExampleGen's input pattern for these span folders: `span-{SPAN}/*` for span-1, span-10,
+    ...; `span-{SPAN:W}/*` when they are zero-padded to W digits (span-01 ... span-52). The
+    newest span is found either way, but a given span (a backfill's static range) is put back
+    into the pattern as a number, padded only to the spec's width (TFX 1.16,
+    components/example_gen/utils.py, `get_pattern_for_span_version`): `{SPAN}` would look for
+    span-1 where the folder is span-01."""
+    digits = {span: os.path.basename(folder)[len("span-") :] for span, folder in spans.items()}
+    if not any(len(d) > 1 and d.startswith("0") for d in digits.values()):
+        return SPAN_PATTERN
+    if len({len(d) for d in digits.values()}) > 1:
+        names = ", ".join(os.path.basename(spans[span]) for span in sorted(spans))
+        raise InputError(
+            f"{path}: span folders numbered two ways ({names}): name them span-1, span-2, ... "
+            "or zero-pad every number to the same width (span-01, ..., span-52)"
+        )
+    return f"span-{{SPAN:{len(next(iter(digits.values())))}}}/*"
+
+
 def resolve(path: str) -> DataSource:
     """A CSV file, a folder of CSV files (every non-hidden file in it is read), or a folder
     of span folders (span-1/, span-2/, ...), of which the newest is ingested.
@@ -76,7 +95,7 @@ def resolve(path: str) -> DataSource:
             files = _data_files(spans[span])
             if not files:
                 raise InputError(f"{spans[span]}: the newest span's folder holds no CSV file")
-            root, pattern = path, SPAN_PATTERN
+            root, pattern = path, span_pattern(path, spans)
         else:
             files = _data_files(path)
             if not files:
@@ -89,11 +108,11 @@ def resolve(path: str) -> DataSource:
 
 def span_source(root: str, span: int) -> DataSource:
     """One span of a folder of span folders (a backfill ingests it by number)."""
-    folder = span_folders(root)[span]
-    files = _data_files(folder)
+    spans = span_folders(root)
+    files = _data_files(spans[span])
     if not files:
-        raise InputError(f"{folder}: the span's folder holds no CSV file")
-    return DataSource(root, SPAN_PATTERN, files, sum(os.path.getsize(f) for f in files), span)
+        raise InputError(f"{spans[span]}: the span's folder holds no CSV file")
+    return DataSource(root, span_pattern(root, spans), files, sum(os.path.getsize(f) for f in files), span)
 
 
 def check(source: DataSource, optional_columns=()) -> int:
