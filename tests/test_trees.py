@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from shopbusy.components.modules import features, trees
+from shopbusy.components.modules import features, tree_layer, trees
 from shopbusy.components.modules.model import _inputs
 
 xf = features.transformed_name
@@ -50,7 +50,7 @@ def _served_and_expected(sizes):
     """The Keras model's output and scikit-learn's, on rows the fit never saw (an unseen
     location among them, and a missing measurement)."""
     classifier, iterations, history, (valid, y_valid) = _fitted(sizes)
-    model = trees.build(_inputs(sizes), sizes, trees.FittedTrees([classifier], iterations, trees.DEFAULT_LEAVES, history, rows=3000))
+    model = tree_layer.build(_inputs(sizes), sizes, trees.FittedTrees([classifier], iterations, trees.DEFAULT_LEAVES, history, rows=3000))
     test, _ = _sample(2000, np.random.default_rng(1), unseen_location=True)
     expected = list(classifier.staged_predict_proba(_x(test, sizes)))[iterations - 1][:, 1]
     served = model.predict(_keras_inputs(test), batch_size=512, verbose=0)[:, 0]
@@ -127,7 +127,7 @@ def test_on_small_data_the_trees_are_chosen_and_fitted_by_cross_validation_over_
     training = config.Training(seed=3).as_custom_config()
     assert 3600 <= training["trees_cross_fit_rows"]
     start = trainer.Start("trees", 0, None, "cold start: test")
-    fitted = trainer._fit_trees(start, types.SimpleNamespace(model_run_dir=str(tmp_path)), SIZES, training, train_examples, 3000, validation)
+    fitted = trainer._fit_trees(start, types.SimpleNamespace(model_run_dir=str(tmp_path)), SIZES, training, train_examples, validation)
     learned = fitted.tree_fit
     assert learned.folds == trees.FOLDS == len(learned.classifiers) and learned.rows == 3600
     # The shape and the number of iterations are those with the lowest out-of-fold loss.
@@ -186,7 +186,7 @@ def test_the_chosen_trees_are_refitted_on_train_and_valid_with_the_iterations_va
     train_examples, validation, (train, y_train), (valid, y_valid) = _trainer_inputs()
     training = dict(config.Training(seed=3).as_custom_config(), trees_cross_fit_rows=3000)
     start = trainer.Start("trees", 0, None, "cold start: test")
-    fitted = trainer._fit_trees(start, types.SimpleNamespace(model_run_dir=str(tmp_path)), SIZES, training, train_examples, 3000, validation)
+    fitted = trainer._fit_trees(start, types.SimpleNamespace(model_run_dir=str(tmp_path)), SIZES, training, train_examples, validation)
     assert fitted.tree_fit.folds == 1 and fitted.valid_predictions is None
     iterations = int(np.argmin(fitted.history["val_loss"])) + 1
 
@@ -224,3 +224,41 @@ def test_the_chosen_trees_are_refitted_on_train_and_valid_with_the_iterations_va
         served_ensemble = trainer.refit(unbuilt, SIZES, dict(training, max_train_examples=budget), train_examples, 3000, validation)
         expected_average = np.mean([m.model.predict(_keras_inputs(test), verbose=0)[:, 0] for m in members], axis=0)
         np.testing.assert_allclose(served_ensemble.model.predict(_keras_inputs(test), verbose=0)[:, 0], expected_average, rtol=1e-5, atol=1e-6)
+
+
+def _rows(n, seed):
+    data, y = _sample(n, np.random.default_rng(seed))
+    return _x(data), y
+
+
+def test_the_trees_fitted_in_a_process_of_their_own_are_those_fitted_here():
+    """The Trainer fits the trees in another process, beside the networks (trees.InProcess):
+    the fit that comes back is the one this process would have made, to the probability."""
+    x, y = _rows(2000, 1)
+    here = trees.cross_fit(x, y, SIZES, seed=3)
+    there = trees.InProcess(trees.cross_fit, x, y, SIZES, 3).result()
+    assert (there.iterations, there.leaves, there.shape_losses) == (here.iterations, here.leaves, here.shape_losses)
+    np.testing.assert_array_equal(there.out_of_fold, here.out_of_fold)
+    x_new, _ = _rows(500, 2)
+    np.testing.assert_array_equal(trees.predict(there, x_new), trees.predict(here, x_new))
+
+
+def test_that_process_holds_scikit_learn_alone():
+    """It starts in a second because trees.py does not import TensorFlow."""
+    code = "import sys; from shopbusy.components.modules import trees; print(sorted(m for m in ('tensorflow', 'tf_keras') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_a_failed_fit_in_its_process_raises_and_a_stopped_one_ends():
+    x, y = _rows(300, 1)
+    failing = trees.InProcess(trees.fit, x, y, x[:, :2], y, SIZES, 0)  # validation rows of the wrong width
+    try:
+        failing.result()
+        raise AssertionError("the fit should have failed")
+    except RuntimeError as error:
+        assert "the trees' fit failed" in str(error)
+    assert not os.path.exists(failing._folder)
+    # A Trainer that fails while the trees fit stops their process (run_fn's `finally`).
+    running = trees.InProcess(trees.cross_fit, *_rows(20_000, 4), SIZES, 0)
+    running.stop()
+    assert running._process.poll() is not None and not os.path.exists(running._folder)

@@ -21,8 +21,8 @@ models of different shapes and exports the one with the lowest validation loss
   The five distractor columns enter its linear part only: their pairs, noise to a rule,
   cost 0.02-0.03 of accuracy on 2,800 training rows (measured outside TFX, time-distance
   rule, 0.77 against 0.80).
-- "trees": gradient-boosted trees, served as plain TF ops (trees.py): cut-offs, a
-  category's own hours, any interaction a few splits deep.
+- "trees": gradient-boosted trees (trees.py), served as plain TF ops (tree_layer.py):
+  cut-offs, a category's own hours, any interaction a few splits deep.
 
 When several candidates fit about equally well (their validation loss within noise of the
 best's, `within_noise`), their average is scored as a further choice (`ensemble`):
@@ -60,7 +60,7 @@ import tf_keras as keras  # noqa: E402
 from tf_keras.src.saving.legacy.saved_model import utils as keras_saved_model_utils  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
-from shopbusy.components.modules import autograph, candidates, features, trees  # noqa: E402
+from shopbusy.components.modules import autograph, candidates, features, tree_layer, trees  # noqa: E402
 from shopbusy.components.modules.features import HISTORY_FILE, SERVING_OUTPUT_KEY  # noqa: E402
 
 autograph.exempt_libraries()
@@ -649,49 +649,69 @@ def _tree_rows(examples, category_sizes: dict, training):
     return x, y
 
 
-def _fit_trees(start: Start, fn_args, category_sizes, training, train_examples, num_train, validation: Validation) -> FittedCandidate:
-    """The trees on at most `max_train_examples` training rows (seeded sample). On small data
-    (training and validation rows together at most `trees_cross_fit_rows`) they are chosen
-    and fitted by cross-validation over all of them (trees.cross_fit) and judged by the
-    choosing rows' out-of-fold probabilities; on large data fitted on the training rows with
-    the number of iterations that scored best on the stopping rows (trees.fit)."""
+def _start_trees(start: Start, fn_args, category_sizes, training, train_examples, validation: Validation, processes=None):
+    """Starts fitting the trees on at most `max_train_examples` training rows (seeded
+    sample), in a process of their own when given a list of `processes` (trees.InProcess,
+    added to it: the caller stops them), and returns a function that waits for them and
+    gives the fitted candidate. On small data (training
+    and validation rows together at most `trees_cross_fit_rows`) they are chosen and fitted
+    by cross-validation over all of them (trees.cross_fit) and judged by the choosing rows'
+    out-of-fold probabilities; on large data fitted on the training rows with the number of
+    iterations that scored best on the stopping rows (trees.fit). The rows are read, and the
+    Keras model built, in this process: the other holds scikit-learn alone."""
     started = time.monotonic()
     x_train, y_train = _tree_rows(train_examples, category_sizes, training)
     x_stop, y_stop = trees.matrix(validation.stopping.as_numpy_iterator(), category_sizes)
     x_valid, y_valid = trees.matrix(validation.choosing.as_numpy_iterator(), category_sizes)
     if len(y_train) + len(y_stop) + len(y_valid) <= training["trees_cross_fit_rows"]:
         x, y = np.vstack([x_train, x_stop, x_valid]), np.concatenate([y_train, y_stop, y_valid])
-        fitted = trees.cross_fit(x, y, category_sizes, training["seed"])
-        valid_predictions = fitted.out_of_fold[len(y) - len(y_valid) :]
+        job = (trees.cross_fit, x, y, category_sizes, training["seed"])
     else:
-        fitted = trees.fit(x_train, y_train, x_stop, y_stop, category_sizes, training["seed"])
-        valid_predictions = None
-    model = _compiled(trees.build(_inputs(category_sizes), category_sizes, fitted), training["learning_rate"])
-    with tf.summary.create_file_writer(os.path.join(fn_args.model_run_dir, start.name)).as_default():
-        for step, loss in enumerate(fitted.history["val_loss"], start=1):
-            tf.summary.scalar("val_loss", loss, step=step)
-    if valid_predictions is None:
-        scores = model.evaluate(validation.choosing, verbose=0, return_dict=True)
-        val_loss, val_accuracy = float(scores["loss"]), float(scores["accuracy"])
-    else:
-        val_loss = float(np.mean(trees.log_losses(y_valid, valid_predictions)))
-        val_accuracy = float(np.mean((valid_predictions > 0.5) == y_valid))
-    return FittedCandidate(
-        name=start.name,
-        model=model,
-        history=fitted.history,
-        stopped_early=fitted.iterations < trees.MAX_ITER,
-        first_epoch=0,
-        restarts={"chosen": None, "val_loss": []},
-        start=start.why,
-        val_loss=val_loss,
-        val_accuracy=val_accuracy,
-        schedule=(1, trees.MAX_ITER),
-        seconds=time.monotonic() - started,
-        unit="iteration",
-        tree_fit=fitted,
-        valid_predictions=valid_predictions,
-    )
+        job = (trees.fit, x_train, y_train, x_stop, y_stop, category_sizes, training["seed"])
+    pending = trees.InProcess(*job) if processes is not None else None
+    if pending:
+        processes.append(pending)
+    read_seconds = time.monotonic() - started
+
+    def finish() -> FittedCandidate:
+        fitted = pending.result() if pending else job[0](*job[1:])
+        building = time.monotonic()
+        # Out of fold, the choosing rows are the last of the cross-fitted rows.
+        valid_predictions = fitted.out_of_fold[len(fitted.out_of_fold) - len(y_valid) :] if fitted.folds > 1 else None
+        model = _compiled(tree_layer.build(_inputs(category_sizes), category_sizes, fitted), training["learning_rate"])
+        with tf.summary.create_file_writer(os.path.join(fn_args.model_run_dir, start.name)).as_default():
+            for step, loss in enumerate(fitted.history["val_loss"], start=1):
+                tf.summary.scalar("val_loss", loss, step=step)
+        if valid_predictions is None:
+            scores = model.evaluate(validation.choosing, verbose=0, return_dict=True)
+            val_loss, val_accuracy = float(scores["loss"]), float(scores["accuracy"])
+        else:
+            val_loss = float(np.mean(trees.log_losses(y_valid, valid_predictions)))
+            val_accuracy = float(np.mean((valid_predictions > 0.5) == y_valid))
+        return FittedCandidate(
+            name=start.name,
+            model=model,
+            history=fitted.history,
+            stopped_early=fitted.iterations < trees.MAX_ITER,
+            first_epoch=0,
+            restarts={"chosen": None, "val_loss": []},
+            start=start.why,
+            val_loss=val_loss,
+            val_accuracy=val_accuracy,
+            schedule=(1, trees.MAX_ITER),
+            # Its own work (reading, fitting, building), not the time it ran beside the networks.
+            seconds=read_seconds + fitted.seconds + time.monotonic() - building,
+            unit="iteration",
+            tree_fit=fitted,
+            valid_predictions=valid_predictions,
+        )
+
+    return finish
+
+
+def _fit_trees(start: Start, fn_args, category_sizes, training, train_examples, validation: Validation) -> FittedCandidate:
+    """The trees candidate, fitted in this process (`_start_trees`)."""
+    return _start_trees(start, fn_args, category_sizes, training, train_examples, validation)()
 
 
 def refit(chosen: FittedCandidate, category_sizes: dict, training, train_examples, num_train, validation: Validation) -> FittedCandidate:
@@ -719,7 +739,7 @@ def refit(chosen: FittedCandidate, category_sizes: dict, training, train_example
         x, y = _tree_rows(train_examples.concatenate(validation.rows.unbatch()), category_sizes, training)
         learned = trees.refit(x, y, category_sizes, training["seed"], learned)
         fitted_trees = dataclasses.replace(
-            fitted_trees, model=trees.build(_inputs(category_sizes), category_sizes, learned), tree_fit=learned
+            fitted_trees, model=tree_layer.build(_inputs(category_sizes), category_sizes, learned), tree_fit=learned
         )
         members = tuple(fitted_trees if m.name == candidates.TREES else m for m in members)
     if chosen.members:
@@ -755,8 +775,6 @@ def _fit_candidate(start: Start, fn_args, category_sizes, training, train_exampl
     """Starts the candidate warm from the blessed model when it can (else from the best of
     several fresh starts), fits it with early stopping on the stopping rows, and scores the
     weights it ends with on the choosing rows (Validation)."""
-    if start.name == candidates.TREES:
-        return _fit_trees(start, fn_args, category_sizes, training, train_examples, num_train, validation)
     started = time.monotonic()
     settings = CANDIDATES[start.name].settings(training)
     schedule = _schedule(num_train, settings)
@@ -816,10 +834,23 @@ def run_fn(fn_args):
     validation = Validation.halves(_examples(fn_args.eval_files, fn_args.data_accessor, tf_transform_output))
 
     category_sizes = _category_sizes(tf_transform_output)
-    fitted = [
-        _fit_candidate(start, fn_args, category_sizes, training, train_examples, num_train, validation)
-        for start in plan_starts(fn_args.base_model, category_sizes, training)
-    ]
+    starts = plan_starts(fn_args.base_model, category_sizes, training)
+    processes = []  # the trees fit in their own, beside the networks, and are built after them
+    try:
+        trees_fitted = {
+            start.name: _start_trees(start, fn_args, category_sizes, training, train_examples, validation, processes=processes)
+            for start in starts
+            if start.name == candidates.TREES
+        }
+        networks = {
+            start.name: _fit_candidate(start, fn_args, category_sizes, training, train_examples, num_train, validation)
+            for start in starts
+            if start.name not in trees_fitted
+        }
+        fitted = [trees_fitted[start.name]() if start.name in trees_fitted else networks[start.name] for start in starts]
+    finally:
+        for process in processes:
+            process.stop()
     labels, predictions = validation_predictions(fitted, validation.choosing)
     averaged = ensemble(fitted, labels, predictions, category_sizes, training)
     scored = fitted + ([averaged] if averaged else [])
