@@ -341,6 +341,7 @@ def test_a_fresh_workdir_backfills_the_spans_already_there_in_order(weeks, tmp_p
     assert "backfilling span 1" in week.result.stdout and "backfilling span 3" not in week.result.stdout
     history = runs.history(config.Workdir(str(workdir)).metadata_path)
     assert sorted(record.span for record in history) == [1, 3]
+    assert runs.ingested_spans(config.Workdir(str(workdir)).metadata_path) == {1, 3}  # what the backfill asks
     assert week.record.span == 3 and week.record.training_spans == [1, 3]
     assert week.record.drift_baseline_span == 1
 
@@ -359,6 +360,7 @@ def test_a_fresh_workdir_backfills_the_spans_already_there_in_order(weeks, tmp_p
     assert "backfilling span 2" in late.result.stdout and "up to date" not in late.result.stdout
     history = runs.history(config.Workdir(str(workdir)).metadata_path)
     assert [record.span for record in history] == [3, 2, 3, 1]  # newest first
+    assert runs.ingested_spans(config.Workdir(str(workdir)).metadata_path) == {1, 2, 3}
     assert history[1].drift_baseline_span == 1  # the late week against the accepted one before it
     assert late.record.span == 3 and late.record.training_spans == [2, 3]
     again = _run(arrived, workdir, "--candidates", "trees")
@@ -375,7 +377,7 @@ def test_backfill_only_for_span_folders_in_a_workdir_no_run_has_used(weeks, tmp_
     assert run_command._spans_to_backfill(source, fresh, False) == []  # --no-backfill
     used = config.Workdir(str(tmp_path))
     open(used.metadata_path, "w").close()
-    monkeypatch.setattr(runs, "history", lambda metadata_path: [])  # no run got as far as ExampleGen
+    monkeypatch.setattr(runs, "ingested_spans", lambda metadata_path: set())  # no run got as far as ExampleGen
     assert run_command._spans_to_backfill(source, used, None) == []  # earlier spans count once ingested
     single = inputs.resolve(str(weeks / "span-1" / "shops.csv"))
     assert run_command._spans_to_backfill(single, fresh, True) == []
@@ -384,15 +386,12 @@ def test_backfill_only_for_span_folders_in_a_workdir_no_run_has_used(weeks, tmp_
 @pytest.mark.parametrize("ingested,late", [({1, 3}, [2]), ({2, 3}, []), ({3}, []), ({1, 2, 3}, [])])
 def test_a_used_workdir_backfills_a_span_that_arrived_after_a_newer_one(weeks, tmp_path, monkeypatch, ingested, late):
     """Only a span between ones already ingested is late; older ones were left out on purpose."""
-    import types
-
     from shopbusy.cli import run as run_command
     from shopbusy.data import inputs
 
     used = config.Workdir(str(tmp_path))
     open(used.metadata_path, "w").close()
-    records = [types.SimpleNamespace(span=span) for span in ingested] + [types.SimpleNamespace(span=None)]
-    monkeypatch.setattr(runs, "history", lambda metadata_path: records)
+    monkeypatch.setattr(runs, "ingested_spans", lambda metadata_path: ingested)
     source = inputs.resolve(str(weeks))
     assert [s.span for s in run_command._spans_to_backfill(source, used, None)] == late
     assert run_command._spans_to_backfill(source, used, False) == []

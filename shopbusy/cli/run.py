@@ -108,7 +108,7 @@ def _spans_to_backfill(source: inputs.DataSource, workdir: config.Workdir, backf
     if os.path.exists(workdir.metadata_path):
         from shopbusy.results import runs  # reads ML Metadata: not at CLI start
 
-        ingested = {record.span for record in runs.history(workdir.metadata_path) if record.span is not None}
+        ingested = runs.ingested_spans(workdir.metadata_path)
         older = [span for span in older if ingested and min(ingested) < span and span not in ingested]
     return [inputs.span_source(source.root, span) for span in older]
 

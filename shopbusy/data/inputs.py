@@ -65,16 +65,16 @@ def span_pattern(path: str, spans: dict) -> str:
     into the pattern as a number, padded only to the spec's width (TFX 1.16,
     components/example_gen/utils.py, `get_pattern_for_span_version`): `{SPAN}` would look for
     span-1 where the folder is span-01."""
-    digits = {span: os.path.basename(folder)[len("span-") :] for span, folder in spans.items()}
-    if not any(len(d) > 1 and d.startswith("0") for d in digits.values()):
+    digits = [SPAN_FOLDER.fullmatch(os.path.basename(folder)).group(1) for folder in spans.values()]
+    if not any(len(d) > 1 and d.startswith("0") for d in digits):
         return SPAN_PATTERN
-    if len({len(d) for d in digits.values()}) > 1:
+    if len({len(d) for d in digits}) > 1:
         names = ", ".join(os.path.basename(spans[span]) for span in sorted(spans))
         raise InputError(
             f"{path}: span folders numbered two ways ({names}): name them span-1, span-2, ... "
             "or zero-pad every number to the same width (span-01, ..., span-52)"
         )
-    return f"span-{{SPAN:{len(next(iter(digits.values())))}}}/*"
+    return f"span-{{SPAN:{len(digits[0])}}}/*"
 
 
 def resolve(path: str) -> DataSource:
