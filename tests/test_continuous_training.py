@@ -395,3 +395,22 @@ def test_a_used_workdir_backfills_a_span_that_arrived_after_a_newer_one(weeks, t
     source = inputs.resolve(str(weeks))
     assert [s.span for s in run_command._spans_to_backfill(source, used, None)] == late
     assert run_command._spans_to_backfill(source, used, False) == []
+
+
+def test_no_span_is_ingested_before_example_gen_wrote_one(tmp_path):
+    """A workdir whose only run failed in ExampleGen has its node context but no Examples
+    type in ML Metadata yet: no span was ingested, and asking is not an error."""
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    from shopbusy.pipeline import nodes
+
+    path = str(tmp_path / "metadata.sqlite")
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = path
+    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    store = metadata_store.MetadataStore(connection)
+    assert runs.ingested_spans(path) == set()
+    node = store.put_context_type(metadata_store_pb2.ContextType(name=runs.NODE_CONTEXT_TYPE))
+    store.put_contexts([metadata_store_pb2.Context(type_id=node, name=f"{config.PIPELINE_NAME}.{nodes.EXAMPLE_GEN}")])
+    assert runs.ingested_spans(path) == set()

@@ -335,13 +335,14 @@ def ingested_spans(metadata_path: str) -> Set[int]:
     which a workdir run weekly for a year holds fifty."""
     store = metadata.open_store(metadata_path)
     context = store.get_context_by_type_and_name(NODE_CONTEXT_TYPE, f"{config.PIPELINE_NAME}.{nodes.EXAMPLE_GEN}")
-    examples_type = store.get_artifact_type("Examples") if context else None
-    if examples_type is None:
+    # No Examples type yet when the workdir's only ExampleGen failed before its output.
+    examples_type = {artifact_type.name: artifact_type.id for artifact_type in store.get_artifact_types()}.get("Examples")
+    if context is None or examples_type is None:
         return set()
     return {
         metadata.span(artifact)
         for artifact in store.get_artifacts_by_context(context.id)
-        if artifact.type_id == examples_type.id and artifact.state == metadata_store_pb2.Artifact.LIVE
+        if artifact.type_id == examples_type and artifact.state == metadata_store_pb2.Artifact.LIVE
     }
 
 

@@ -653,12 +653,12 @@ def _start_trees(start: Start, fn_args, category_sizes, training, train_examples
     """Starts fitting the trees on at most `max_train_examples` training rows (seeded
     sample), in a process of their own when given a list of `processes` (trees.InProcess,
     added to it: the caller stops them), and returns a function that waits for them and
-    gives the fitted candidate. On small data (training
-    and validation rows together at most `trees_cross_fit_rows`) they are chosen and fitted
-    by cross-validation over all of them (trees.cross_fit) and judged by the choosing rows'
-    out-of-fold probabilities; on large data fitted on the training rows with the number of
-    iterations that scored best on the stopping rows (trees.fit). The rows are read, and the
-    Keras model built, in this process: the other holds scikit-learn alone."""
+    gives the fitted candidate. On small data (training and validation rows together at
+    most `trees_cross_fit_rows`) they are chosen and fitted by cross-validation over all of
+    them (trees.cross_fit) and judged by the choosing rows' out-of-fold probabilities; on
+    large data fitted on the training rows with the number of iterations that scored best
+    on the stopping rows (trees.fit). The rows are read, and the Keras model built, in this
+    process: the other holds scikit-learn alone."""
     started = time.monotonic()
     x_train, y_train = _tree_rows(train_examples, category_sizes, training)
     x_stop, y_stop = trees.matrix(validation.stopping.as_numpy_iterator(), category_sizes)
