@@ -154,34 +154,6 @@ def test_warm_start_loads_the_blessed_weights_only_when_the_inputs_match(tmp_pat
     assert _warm_start(str(tmp_path), SIZES, training, "dense")[1].startswith("warm start")
 
 
-def test_warm_start_does_not_load_weights_of_an_older_shape_of_the_candidate(tmp_path):
-    """The embedding candidate changed shape (revision 2): a blessed embedding model saved
-    before (its record names no revision) starts cold, saying why, rather than failing to
-    load its weights; one saved now continues."""
-    from shopbusy.components.modules import model as module
-
-    training = config.Training(seed=1, warm_start=True).as_custom_config()
-    settings = module.CANDIDATES["embedding"].settings(training)
-    keras.utils.set_random_seed(3)
-    blessed = build_model(SIZES, settings, "embedding")
-    module._save_warm_start(_exported("embedding", blessed), SIZES, str(tmp_path))
-    warm, why = _warm_start(str(tmp_path), SIZES, training, "embedding")
-    assert why.startswith("warm start")
-    for loaded, saved in zip(warm.get_weights(), blessed.get_weights()):
-        np.testing.assert_array_equal(loaded, saved)
-
-    inputs_path = tmp_path / module.WARM_START_DIR / module.WARM_START_INPUTS
-    older = json.loads(inputs_path.read_text())
-    assert older.pop("revisions") == {"embedding": 2}
-    inputs_path.write_text(json.dumps(older))
-    assert _warm_start(str(tmp_path), SIZES, training, "embedding") == (
-        None,
-        "cold start: the shape of the embedding candidate changed since the blessed model",
-    )
-    # Records of unchanged shapes carry no revision, so workdirs blessed before still continue.
-    assert "revisions" not in module._model_inputs(SIZES, "dense")
-
-
 def _exported(name, model=None, members=()):
     """What run_fn exports, as _save_warm_start reads it."""
     return types.SimpleNamespace(name=name, model=model, members=tuple(members))

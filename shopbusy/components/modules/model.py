@@ -5,12 +5,8 @@ models of different shapes and exports the one with the lowest validation loss
 (CANDIDATES; how each fared on each rule: docs/benchmarks.md, "Model quality by rule"):
 
 - "dense": the article's network, 128-256-128 with dropout over one-hot and z-scored inputs.
-- "embedding": a smaller network over learned 8-d embeddings of the categorical columns and
-  of the measurements' bins, beside a linear part. It finds groups of values that behave
-  alike (locations busy at the same hours, shop types unlike the rest) and lets the groups
-  interact in any way, where "pairwise" allows products of pairs only. The distractor
-  columns enter the linear part only, as in "pairwise": in the network they cost accuracy
-  on location-time (bench/notes.md, "The embedding network over bins").
+- "embedding": a smaller network over learned 8-d embeddings of the categorical columns;
+  it finds groups of shop types that behave alike (or unlike the rest).
 - "linear": logistic regression over one-hot columns and the numeric columns cut into
   quarter-standard-deviation bins; additive effects and thresholds of numeric columns,
   with little to overfit.
@@ -86,16 +82,8 @@ Z_SCORE_BINS = [-2.0 + 0.25 * i for i in range(17)]
 LINEAR_LEARNING_RATE = 0.05
 LINEAR_BATCH_SIZE = 256
 LINEAR_PATIENCE = 5
-# The embedding network: each field's vector, its tower, their dropout and L2 penalty (the
-# factorization machine's); the linear candidates' batch, and the article's step.
 EMBEDDING_DIM = 8
-EMBEDDING_LAYERS = (64, 64)
-EMBEDDING_DROPOUT = 0.2
-EMBEDDING_L2 = 1e-5
-# Its measurements' bins: a tenth of a standard deviation wide, finer than the linear
-# candidates' quarter, so that a cut-off falls near a bin's edge; neighbouring bins need not
-# be learned apart, as one-hot columns would, since the tower reads their vectors together.
-EMBEDDING_BINS = [-2.5 + 0.1 * i for i in range(51)]
+EMBEDDING_DROPOUT = 0.3
 # The factorization machine: the size of each value's vector and their L2 penalty; not
 # convex, so a smaller step than the linear ones and a network's patience, with their batch.
 PAIRWISE_DIM = 8
@@ -155,12 +143,11 @@ def _dense(inputs: dict, category_sizes: dict, training):
 
 
 def _embedding(inputs: dict, category_sizes: dict, training):
-    """The tower over every field's learned vector, its logit added to a linear part's."""
-    tower = keras.layers.concatenate(_field_vectors(inputs, category_sizes, EMBEDDING_DIM, EMBEDDING_L2, EMBEDDING_BINS))
-    for units in EMBEDDING_LAYERS:
-        tower = keras.layers.Dropout(EMBEDDING_DROPOUT)(keras.layers.Dense(units, activation="relu")(tower))
-    logit = keras.layers.Add()([_linear_logit(inputs, category_sizes), keras.layers.Dense(1)(tower)])
-    return keras.layers.Activation("sigmoid")(logit)
+    embedded = [
+        keras.layers.Flatten()(keras.layers.Embedding(size, EMBEDDING_DIM)(inputs[name]))
+        for name, size in sorted(category_sizes.items())
+    ]
+    return _tower(keras.layers.concatenate(_numeric(inputs) + embedded), (128, 128), EMBEDDING_DROPOUT)
 
 
 def _binned(inputs: dict) -> list:
@@ -193,37 +180,29 @@ def _crossed(inputs: dict, category_sizes: dict, training):
     return keras.layers.Dense(1, activation="sigmoid")(keras.layers.concatenate(columns))
 
 
-def _field_vectors(inputs: dict, category_sizes: dict, dim: int, l2: float, bins=Z_SCORE_BINS) -> list:
-    """A learned `dim`-d vector for each categorical value and each bin of each measurement
-    (the distractor columns left out: noise to a rule, in a network or a pair)."""
-    fields = [(inputs[name], size) for name, size in sorted(category_sizes.items())]
-    fields += [
-        (keras.layers.Discretization(bin_boundaries=bins)(inputs[features.transformed_name(key)]), len(bins) + 1)
-        for key in features.NUMERIC_FEATURE_KEYS
-        if key not in features.DISTRACTOR_FEATURE_KEYS
-    ]
-    return [
-        keras.layers.Flatten()(keras.layers.Embedding(size, dim, embeddings_regularizer=keras.regularizers.l2(l2))(index))
-        for index, size in fields
-    ]
-
-
-def _linear_logit(inputs: dict, category_sizes: dict):
-    """The "linear" candidate's logit: one weight per categorical value and per bin."""
-    return keras.layers.Dense(1)(keras.layers.concatenate(_one_hot(inputs, category_sizes) + _binned(inputs)))
-
-
 def _pairwise(inputs: dict, category_sizes: dict, training):
     """sigmoid(linear + sum over column pairs i < j of <v_i, v_j>), with the pairs' sum
     computed in linear time as ((sum v)^2 - sum v^2) / 2 per vector dimension, each
     dimension then weighted (a Dense layer: built-in layers only, so the SavedModel loads
     anywhere without custom objects)."""
-    vectors = _field_vectors(inputs, category_sizes, PAIRWISE_DIM, PAIRWISE_L2)
+    fields = [(inputs[name], size) for name, size in sorted(category_sizes.items())]
+    fields += [
+        (keras.layers.Discretization(bin_boundaries=Z_SCORE_BINS)(inputs[features.transformed_name(key)]), len(Z_SCORE_BINS) + 1)
+        for key in features.NUMERIC_FEATURE_KEYS
+        if key not in features.DISTRACTOR_FEATURE_KEYS
+    ]
+    vectors = [
+        keras.layers.Flatten()(
+            keras.layers.Embedding(size, PAIRWISE_DIM, embeddings_regularizer=keras.regularizers.l2(PAIRWISE_L2))(index)
+        )
+        for index, size in fields
+    ]
     summed = keras.layers.Add()(vectors)
     square_of_sum = keras.layers.Multiply()([summed, summed])
     sum_of_squares = keras.layers.Add()([keras.layers.Multiply()([v, v]) for v in vectors])
     pairs = keras.layers.Subtract()([square_of_sum, sum_of_squares])
-    logit = keras.layers.Add()([_linear_logit(inputs, category_sizes), keras.layers.Dense(1, use_bias=False)(pairs)])
+    linear = keras.layers.Dense(1)(keras.layers.concatenate(_one_hot(inputs, category_sizes) + _binned(inputs)))
+    logit = keras.layers.Add()([linear, keras.layers.Dense(1, use_bias=False)(pairs)])
     return keras.layers.Activation("sigmoid")(logit)
 
 
@@ -236,9 +215,6 @@ class Candidate:
     batch_size: Optional[int] = None
     early_stopping_patience: Optional[int] = None
     restarts: Optional[int] = None
-    # Raised when the shape changes, so that a blessed model's weights of an older shape are
-    # not loaded into it (warm start; `_model_inputs`). 2: embedding with bins (2026-12-04).
-    revision: int = 1
 
     def settings(self, training: dict) -> dict:
         changed = {
@@ -253,7 +229,7 @@ class Candidate:
 # One model per name of candidates.NAMES (which the CLI checks without importing TensorFlow).
 CANDIDATES = {
     candidates.DENSE: Candidate(_dense),
-    candidates.EMBEDDING: Candidate(_embedding, batch_size=LINEAR_BATCH_SIZE, revision=2),
+    candidates.EMBEDDING: Candidate(_embedding),
     candidates.LINEAR: Candidate(_linear, LINEAR_LEARNING_RATE, LINEAR_BATCH_SIZE, LINEAR_PATIENCE, restarts=1),
     candidates.CROSSED: Candidate(_crossed, LINEAR_LEARNING_RATE, LINEAR_BATCH_SIZE, LINEAR_PATIENCE, restarts=1),
     candidates.PAIRWISE: Candidate(_pairwise, PAIRWISE_LEARNING_RATE, LINEAR_BATCH_SIZE, PAIRWISE_PATIENCE),
@@ -436,10 +412,6 @@ def _model_inputs(category_sizes: dict, candidate: str, members=()) -> dict:
     }
     if members:
         record["members"] = list(members)
-    # Only shapes changed since the records began are named, so older records still match.
-    revised = {name: CANDIDATES[name].revision for name in members or [candidate] if name in CANDIDATES and CANDIDATES[name].revision > 1}
-    if revised:
-        record["revisions"] = revised
     return record
 
 
@@ -464,13 +436,7 @@ def _blessed_record(base_model, category_sizes: dict, training):
             for name in set(record["categorical"]) | set(wanted["categorical"])
             if record["categorical"].get(name) != wanted["categorical"].get(name)
         )
-        reshaped = sorted(name for name, revision in wanted.get("revisions", {}).items() if record.get("revisions", {}).get(name) != revision)
-        if changed:
-            why = f"vocabulary sizes changed ({', '.join(changed)})"
-        elif reshaped:
-            why = f"the shape of the {', '.join(reshaped)} candidate changed"
-        else:
-            why = "the model's inputs changed"
+        why = f"vocabulary sizes changed ({', '.join(changed)})" if changed else "the model's inputs changed"
         return None, f"cold start: {why} since the blessed model"
     return record, None
 
