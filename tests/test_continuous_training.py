@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from shopbusy.cli import common
-from shopbusy.pipeline import config
+from shopbusy.pipeline import config, ingested
 from shopbusy.results import metadata, runs
 from tests.helpers import run_cli
 
@@ -411,6 +411,29 @@ def test_no_span_is_ingested_before_example_gen_wrote_one(tmp_path):
     connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
     store = metadata_store.MetadataStore(connection)
     assert runs.ingested_spans(path) == set()
-    node = store.put_context_type(metadata_store_pb2.ContextType(name=runs.NODE_CONTEXT_TYPE))
-    store.put_contexts([metadata_store_pb2.Context(type_id=node, name=f"{config.PIPELINE_NAME}.{nodes.EXAMPLE_GEN}")])
+    node = store.put_context_type(metadata_store_pb2.ContextType(name=ingested.NODE_CONTEXT_TYPE))
+    [context] = store.put_contexts([metadata_store_pb2.Context(type_id=node, name=f"{config.PIPELINE_NAME}.{nodes.EXAMPLE_GEN}")])
     assert runs.ingested_spans(path) == set()
+
+    # Only what ExampleGen published counts: not the pending output of a run that failed in it.
+    examples = store.put_artifact_type(metadata_store_pb2.ArtifactType(name=ingested.EXAMPLES_TYPE))
+    states = {1: metadata_store_pb2.Artifact.LIVE, 2: metadata_store_pb2.Artifact.PENDING, 3: metadata_store_pb2.Artifact.ABANDONED}
+    artifacts = []
+    for span, state in states.items():
+        artifact = metadata_store_pb2.Artifact(type_id=examples, uri=f"/span-{span}", state=state)
+        artifact.custom_properties["span"].int_value = span  # as TFX's driver writes it
+        artifacts.append(artifact)
+    ids = store.put_artifacts(artifacts)
+    store.put_attributions_and_associations([metadata_store_pb2.Attribution(context_id=context, artifact_id=i) for i in ids], [])
+    assert runs.ingested_spans(path) == {1}
+
+
+def test_ml_metadata_is_read_with_tfx_names():
+    """ingested.py reads ML Metadata without TFX, so its names are TFX 1.16's, checked here."""
+    from tfx.dsl.compiler import compiler_utils, constants
+
+    from shopbusy.pipeline.tfx_api import tfx
+
+    assert ingested.NODE_CONTEXT_TYPE == constants.NODE_CONTEXT_TYPE_NAME
+    assert ingested.node_context_name("p", "n") == compiler_utils.node_context_name("p", "n")
+    assert ingested.EXAMPLES_TYPE == tfx.types.standard_artifacts.Examples.TYPE_NAME

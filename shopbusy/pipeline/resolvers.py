@@ -28,7 +28,7 @@ from tfx.dsl.compiler import constants
 from tfx.dsl.input_resolution import resolver_function, resolver_op
 from tfx.dsl.input_resolution.ops import ops
 
-from shopbusy.pipeline import config, nodes
+from shopbusy.pipeline import config, ingested, nodes
 from shopbusy.pipeline.tfx_api import tfx
 
 _PASSED = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
@@ -101,25 +101,18 @@ class CacheBeforeNewestSpan(
         if not caches:
             return []
         store = self.context.store
-        example_gen = store.get_context_by_type_and_name(
-            constants.NODE_CONTEXT_TYPE_NAME, compiler_utils.node_context_name(self.pipeline_name, self.example_gen_node_id)
-        )
-        examples_type = store.get_artifact_type(tfx.types.standard_artifacts.Examples.TYPE_NAME)
-        ingested = [a for a in store.get_artifacts_by_context(example_gen.id) if a.type_id == examples_type.id] if example_gen else []
-        if not ingested:
+        examples = ingested.examples(store, self.pipeline_name, self.example_gen_node_id)
+        if not examples:
             return []
-        newest = max(_span(a) for a in ingested)
+        newest = max(ingested.span(a) for a in examples)
+        examples_type = examples[0].type_id
         for cache in sorted(caches, key=lambda a: (a.mlmd_artifact.create_time_since_epoch, a.id), reverse=True):
             producers = [e.execution_id for e in store.get_events_by_artifact_ids([cache.id]) if e.type == metadata_store_pb2.Event.OUTPUT]
             read = [e.artifact_id for e in store.get_events_by_execution_ids(producers) if e.type == metadata_store_pb2.Event.INPUT]
-            spans = [_span(a) for a in store.get_artifacts_by_id(read) if a.type_id == examples_type.id]
+            spans = [ingested.span(a) for a in store.get_artifacts_by_id(read) if a.type_id == examples_type]
             if spans and max(spans) < newest:
                 return [cache]
         return []
-
-
-def _span(artifact: metadata_store_pb2.Artifact) -> int:
-    return artifact.properties["span"].int_value if "span" in artifact.properties else 0
 
 
 @resolver_function.resolver_function

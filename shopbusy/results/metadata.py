@@ -16,10 +16,12 @@ from typing import Dict, List, Optional
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from shopbusy.pipeline import ingested
+
 RUN_CONTEXT_TYPE = "pipeline_run"
 KFP_RUN_CONTEXT_TYPE = "system.PipelineRun"
 RUN_CONTEXT_TYPES = (RUN_CONTEXT_TYPE, KFP_RUN_CONTEXT_TYPE)
-NODE_CONTEXT_TYPE = "node"
+NODE_CONTEXT_TYPE = ingested.NODE_CONTEXT_TYPE
 KFP_TASK_NAME, KFP_INPUTS = "task_name", "inputs"  # execution custom properties (client.go)
 _STATES = metadata_store_pb2.Execution.State
 OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
@@ -120,12 +122,7 @@ def fingerprint_digest(fingerprint: str) -> str:
     return hashlib.sha256(fingerprint.encode()).hexdigest()[:10]
 
 
-def span(artifact: metadata_store_pb2.Artifact) -> int:
-    """An artifact's span: the typed property, else the custom property TFX's ExampleGen
-    driver writes (components/columnar_csv_example_gen.py), else 0 (no span folders)."""
-    if "span" in artifact.properties:
-        return artifact.properties["span"].int_value
-    return int(custom_property(artifact, "span") or 0)
+span = ingested.span  # one reading of an artifact's span for the pipeline's resolvers and its readers
 
 
 def custom_property(node, name: str):

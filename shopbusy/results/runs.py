@@ -8,10 +8,8 @@ import json
 import os
 from typing import Dict, List, Optional, Set
 
-from ml_metadata.proto import metadata_store_pb2
-
 from shopbusy.components.modules.features import HISTORY_FILE
-from shopbusy.pipeline import config, nodes
+from shopbusy.pipeline import config, ingested, nodes
 from shopbusy.results import metadata
 
 # The lineage `runs show` prints: node, and the outputs worth a URI.
@@ -322,28 +320,12 @@ def history(metadata_path: str) -> List[RunRecord]:
     return [load(store, run_id) for run_id in metadata.run_ids(store)]
 
 
-# TFX 1.16's context of a pipeline node, to which its executions and artifacts are
-# attributed (dsl/compiler/constants.py, NODE_CONTEXT_TYPE_NAME; compiler_utils.py,
-# node_context_name: "<pipeline>.<node id>").
-NODE_CONTEXT_TYPE = "node"
-
-
 def ingested_spans(metadata_path: str) -> Set[int]:
     """The spans ExampleGen has ingested in this workdir: its live output Examples' spans.
     `shopbusy run` asks before every run over span folders (cli/run.py, late spans), so this
     reads ExampleGen's node context once rather than every run's record (`history`), of
     which a workdir run weekly for a year holds fifty."""
-    store = metadata.open_store(metadata_path)
-    context = store.get_context_by_type_and_name(NODE_CONTEXT_TYPE, f"{config.PIPELINE_NAME}.{nodes.EXAMPLE_GEN}")
-    # No Examples type yet when the workdir's only ExampleGen failed before its output.
-    examples_type = {artifact_type.name: artifact_type.id for artifact_type in store.get_artifact_types()}.get("Examples")
-    if context is None or examples_type is None:
-        return set()
-    return {
-        metadata.span(artifact)
-        for artifact in store.get_artifacts_by_context(context.id)
-        if artifact.type_id == examples_type and artifact.state == metadata_store_pb2.Artifact.LIVE
-    }
+    return {ingested.span(artifact) for artifact in ingested.examples(metadata.open_store(metadata_path), config.PIPELINE_NAME)}
 
 
 def training_statistics(metadata_path: str, model_dir: str) -> Optional[str]:
