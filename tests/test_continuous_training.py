@@ -354,6 +354,24 @@ def test_a_fresh_workdir_backfills_the_spans_already_there_in_order(weeks, tmp_p
     with open(arrived / "span-3" / "shops.csv") as rows, open(tmp_path / "scored.csv") as scores:
         assert sum(1 for _ in scores) == sum(1 for _ in rows)
 
+    # A late week the pre-flight rejects is reported, and changes nothing: no run of it, and
+    # the newest span's run is not made again (nothing would train on the late week).
+    (arrived / "span-2").mkdir()
+    with open(weeks / "span-2" / "shops.csv") as good, open(arrived / "span-2" / "shops.csv", "w") as bad:
+        header, first, *rest = good.readlines()
+        cells = first.split(",")
+        cells[header.split(",").index("avgTime")] = "slow"
+        bad.writelines([header, ",".join(cells), *rest])
+    rejected = _run(arrived, workdir, "--candidates", "trees")
+    assert rejected.result.returncode == common.verdict_exit_code(week.record), rejected.result.stderr
+    assert "span 2 (earlier than the newest) rejected" in rejected.result.stderr and "avgTime" in rejected.result.stderr
+    assert str(arrived / "span-2" / "shops.csv") in rejected.result.stderr
+    assert "up to date" in rejected.result.stdout and "backfilling" not in rejected.result.stdout
+    assert rejected.record.run_id == week.record.run_id and rejected.served == week.served
+    assert len(runs.history(config.Workdir(str(workdir)).metadata_path)) == 2
+    assert runs.ingested_spans(config.Workdir(str(workdir)).metadata_path) == {1, 3}
+    shutil.rmtree(arrived / "span-2")
+
     shutil.copytree(weeks / "span-2", arrived / "span-2")
     late = _run(arrived, workdir, "--candidates", "trees")
     assert late.result.returncode == common.verdict_exit_code(late.record), late.result.stderr

@@ -70,11 +70,16 @@ def run_command(args) -> int:
         with workdir_lock(
             workdir.root, args.wait, on_takeover=_announce_takeover, on_wait=lambda holder: _announce_wait(workdir, holder)
         ):
-            earlier_spans = _spans_to_backfill(source, workdir, args.backfill)
+            earlier_spans = _preflight(_spans_to_backfill(source, workdir, args.backfill))
             # Before the pre-flight, which reads every cell: an unchanged run answers at once.
             # Not when an earlier span arrived late: the newest span's run trains on it too.
-            finished = None if args.force or earlier_spans else up_to_date.finished_run(workdir.metadata_path, digest)
+            # A late span the pre-flight rejects is reported on every run until it is mended,
+            # and changes nothing, as a rejected week: nothing would train on it.
+            accepted = [earlier for earlier, rejected in earlier_spans if rejected is None]
+            finished = None if args.force or accepted else up_to_date.finished_run(workdir.metadata_path, digest)
             if finished:
+                for earlier, rejected in earlier_spans:
+                    print(f"shopbusy: span {earlier.span} (earlier than the newest) rejected: {rejected}", file=sys.stderr)
                 return _report_up_to_date(finished, workdir)
             rows = rows if rows is not None else inputs.check(source)
             log_path = os.path.join(workdir.root, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
@@ -85,8 +90,8 @@ def run_command(args) -> int:
                 if not args.verbose:
                     out(f"shopbusy: TensorFlow, Beam and TFX logs go to {log_path}")
                 log_hint = log_path if not args.verbose else "the log above"
-                for earlier in earlier_spans:
-                    code = _backfill(earlier, run_config, workdir, args, out, err, log_hint)
+                for earlier, rejected in earlier_spans:
+                    code = _backfill(earlier, rejected, run_config, workdir, args, out, err, log_hint)
                     if code == common.EXIT_FAILED:
                         return code
                 return _run_pipeline(run_config, workdir, args.data, started, out, err, log_hint, digest)
@@ -113,14 +118,24 @@ def _spans_to_backfill(source: inputs.DataSource, workdir: config.Workdir, backf
     return [inputs.span_source(source.root, span) for span in older]
 
 
-def _backfill(earlier: inputs.DataSource, run_config, workdir, args, out, err, log_hint) -> int:
+def _preflight(earlier_spans: list) -> list:
+    """Each earlier span with what the pre-flight found wrong in it (None: accepted)."""
+    checked = []
+    for earlier in earlier_spans:
+        try:
+            inputs.check(earlier)
+            checked.append((earlier, None))
+        except inputs.InputError as e:
+            checked.append((earlier, e))
+    return checked
+
+
+def _backfill(earlier: inputs.DataSource, rejected, run_config, workdir, args, out, err, log_hint) -> int:
     """One earlier span's run, as it would have run the week it arrived. A span the pre-flight
-    rejects is skipped, as a rejected week is: never trained on, never a drift baseline."""
+    rejected is skipped, as a rejected week is: never trained on, never a drift baseline."""
     out(f"\nshopbusy: backfilling span {earlier.span} (earlier than the newest; --no-backfill skips this)")
-    try:
-        inputs.check(earlier)
-    except inputs.InputError as e:
-        err(f"shopbusy: span {earlier.span} rejected: {e}")
+    if rejected is not None:
+        err(f"shopbusy: span {earlier.span} rejected: {rejected}")
         return common.EXIT_INPUT_REJECTED
     backfill_config = dataclasses.replace(
         run_config,
