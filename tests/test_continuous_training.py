@@ -391,7 +391,7 @@ def test_backfill_only_for_span_folders_in_a_workdir_no_run_has_used(weeks, tmp_
 
     source = inputs.resolve(str(weeks))
     fresh = config.Workdir(str(tmp_path / "fresh"))
-    assert [s.span for s in run_command._spans_to_backfill(source, fresh, None)] == [1, 2]
+    assert run_command._spans_to_backfill(source, fresh, None) == [1, 2]
     assert run_command._spans_to_backfill(source, fresh, False) == []  # --no-backfill
     used = config.Workdir(str(tmp_path))
     open(used.metadata_path, "w").close()
@@ -411,8 +411,25 @@ def test_a_used_workdir_backfills_a_span_that_arrived_after_a_newer_one(weeks, t
     open(used.metadata_path, "w").close()
     monkeypatch.setattr(runs, "ingested_spans", lambda metadata_path: ingested)
     source = inputs.resolve(str(weeks))
-    assert [s.span for s in run_command._spans_to_backfill(source, used, None)] == late
+    assert run_command._spans_to_backfill(source, used, None) == late
     assert run_command._spans_to_backfill(source, used, False) == []
+
+
+def test_each_earlier_span_is_checked_on_its_own(weeks, tmp_path):
+    """An empty late folder (a week still being copied in) or a bad cell rejects that span
+    alone, naming the folder or file and column; the others stay runnable."""
+    from shopbusy.cli import run as run_command
+
+    shutil.copytree(weeks / "span-1", tmp_path / "span-1")
+    (tmp_path / "span-2").mkdir()
+    (tmp_path / "span-3").mkdir()
+    with open(weeks / "span-3" / "shops.csv") as good, open(tmp_path / "span-3" / "shops.csv", "w") as bad:
+        header, first, *rest = good.readlines()
+        bad.writelines([header, first.replace(",", ",,", 1), *rest])
+    first, empty, broken = run_command._preflight(str(tmp_path), [1, 2, 3])
+    assert first.rejected is None and first.source.files == [str(tmp_path / "span-1" / "shops.csv")]
+    assert empty.source is None and "span-2" in str(empty.rejected) and "no CSV file" in str(empty.rejected)
+    assert broken.source is None and str(tmp_path / "span-3" / "shops.csv") in str(broken.rejected)
 
 
 def test_no_span_is_ingested_before_example_gen_wrote_one(tmp_path):

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 import time
-from typing import Optional
+from typing import List, NamedTuple, Optional
 
 from shopbusy.cli import common, up_to_date
 from shopbusy.cli.lock import WorkdirBusyError, workdir_lock
@@ -70,16 +70,16 @@ def run_command(args) -> int:
         with workdir_lock(
             workdir.root, args.wait, on_takeover=_announce_takeover, on_wait=lambda holder: _announce_wait(workdir, holder)
         ):
-            earlier_spans = _preflight(_spans_to_backfill(source, workdir, args.backfill))
-            # Before the pre-flight, which reads every cell: an unchanged run answers at once.
-            # Not when an earlier span arrived late: the newest span's run trains on it too.
-            # A late span the pre-flight rejects is reported on every run until it is mended,
-            # and changes nothing, as a rejected week: nothing would train on it.
-            accepted = [earlier for earlier, rejected in earlier_spans if rejected is None]
+            earlier_spans = _preflight(source.root, _spans_to_backfill(source, workdir, args.backfill))
+            # Before the newest span's pre-flight, which reads every cell: an unchanged run
+            # answers at once. Not when an earlier span arrived late: the newest span's run
+            # trains on it too. A late span the pre-flight rejects is reported on every run
+            # until it is mended, and changes nothing, as a rejected week: nothing trains on it.
+            accepted = [earlier for earlier in earlier_spans if earlier.rejected is None]
             finished = None if args.force or accepted else up_to_date.finished_run(workdir.metadata_path, digest)
             if finished:
-                for earlier, rejected in earlier_spans:
-                    print(f"shopbusy: span {earlier.span} (earlier than the newest) rejected: {rejected}", file=sys.stderr)
+                for earlier in earlier_spans:
+                    print(f"shopbusy: span {earlier.span} (earlier than the newest) rejected: {earlier.rejected}", file=sys.stderr)
                 return _report_up_to_date(finished, workdir)
             rows = rows if rows is not None else inputs.check(source)
             log_path = os.path.join(workdir.root, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
@@ -90,8 +90,8 @@ def run_command(args) -> int:
                 if not args.verbose:
                     out(f"shopbusy: TensorFlow, Beam and TFX logs go to {log_path}")
                 log_hint = log_path if not args.verbose else "the log above"
-                for earlier, rejected in earlier_spans:
-                    code = _backfill(earlier, rejected, run_config, workdir, args, out, err, log_hint)
+                for earlier in earlier_spans:
+                    code = _backfill(earlier, run_config, workdir, args, out, err, log_hint)
                     if code == common.EXIT_FAILED:
                         return code
                 return _run_pipeline(run_config, workdir, args.data, started, out, err, log_hint, digest)
@@ -100,7 +100,7 @@ def run_command(args) -> int:
         return common.EXIT_WORKDIR_BUSY
 
 
-def _spans_to_backfill(source: inputs.DataSource, workdir: config.Workdir, backfill: Optional[bool]) -> list:
+def _spans_to_backfill(source: inputs.DataSource, workdir: config.Workdir, backfill: Optional[bool]) -> List[int]:
     """The spans older than the newest that no run of the workdir has ingested, oldest first
     (unless --no-backfill): every earlier week when a workdir no run has used meets a folder
     that already holds several, and in a used workdir a week that arrived after a newer one
@@ -115,35 +115,46 @@ def _spans_to_backfill(source: inputs.DataSource, workdir: config.Workdir, backf
 
         ingested = runs.ingested_spans(workdir.metadata_path)
         older = [span for span in older if ingested and min(ingested) < span and span not in ingested]
-    return [inputs.span_source(source.root, span) for span in older]
+    return older
 
 
-def _preflight(earlier_spans: list) -> list:
-    """Each earlier span with what the pre-flight found wrong in it (None: accepted)."""
+class EarlierSpan(NamedTuple):
+    """An earlier span to backfill: what ExampleGen would read, or why the pre-flight refused it."""
+
+    span: int
+    source: Optional[inputs.DataSource]
+    rejected: Optional[inputs.InputError]
+
+
+def _preflight(root: str, spans: List[int]) -> List[EarlierSpan]:
+    """Each earlier span checked as a run's input is (a folder without a CSV file included),
+    so that one bad late week neither stops the newest span's run nor forces it."""
     checked = []
-    for earlier in earlier_spans:
+    for span in spans:
         try:
-            inputs.check(earlier)
-            checked.append((earlier, None))
+            source = inputs.span_source(root, span)
+            inputs.check(source)
+            checked.append(EarlierSpan(span, source, None))
         except inputs.InputError as e:
-            checked.append((earlier, e))
+            checked.append(EarlierSpan(span, None, e))
     return checked
 
 
-def _backfill(earlier: inputs.DataSource, rejected, run_config, workdir, args, out, err, log_hint) -> int:
+def _backfill(earlier: EarlierSpan, run_config, workdir, args, out, err, log_hint) -> int:
     """One earlier span's run, as it would have run the week it arrived. A span the pre-flight
     rejected is skipped, as a rejected week is: never trained on, never a drift baseline."""
     out(f"\nshopbusy: backfilling span {earlier.span} (earlier than the newest; --no-backfill skips this)")
-    if rejected is not None:
-        err(f"shopbusy: span {earlier.span} rejected: {rejected}")
+    if earlier.rejected is not None:
+        err(f"shopbusy: span {earlier.span} rejected: {earlier.rejected}")
         return common.EXIT_INPUT_REJECTED
+    source = earlier.source
     backfill_config = dataclasses.replace(
         run_config,
         ingest_span=earlier.span,
-        beam_args=config.default_beam_args(earlier.total_bytes, args.beam_arg),
-        evaluator_beam_args=config.evaluator_beam_args(earlier.total_bytes, args.beam_arg, args.intervals),
+        beam_args=config.default_beam_args(source.total_bytes, args.beam_arg),
+        evaluator_beam_args=config.evaluator_beam_args(source.total_bytes, args.beam_arg, args.intervals),
     )
-    return _run_pipeline(backfill_config, workdir, os.path.dirname(earlier.files[0]), time.monotonic(), out, err, log_hint, None)
+    return _run_pipeline(backfill_config, workdir, os.path.dirname(source.files[0]), time.monotonic(), out, err, log_hint, None)
 
 
 def _make_dirs(path: str) -> None:
