@@ -129,10 +129,10 @@ class EarlierSpan(NamedTuple):
 def _preflight(root: str, spans: List[int]) -> List[EarlierSpan]:
     """Each earlier span checked as a run's input is (a folder without a CSV file included),
     so that one bad late week neither stops the newest span's run nor forces it."""
-    checked = []
+    checked, folders = [], inputs.span_folders(root) if spans else {}
     for span in spans:
         try:
-            source = inputs.span_source(root, span)
+            source = inputs.span_source(root, span, folders)
             inputs.check(source)
             checked.append(EarlierSpan(span, source, None))
         except inputs.InputError as e:

@@ -106,9 +106,10 @@ def resolve(path: str) -> DataSource:
     return DataSource(root, pattern, files, sum(os.path.getsize(f) for f in files), span)
 
 
-def span_source(root: str, span: int) -> DataSource:
-    """One span of a folder of span folders (a backfill ingests it by number)."""
-    spans = span_folders(root)
+def span_source(root: str, span: int, spans: Optional[dict] = None) -> DataSource:
+    """One span of a folder of span folders (a backfill ingests it by number); `spans`, the
+    folders `span_folders` listed, when the caller looks at several spans of one root."""
+    spans = span_folders(root) if spans is None else spans
     files = _data_files(spans[span])
     if not files:
         raise InputError(f"{spans[span]}: the span's folder holds no CSV file")
