@@ -112,6 +112,45 @@ def test_an_unresolved_span_pattern_is_resolved_in_the_executor(tmp_path):
     assert fingerprinted["span"] == 0 and "num_files:1" in fingerprinted["input_fingerprint"]
 
 
+def test_a_clusters_span_pattern_reads_zero_padded_folders(tmp_path):
+    """A cluster spec is compiled before its data exists, so its pattern is `span-{SPAN}/*`
+    whatever the folders are called (kubeflow/runner.py). For the newest span, the only one a
+    cluster run ingests, TFX puts the matched folder's own digits back into the pattern (TFX
+    1.16, components/example_gen/utils.py, `_get_target_span_version`): span-01 ... span-12
+    are read as they are, by ExampleGen's executor and by the UpToDate task alike."""
+    import json
+
+    from tfx.proto import example_gen_pb2
+    from tfx.utils import proto_utils
+
+    from shopbusy.data.inputs import SPAN_PATTERN
+    from shopbusy.kubeflow import up_to_date
+
+    input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern=SPAN_PATTERN)])
+    input_config_json = proto_utils.proto_to_json(input_config)
+
+    def ingested():
+        """(span, pattern read, fingerprint) as the executor resolves them without a driver."""
+        resolved = columnar_csv_example_gen._resolve_span(
+            {standard_component_specs.INPUT_BASE_KEY: str(tmp_path), standard_component_specs.INPUT_CONFIG_KEY: input_config_json}
+        )
+        pattern = json.loads(resolved[standard_component_specs.INPUT_CONFIG_KEY])["splits"][0]["pattern"]
+        return resolved["span"], pattern, resolved["input_fingerprint"]
+
+    for span in (1, 3):
+        (tmp_path / f"span-{span:02d}").mkdir()
+        (tmp_path / f"span-{span:02d}" / "a.csv").write_text(CSV)
+    span, pattern, fingerprint = ingested()
+    assert (span, pattern) == (3, "span-03/*") and "num_files:1" in fingerprint  # not span-3/*
+
+    (tmp_path / "span-12").mkdir()
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / "span-12" / name).write_text(CSV)
+    span, pattern, fingerprint = ingested()
+    assert (span, pattern) == (12, "span-12/*") and "num_files:2" in fingerprint
+    assert up_to_date.newest_data(str(tmp_path), input_config_json) == (12, fingerprint)
+
+
 def test_the_same_csv_gives_the_same_bytes_in_another_process(tmp_path):
     """TFX splits by a hash of the serialized example: bytes that changed from process to
     process put the same CSV into different train/valid/eval splits on every run."""
