@@ -337,3 +337,44 @@ def test_autograph_leaves_keras_and_transform_code_as_written():
 
     rules = [str(rule) for rule in autograph_config.CONVERSION_RULES]
     assert len(rules) == len(set(rules))
+
+
+def test_the_trainer_reads_a_splits_records_in_one_order_whatever_order_they_were_written_in():
+    """ExampleGen reshuffles each split and a Beam runner keeps no order; the seeded
+    shuffle, the validation halves and the trees' folds go by position."""
+    import tensorflow as tf
+
+    from shopbusy.components.modules.model import _examples
+
+    n = 300
+    rng = np.random.default_rng(0)
+    inputs = {xf(k): rng.normal(size=(n, 1)).astype("float32") for k in features.NUMERIC_FEATURE_KEYS}
+    inputs.update({name: rng.integers(0, size, (n, 1)) for name, size in SIZES.items()})
+    labels = rng.integers(0, 2, n)
+    for values in (*inputs.values(), labels):
+        values[n // 2 :] = values[: n - n // 2]  # every row twice: identical rows may tie
+
+    class WrittenIn:
+        """A data accessor reading the rows in the order a run happened to write them."""
+
+        def __init__(self, order):
+            self.order = order
+
+        def tf_dataset_factory(self, file_pattern, options, schema):
+            rows = ({k: v[self.order] for k, v in inputs.items()}, labels[self.order])
+            return tf.data.Dataset.from_tensor_slices(rows).batch(options.batch_size)
+
+    no_transform = types.SimpleNamespace(transformed_metadata=types.SimpleNamespace(schema=None))
+    reads = []
+    for order in (np.arange(n), rng.permutation(n), rng.permutation(n)):
+        read = list(_examples("split-*", WrittenIn(order), no_transform).as_numpy_iterator())
+        reads.append(({k: np.stack([row[0][k] for row in read]) for k in inputs}, np.stack([row[1] for row in read])))
+    (first, first_labels), *others = reads
+    for columns, read_labels in others:
+        assert np.array_equal(read_labels, first_labels)
+        for key in inputs:
+            assert np.array_equal(columns[key], first[key]), key
+    # The same rows, and not in the order of any one column: alternate rows split at random.
+    assert sorted(first_labels.tolist()) == sorted(labels.tolist())
+    for key in inputs:
+        assert not np.all(np.diff(first[key][:, 0]) >= 0), key

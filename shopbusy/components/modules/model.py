@@ -262,7 +262,8 @@ def _compiled(model, learning_rate: float) -> keras.Model:
 
 
 def _examples(file_pattern, data_accessor, tf_transform_output):
-    """Transformed (features, label) examples, read and parsed once, then served from memory."""
+    """Transformed (features, label) examples, read and parsed once, held in memory in a
+    canonical order (`canonical_order`)."""
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(
@@ -273,13 +274,42 @@ def _examples(file_pattern, data_accessor, tf_transform_output):
         ),
         tf_transform_output.transformed_metadata.schema,
     )
-    return dataset.unbatch().cache()
+    columns, labels = {}, []
+    for batch, label in dataset.as_numpy_iterator():
+        for key, values in batch.items():
+            columns.setdefault(key, []).append(values)
+        labels.append(label)
+    columns = {key: np.concatenate(parts) for key, parts in columns.items()}
+    labels = np.concatenate(labels)
+    order = canonical_order(columns, labels)
+    return tf.data.Dataset.from_tensor_slices(({key: values[order] for key, values in columns.items()}, labels[order]))
+
+
+def canonical_order(columns: dict, labels: np.ndarray) -> np.ndarray:
+    """The rows' order by their values: a hash of each row first (so neighbours are
+    unrelated and alternate rows split the data at random), then the values themselves, so
+    that only identical rows tie.
+
+    TFX's ExampleGen reshuffles every split before writing it (TFX 1.16
+    components/example_gen/write_split.py, `beam.transforms.Reshuffle`), and no Beam runner
+    promises an order: the same records can come back in another order from one run to the
+    next (Beam's DirectRunner did on one of 35 benchmark runs; a distributed runner would
+    almost always). The seeded shuffle, the validation halves, the trees' sample and folds
+    all go by position, so without this a seeded run would repeat only as far as the
+    runner's order does. tf.data has no sort, hence numpy; pandas' row hash has a fixed key."""
+    import pandas as pd  # TFX's dependency; imported here, as only the Trainer needs it
+
+    if not len(labels):
+        return np.arange(0)
+    parts = [np.reshape(values, (len(labels), -1)) for _, values in sorted(columns.items())]
+    values = np.hstack([*parts, np.reshape(labels, (len(labels), -1))]).astype(np.float64)
+    row_hash = pd.util.hash_pandas_object(pd.DataFrame(values), index=False).to_numpy()
+    return np.lexsort([*values.T, row_hash])
 
 
 def _count(examples) -> int:
-    """Number of examples; the pass also fills the in-memory cache."""
-    sizes = examples.batch(READ_BATCH_SIZE).map(lambda _, label: tf.shape(label, out_type=tf.int64)[0])
-    return int(sizes.reduce(tf.constant(0, tf.int64), lambda total, size: total + size))
+    """Number of examples (they are held in memory: the count is known)."""
+    return int(examples.cardinality())
 
 
 @dataclasses.dataclass(frozen=True)
