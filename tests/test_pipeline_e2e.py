@@ -25,7 +25,7 @@ import tensorflow as tf
 import nbclient
 import nbformat
 
-from shopbusy.components.modules import features
+from shopbusy.components.modules import features, model
 from shopbusy.components.modules.features import CSV_COLUMNS, LABEL_KEY
 from shopbusy.pipeline import config
 from shopbusy.results import evaluation, metadata, runs
@@ -247,8 +247,9 @@ class TestLocalPipeline:
             assert exported["candidate"] == training["candidate"]
             assert exported.get("members", []) == training.get("members", [])
         # The candidates are judged on the choosing half of the validation rows (every other
-        # row, as the Trainer reads Transform's valid split: model.Validation); the pushed
-        # model, served those rows' raw examples, scores what history.json recorded.
+        # row of Transform's valid split in the Trainer's canonical order: model.Validation,
+        # model.canonical_order); the pushed model, served those rows' raw examples, scores
+        # what history.json recorded.
         import tensorflow_transform as tft
 
         def split_valid(artifact):
@@ -257,7 +258,10 @@ class TestLocalPipeline:
 
         spec = tft.TFTransformOutput(executions["Transform"].outputs["transform_graph"][0].uri).transformed_feature_spec()
         rows = tf.io.parse_example(split_valid(executions["Transform"].outputs["transformed_examples"][0].uri), spec)
-        labels = rows[features.transformed_name(LABEL_KEY)].numpy().reshape(-1)
+        label_name = features.transformed_name(LABEL_KEY)
+        labels = rows[label_name].numpy().reshape(-1)
+        order = model.canonical_order({name: values.numpy() for name, values in rows.items() if name != label_name}, labels)
+        rows, labels = {name: tf.gather(values, order) for name, values in rows.items()}, labels[order]
         served = tf.saved_model.load(destination)
         # Each choosing row's raw example: the one the served Transform layer turns into it
         # (Transform's output need not keep ExampleGen's order; equal rows score equally).
